@@ -35,21 +35,24 @@ fn machine_id() -> Option<String> {
         .or_else(|| machine_uid::get().ok().and_then(valid))
 }
 
-/// Serials of fixed disks: SCSI/SATA (`device/serial`), virtio (`serial`) and
-/// NVMe controllers. Removable, loop, RAM and device-mapper devices are skipped.
+/// Serials of fixed disks: SCSI/SATA (`device/serial`) and NVMe controllers.
+/// Removable, loop, RAM and device-mapper devices are skipped, and so are
+/// paravirtual disks (virtio `vd*`, Xen `xvd*`): their "serial" is whatever the
+/// hypervisor's configuration says, identical across a fleet and copied with
+/// every clone (this workplace's VMs all report `overlayblk`).
 fn disk_serials() -> Vec<String> {
     let mut serials = Vec::new();
     if let Ok(entries) = fs::read_dir("/sys/block") {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if ["loop", "ram", "zram", "dm-", "sr", "md", "nbd", "nvme"].iter().any(|p| name.starts_with(p)) {
+            if ["loop", "ram", "zram", "dm-", "sr", "md", "nbd", "nvme", "vd", "xvd"].iter().any(|p| name.starts_with(p)) {
                 continue;
             }
             let dir = entry.path();
             if read_trimmed(&dir.join("removable")).as_deref() == Some("1") {
                 continue;
             }
-            if let Some(s) = read_trimmed(&dir.join("device/serial")).or_else(|| read_trimmed(&dir.join("serial"))) {
+            if let Some(s) = read_trimmed(&dir.join("device/serial")) {
                 serials.push(s);
             }
         }

@@ -35,7 +35,7 @@ const ID_DOMAIN: &[u8] = b"nodelock/v1/workstation-id";
 pub enum FingerprintError {
     /// Nothing on this machine tells it apart from any other.
     #[error(
-        "this machine has no identifier nodelock can use (no machine id, no SMBIOS UUID or board serial, no disk serial, no hardware network address); a license cannot be bound to it"
+        "this machine has no identifier nodelock can use (no machine id, no SMBIOS UUID or board serial, no disk serial, no hardware network address), so a license cannot be bound to it; send the output of `nodelock facts` to your vendor's support"
     )]
     NoIdentifier,
     /// A report file is not a fingerprint report.

@@ -53,10 +53,15 @@ pub fn is_placeholder(value: &str) -> bool {
     if alnum.is_empty() || TEMPLATES.contains(&lower.as_str()) {
         return true;
     }
-    if alnum.iter().all(|c| *c == alnum[0]) {
+    if alnum.iter().all(|c| *c == alnum[0]) || is_qemu_default_serial(&lower) {
         return true;
     }
     is_counting_run(&alnum)
+}
+
+/// QEMU gives every emulated IDE/SATA disk `QM00001`, `QM00002`, … on every VM.
+fn is_qemu_default_serial(lower: &str) -> bool {
+    lower.len() == 7 && lower.starts_with("qm") && lower[2..].chars().all(|c| c.is_ascii_digit())
 }
 
 /// `0123456789`, `123456789`, `1234567890` and the like: at least four digits,
@@ -162,7 +167,7 @@ mod tests {
     fn placeholders_are_missing() {
         for p in [
             "", "   ", ".........", "0", "00000000", "XXXXXXXXXX", "0123456789", "123456789", "1234567890",
-            "To Be Filled By O.E.M.", "Default string", "SYSTEM SERIAL NUMBER", "Not Specified", "N/A",
+            "To Be Filled By O.E.M.", "Default string", "SYSTEM SERIAL NUMBER", "Not Specified", "N/A", "QM00001", "qm00003",
             "None", "INVALID", "$(DEFAULT_STRING)", "#A123456789", "Type2 - Board Serial Number",
         ] {
             assert_eq!(serial(p), None, "{p:?} should be a placeholder");

@@ -1,0 +1,161 @@
+//! Exit codes, stable and documented in the README ("Exit codes"). Installers
+//! and scripts branch on them, so a number never changes meaning.
+
+use nodelock::crypto::{EnvelopeError, KeyError};
+use nodelock::facts::FactsError;
+use nodelock::fingerprint::FingerprintError;
+use nodelock::license::{Denial, LicenseError};
+use nodelock::store::StoreError;
+
+/// Every way the command can end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success; the license is granted; the binding holds.
+    Ok = 0,
+    /// `fingerprint compare`: the binding would not hold.
+    NoMatch = 1,
+    /// Bad command line (clap's own code).
+    #[allow(dead_code)]
+    Usage = 2,
+    /// Input that is not what it should be: unreadable, damaged, wrong kind, too large.
+    BadInput = 3,
+    /// The file system failed.
+    Io = 4,
+    /// This machine has no identifier.
+    NoIdentifier = 5,
+    /// The signature does not match.
+    BadSignature = 10,
+    /// Signed by a key that is not trusted.
+    UnknownSigner = 11,
+    /// For another product.
+    WrongProduct = 12,
+    /// Not valid yet.
+    NotYetValid = 13,
+    /// Expired.
+    Expired = 14,
+    /// Maintenance ended before this build.
+    MaintenanceEnded = 15,
+    /// Bound to another machine.
+    OtherMachine = 16,
+    /// The clock is earlier than a time already seen.
+    ClockSetBack = 17,
+    /// No license installed for the product.
+    NotFound = 18,
+    /// A newer license is installed.
+    OlderLicense = 19,
+    /// A file that must not be overwritten exists.
+    Exists = 20,
+}
+
+impl Exit {
+    /// The stable string code in `--json` errors.
+    pub fn code(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::NoMatch => "no-match",
+            Exit::Usage => "usage",
+            Exit::BadInput => "bad-input",
+            Exit::Io => "io",
+            Exit::NoIdentifier => "no-identifier",
+            Exit::BadSignature => "bad-signature",
+            Exit::UnknownSigner => "unknown-signer",
+            Exit::WrongProduct => "wrong-product",
+            Exit::NotYetValid => "not-yet-valid",
+            Exit::Expired => "expired",
+            Exit::MaintenanceEnded => "maintenance-ended",
+            Exit::OtherMachine => "other-machine",
+            Exit::ClockSetBack => "clock-set-back",
+            Exit::NotFound => "not-found",
+            Exit::OlderLicense => "older-license",
+            Exit::Exists => "exists",
+        }
+    }
+}
+
+/// A failure: an exit code and one sentence saying what is wrong and what to do.
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(exit: Exit, message: impl Into<String>) -> CliError {
+        CliError { exit, message: message.into() }
+    }
+}
+
+impl From<EnvelopeError> for CliError {
+    fn from(e: EnvelopeError) -> CliError {
+        let exit = match e {
+            EnvelopeError::Io { .. } => Exit::Io,
+            EnvelopeError::BadSignature => Exit::BadSignature,
+            EnvelopeError::UnknownSigner(_) => Exit::UnknownSigner,
+            _ => Exit::BadInput,
+        };
+        CliError::new(exit, e.to_string())
+    }
+}
+
+impl From<KeyError> for CliError {
+    fn from(e: KeyError) -> CliError {
+        let exit = match e {
+            KeyError::Io { .. } | KeyError::Random(_) => Exit::Io,
+            KeyError::Exists { .. } => Exit::Exists,
+            KeyError::BadSignature | KeyError::HighS => Exit::BadSignature,
+            _ => Exit::BadInput,
+        };
+        CliError::new(exit, e.to_string())
+    }
+}
+
+impl From<FactsError> for CliError {
+    fn from(e: FactsError) -> CliError {
+        let exit = if matches!(e, FactsError::Io { .. }) { Exit::Io } else { Exit::BadInput };
+        CliError::new(exit, e.to_string())
+    }
+}
+
+impl From<FingerprintError> for CliError {
+    fn from(e: FingerprintError) -> CliError {
+        let exit = if matches!(e, FingerprintError::NoIdentifier) { Exit::NoIdentifier } else { Exit::BadInput };
+        CliError::new(exit, e.to_string())
+    }
+}
+
+impl From<Denial> for CliError {
+    fn from(d: Denial) -> CliError {
+        let exit = match d {
+            Denial::WrongProduct { .. } => Exit::WrongProduct,
+            Denial::OtherMachine { .. } => Exit::OtherMachine,
+            Denial::ClockSetBack { .. } => Exit::ClockSetBack,
+            Denial::NotYetValid { .. } => Exit::NotYetValid,
+            Denial::Expired { .. } => Exit::Expired,
+            Denial::MaintenanceEnded { .. } => Exit::MaintenanceEnded,
+        };
+        CliError::new(exit, d.to_string())
+    }
+}
+
+impl From<LicenseError> for CliError {
+    fn from(e: LicenseError) -> CliError {
+        match e {
+            LicenseError::Envelope(e) => e.into(),
+            LicenseError::Fingerprint(e) => e.into(),
+            other => CliError::new(Exit::BadInput, other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> CliError {
+        match e {
+            StoreError::License(e) => e.into(),
+            StoreError::Denied(d) => d.into(),
+            StoreError::Io { .. } => CliError::new(Exit::Io, e.to_string()),
+            StoreError::NotFound { .. } => CliError::new(Exit::NotFound, e.to_string()),
+            StoreError::Older { .. } => CliError::new(Exit::OlderLicense, e.to_string()),
+            StoreError::NoTrustRoots => CliError::new(Exit::UnknownSigner, e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Presentation: one JSON object on stdout with `--json`, plain sentences
+//! otherwise. Text that came from a document (customer, product) is sanitised
+//! before it reaches a terminal. A closed pipe ends output quietly.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use super::exit::{CliError, Exit};
+
+/// What a command produced.
+pub struct Outcome {
+    /// Lines for a person.
+    pub human: String,
+    /// The `--json` result (the `ok` field is added here).
+    pub json: Value,
+    /// Usually `Exit::Ok`; `fingerprint compare` also ends with `NoMatch`.
+    pub exit: Exit,
+    /// Said on stderr in human mode (warnings, next steps).
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    pub fn new(human: impl Into<String>, json: Value) -> Outcome {
+        Outcome { human: human.into(), json, exit: Exit::Ok, notes: Vec::new() }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Outcome {
+        self.notes.push(note.into());
+        self
+    }
+}
+
+/// Replaces control characters so that a hostile document cannot drive the terminal.
+pub fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn write_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Prints a result and returns its exit code.
+pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
+    match result {
+        Ok(outcome) => {
+            if json_mode {
+                let mut value = outcome.json;
+                if let Value::Object(map) = &mut value {
+                    map.insert("ok".into(), Value::Bool(outcome.exit == Exit::Ok));
+                }
+                write_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()));
+            } else {
+                if !outcome.human.is_empty() {
+                    write_stdout(&format!("{}\n", outcome.human.trim_end()));
+                }
+                for note in &outcome.notes {
+                    write_stderr(&format!("{}\n", note.trim_end()));
+                }
+            }
+            outcome.exit
+        }
+        Err(err) => {
+            if json_mode {
+                let value = json!({
+                    "ok": false,
+                    "error": { "code": err.exit.code(), "exit": err.exit as i32, "message": err.message }
+                });
+                write_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()));
+            }
+            write_stderr(&format!("nodelock: {}\n", clean(&err.message)));
+            err.exit
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Workstation commands: fingerprint, facts, verify, import, status, check, trust.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use nodelock::clock;
+use nodelock::crypto::envelope::{self, DocumentKind};
+use nodelock::crypto::{Keyring, PublicKey};
+use nodelock::facts::Facts;
+use nodelock::fingerprint::{self, ComponentOutcome, Fingerprint, Report, Verdict};
+use nodelock::license::{self, CheckContext, Grant};
+use nodelock::store::{ImportOutcome, Store};
+
+use super::exit::{CliError, Exit};
+use super::output::{Outcome, clean};
+use super::overrides;
+use super::{CheckArgs, ImportArgs, KeysArg, StoreArg, VerifyArgs};
+
+fn current_fingerprint() -> Result<Fingerprint, CliError> {
+    Ok(Fingerprint::from_facts(&overrides::current_facts()?)?)
+}
+
+pub fn fingerprint(facts: Option<&Path>) -> Result<Outcome, CliError> {
+    let facts = match facts {
+        Some(path) => Facts::load(path)?,
+        None => overrides::current_facts()?,
+    };
+    let report = Fingerprint::from_facts(&facts)?.report();
+    let json = serde_json::to_value(&report).unwrap_or_default();
+    let mut outcome = Outcome::new(report.workstation_id.clone(), json);
+    if let Some(warning) = &report.warning {
+        outcome = outcome.note(format!("warning: {warning}"));
+    }
+    Ok(outcome)
+}
+
+fn load_report(path: &Path) -> Result<Fingerprint, CliError> {
+    let origin = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+    if meta.len() > 1024 * 1024 {
+        return Err(CliError::new(Exit::BadInput, format!("{origin} is too large to be a fingerprint report")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+    Ok(Report::from_json(&bytes, &origin)?.fingerprint(&origin)?)
+}
+
+pub fn compare(bound: &Path, current: &Path) -> Result<Outcome, CliError> {
+    let report = fingerprint::compare(&load_report(bound)?, &load_report(current)?, true);
+    let mut human = String::new();
+    for c in &report.components {
+        let what = match c.outcome {
+            ComponentOutcome::Matched => "matched",
+            ComponentOutcome::Changed => "changed",
+            ComponentOutcome::Unknown => "unknown",
+        };
+        let counts = if c.bound > 1 || c.current > 1 {
+            format!(" ({} of {} bound present; {} now)", c.matched, c.bound, c.current)
+        } else {
+            String::new()
+        };
+        let class = serde_json::to_value(c.class).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        human.push_str(&format!("{:<13} {:<13} {what}{counts}\n", c.name.as_str(), class));
+    }
+    let holds = report.verdict == Verdict::Holds;
+    human.push_str(&format!(
+        "{}: {}\n",
+        if holds { "holds" } else { "does not hold" },
+        report.reason
+    ));
+    let mut outcome = Outcome::new(human, serde_json::to_value(&report).unwrap_or_default());
+    if let Some(w) = &report.warning {
+        outcome = outcome.note(format!("warning: {w}"));
+    }
+    outcome.exit = if holds { Exit::Ok } else { Exit::NoMatch };
+    Ok(outcome)
+}
+
+pub fn facts() -> Result<Outcome, CliError> {
+    let facts = overrides::current_facts()?;
+    let json = serde_json::to_value(&facts).unwrap_or_default();
+    Ok(Outcome::new(facts.to_json(), json).note(
+        "note: this snapshot contains this machine's raw hardware serials; send it only to your vendor's support",
+    ))
+}
+
+fn keyring(keys: &KeysArg, store: Option<&Store>) -> Result<Keyring, CliError> {
+    let mut ring = Keyring::new();
+    for path in &keys.pubkeys {
+        ring.add(PublicKey::load(path)?);
+    }
+    if ring.is_empty()
+        && let Some(store) = store
+    {
+        ring = store.trust_roots()?;
+    }
+    if ring.is_empty() {
+        return Err(nodelock::store::StoreError::NoTrustRoots.into());
+    }
+    Ok(ring)
+}
+
+fn parse_date(text: Option<&str>) -> Result<Option<clock::Timestamp>, CliError> {
+    text.map(|t| clock::parse_start(t).map_err(|e| CliError::new(Exit::Usage, e.to_string()))).transpose()
+}
+
+fn grant_human(grant: &Grant) -> String {
+    let mut s = format!(
+        "license {} grants {} ({})",
+        clean(&grant.license_id),
+        clean(&grant.product),
+        grant.kind.as_str()
+    );
+    if let Some(c) = &grant.customer {
+        s.push_str(&format!(" to {}", clean(c)));
+    }
+    match (&grant.expires_at, grant.days_left) {
+        (Some(at), Some(days)) => s.push_str(&format!("; expires {at} ({days} days left)")),
+        _ => s.push_str("; does not expire"),
+    }
+    if let Some(m) = &grant.maintenance_until {
+        s.push_str(&format!("; maintenance until {m}"));
+    }
+    if !grant.features.is_empty() {
+        s.push_str(&format!("; features: {}", clean(&grant.features.join(", "))));
+    }
+    s
+}
+
+fn grant_outcome(grant: Grant, json: serde_json::Value) -> Outcome {
+    let warning = grant.warning.clone();
+    let outcome = Outcome::new(grant_human(&grant), json);
+    match warning {
+        Some(w) => outcome.note(format!("warning: {w}")),
+        None => outcome,
+    }
+}
+
+pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open().ok();
+    let ring = keyring(&args.keys, store.as_ref())?;
+    let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
+    let verified = license::verify(&bytes, &ring)?;
+    let current = current_fingerprint()?;
+    let ctx = CheckContext {
+        product: args.product.as_deref(),
+        current: &current,
+        now: overrides::now()?,
+        build_date: parse_date(args.build_date.as_deref())?,
+        watermark: store.as_ref().and_then(Store::watermark),
+    };
+    let grant = license::check(&verified, &ctx)?;
+    let json = json!({ "grant": grant, "signer": verified.signer().to_string() });
+    Ok(grant_outcome(grant, json))
+}
+
+pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open()?;
+    let ring = keyring(&args.keys, Some(&store))?;
+    let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
+    let current = current_fingerprint()?;
+    let outcome = store.import(&bytes, &ring, &current, overrides::now()?)?;
+    for key in ring.keys() {
+        store.add_trust_root(key)?;
+    }
+    let json = serde_json::to_value(&outcome).unwrap_or_default();
+    let (grant, what) = match outcome {
+        ImportOutcome::Installed { grant, replaced: Some(old) } => {
+            (grant, format!("imported into {}, replacing license {}", store.root().display(), clean(&old)))
+        }
+        ImportOutcome::Installed { grant, replaced: None } => (grant, format!("imported into {}", store.root().display())),
+        ImportOutcome::AlreadyInstalled { grant } => (grant, "already installed; nothing changed".to_owned()),
+    };
+    let mut out = grant_outcome(grant, json);
+    out.human = format!("{}\n{what}", out.human);
+    Ok(out)
+}
+
+pub fn status(args: &StoreArg) -> Result<Outcome, CliError> {
+    let store = args.open()?;
+    let ring = store.trust_roots()?;
+    let current = current_fingerprint()?;
+    let entries = store.status(&ring, &current, overrides::now()?)?;
+    let mut human = String::new();
+    if entries.is_empty() {
+        human.push_str(&format!("no licenses installed in {}", store.root().display()));
+    }
+    for e in &entries {
+        let days = e.days_left.map(|d| format!(", {d} days left")).unwrap_or_default();
+        human.push_str(&format!(
+            "{}  {}  {}{days}: {}\n",
+            clean(e.license_id.as_deref().unwrap_or("-")),
+            clean(&e.product),
+            e.state,
+            clean(&e.message)
+        ));
+    }
+    let json = json!({ "store": store.root().display().to_string(), "licenses": entries });
+    Ok(Outcome::new(human, json))
+}
+
+pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open()?;
+    let ring = keyring(&args.keys, Some(&store))?;
+    let current = current_fingerprint()?;
+    let grant = store.check(&args.product, &ring, &current, overrides::now()?, parse_date(args.build_date.as_deref())?)?;
+    let json = json!({ "grant": grant });
+    Ok(grant_outcome(grant, json))
+}
+
+pub fn trust_add(key: &Path, store: &StoreArg) -> Result<Outcome, CliError> {
+    let store = store.open()?;
+    let key = PublicKey::load(key)?;
+    let added = store.add_trust_root(&key)?;
+    let human = if added {
+        format!("now trusting vendor key {}", key.id())
+    } else {
+        format!("vendor key {} was already trusted", key.id())
+    };
+    Ok(Outcome::new(human, json!({ "key_id": key.id().to_string(), "added": added })))
+}
+
+pub fn trust_list(store: &StoreArg) -> Result<Outcome, CliError> {
+    let store = store.open()?;
+    let ring = store.trust_roots()?;
+    let ids: Vec<String> = ring.keys().iter().map(|k| k.id().to_string()).collect();
+    let human = if ids.is_empty() { "no vendor keys trusted".to_owned() } else { ids.join("\n") };
+    Ok(Outcome::new(human, json!({ "key_ids": ids })))
+}
