@@ -59,7 +59,10 @@ impl Checker {
 
     /// Also trusts another vendor key (key rotation).
     pub fn also_trust(mut self, vendor_public_key_pem: &str) -> Result<Checker, CheckError> {
-        self.keyring.add(PublicKey::from_spki_pem(vendor_public_key_pem, "a compiled-in vendor key")?);
+        self.keyring.add(PublicKey::from_spki_pem(
+            vendor_public_key_pem,
+            "a compiled-in vendor key",
+        )?);
         Ok(self)
     }
 
@@ -92,6 +95,12 @@ impl Checker {
     pub fn check(&self, product: &str) -> Result<Grant, CheckError> {
         let store = self.store.as_ref().ok_or(CheckError::NoStore)?;
         let current = Fingerprint::from_facts(&self.source.facts()?)?;
-        Ok(store.check(product, &self.keyring, &current, self.clock.now(), self.build_date)?)
+        Ok(store.check(
+            product,
+            &self.keyring,
+            &current,
+            self.clock.now(),
+            self.build_date,
+        )?)
     }
 }

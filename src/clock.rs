@@ -67,8 +67,7 @@ fn parse(text: &str, end_of_day: bool) -> Result<Timestamp, TimeError> {
         return Ok(instant.unix_timestamp());
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date =
-        Date::parse(text, &format).map_err(|_| TimeError::Unparsable(text.to_owned()))?;
+    let date = Date::parse(text, &format).map_err(|_| TimeError::Unparsable(text.to_owned()))?;
     let start = date.midnight().assume_utc().unix_timestamp();
     Ok(if end_of_day { start + DAY } else { start })
 }

@@ -67,7 +67,11 @@ pub fn is_valid(canonical: &str) -> bool {
 /// Groups characters in fours with dashes (`ABCD-EFGH-J`).
 pub fn group(code: &str) -> String {
     let chars: Vec<char> = code.chars().collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 #[cfg(test)]

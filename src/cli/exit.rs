@@ -81,7 +81,10 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(exit: Exit, message: impl Into<String>) -> CliError {
-        CliError { exit, message: message.into() }
+        CliError {
+            exit,
+            message: message.into(),
+        }
     }
 }
 
@@ -111,14 +114,22 @@ impl From<KeyError> for CliError {
 
 impl From<FactsError> for CliError {
     fn from(e: FactsError) -> CliError {
-        let exit = if matches!(e, FactsError::Io { .. }) { Exit::Io } else { Exit::BadInput };
+        let exit = if matches!(e, FactsError::Io { .. }) {
+            Exit::Io
+        } else {
+            Exit::BadInput
+        };
         CliError::new(exit, e.to_string())
     }
 }
 
 impl From<FingerprintError> for CliError {
     fn from(e: FingerprintError) -> CliError {
-        let exit = if matches!(e, FingerprintError::NoIdentifier) { Exit::NoIdentifier } else { Exit::BadInput };
+        let exit = if matches!(e, FingerprintError::NoIdentifier) {
+            Exit::NoIdentifier
+        } else {
+            Exit::BadInput
+        };
         CliError::new(exit, e.to_string())
     }
 }

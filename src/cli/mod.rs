@@ -82,7 +82,12 @@ impl StoreArg {
             .clone()
             .or_else(Store::default_location)
             .map(Store::open)
-            .ok_or_else(|| CliError::new(Exit::Io, "no per-user data directory is known here; pass --store DIR"))
+            .ok_or_else(|| {
+                CliError::new(
+                    Exit::Io,
+                    "no per-user data directory is known here; pass --store DIR",
+                )
+            })
     }
 }
 
@@ -150,6 +155,10 @@ enum TrustCommand {
 }
 
 #[derive(Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; boxing buys nothing"
+)]
 enum VendorCommand {
     /// Make a vendor signing key pair: DIR/vendor.key (PKCS#8, owner-only) and DIR/vendor.pub (SPKI).
     Keygen {

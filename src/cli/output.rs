@@ -22,7 +22,12 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(human: impl Into<String>, json: Value) -> Outcome {
-        Outcome { human: human.into(), json, exit: Exit::Ok, notes: Vec::new() }
+        Outcome {
+            human: human.into(),
+            json,
+            exit: Exit::Ok,
+            notes: Vec::new(),
+        }
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Outcome {
@@ -33,7 +38,9 @@ impl Outcome {
 
 /// Replaces control characters so that a hostile document cannot drive the terminal.
 pub fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn write_stdout(text: &str) {
@@ -54,7 +61,10 @@ pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
                 if let Value::Object(map) = &mut value {
                     map.insert("ok".into(), Value::Bool(outcome.exit == Exit::Ok));
                 }
-                write_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()));
+                write_stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                ));
             } else {
                 if !outcome.human.is_empty() {
                     write_stdout(&format!("{}\n", outcome.human.trim_end()));
@@ -71,7 +81,10 @@ pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
                     "ok": false,
                     "error": { "code": err.exit.code(), "exit": err.exit as i32, "message": err.message }
                 });
-                write_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()));
+                write_stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                ));
             }
             write_stderr(&format!("nodelock: {}\n", clean(&err.message)));
             err.exit

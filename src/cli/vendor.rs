@@ -36,7 +36,12 @@ pub fn keygen(dir: &Path, force: bool) -> Result<Outcome, CliError> {
 
 fn date(text: Option<&str>, end: bool) -> Result<Option<clock::Timestamp>, CliError> {
     text.map(|t| {
-        if end { clock::parse_end(t) } else { clock::parse_start(t) }.map_err(|e| CliError::new(Exit::Usage, e.to_string()))
+        if end {
+            clock::parse_end(t)
+        } else {
+            clock::parse_start(t)
+        }
+        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))
     })
     .transpose()
 }
@@ -44,7 +49,8 @@ fn date(text: Option<&str>, end: bool) -> Result<Option<clock::Timestamp>, CliEr
 pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let key = PrivateKey::load(&args.signing_key)?;
     let origin = args.fingerprint.display().to_string();
-    let bytes = std::fs::read(&args.fingerprint).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+    let bytes = std::fs::read(&args.fingerprint)
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
     let report = nodelock::fingerprint::Report::from_json(&bytes, &origin)?;
     let fingerprint = report.fingerprint(&origin)?;
     let expires_at = date(args.expires.as_deref(), true)?;
@@ -58,7 +64,12 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let terms = Terms {
         product: args.product.clone(),
         kind,
-        features: args.features.iter().map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect(),
+        features: args
+            .features
+            .iter()
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect(),
         customer: args.customer.clone(),
         entitlement: None,
         not_before: date(args.not_before.as_deref(), false)?,

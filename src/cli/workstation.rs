@@ -37,11 +37,16 @@ pub fn fingerprint(facts: Option<&Path>) -> Result<Outcome, CliError> {
 
 fn load_report(path: &Path) -> Result<Fingerprint, CliError> {
     let origin = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
     if meta.len() > 1024 * 1024 {
-        return Err(CliError::new(Exit::BadInput, format!("{origin} is too large to be a fingerprint report")));
+        return Err(CliError::new(
+            Exit::BadInput,
+            format!("{origin} is too large to be a fingerprint report"),
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
     Ok(Report::from_json(&bytes, &origin)?.fingerprint(&origin)?)
 }
 
@@ -59,7 +64,10 @@ pub fn compare(bound: &Path, current: &Path) -> Result<Outcome, CliError> {
         } else {
             String::new()
         };
-        let class = serde_json::to_value(c.class).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let class = serde_json::to_value(c.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         human.push_str(&format!("{:<13} {:<13} {what}{counts}\n", c.name.as_str(), class));
     }
     let holds = report.verdict == Verdict::Holds;
@@ -101,7 +109,8 @@ fn keyring(keys: &KeysArg, store: Option<&Store>) -> Result<Keyring, CliError> {
 }
 
 fn parse_date(text: Option<&str>) -> Result<Option<clock::Timestamp>, CliError> {
-    text.map(|t| clock::parse_start(t).map_err(|e| CliError::new(Exit::Usage, e.to_string()))).transpose()
+    text.map(|t| clock::parse_start(t).map_err(|e| CliError::new(Exit::Usage, e.to_string())))
+        .transpose()
 }
 
 fn grant_human(grant: &Grant) -> String {
@@ -165,10 +174,21 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     }
     let json = serde_json::to_value(&outcome).unwrap_or_default();
     let (grant, what) = match outcome {
-        ImportOutcome::Installed { grant, replaced: Some(old) } => {
-            (grant, format!("imported into {}, replacing license {}", store.root().display(), clean(&old)))
-        }
-        ImportOutcome::Installed { grant, replaced: None } => (grant, format!("imported into {}", store.root().display())),
+        ImportOutcome::Installed {
+            grant,
+            replaced: Some(old),
+        } => (
+            grant,
+            format!(
+                "imported into {}, replacing license {}",
+                store.root().display(),
+                clean(&old)
+            ),
+        ),
+        ImportOutcome::Installed {
+            grant,
+            replaced: None,
+        } => (grant, format!("imported into {}", store.root().display())),
         ImportOutcome::AlreadyInstalled { grant } => (grant, "already installed; nothing changed".to_owned()),
     };
     let mut out = grant_outcome(grant, json);
@@ -186,7 +206,10 @@ pub fn status(args: &StoreArg) -> Result<Outcome, CliError> {
         human.push_str(&format!("no licenses installed in {}", store.root().display()));
     }
     for e in &entries {
-        let days = e.days_left.map(|d| format!(", {d} days left")).unwrap_or_default();
+        let days = e
+            .days_left
+            .map(|d| format!(", {d} days left"))
+            .unwrap_or_default();
         human.push_str(&format!(
             "{}  {}  {}{days}: {}\n",
             clean(e.license_id.as_deref().unwrap_or("-")),
@@ -203,7 +226,13 @@ pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let ring = keyring(&args.keys, Some(&store))?;
     let current = current_fingerprint()?;
-    let grant = store.check(&args.product, &ring, &current, overrides::now()?, parse_date(args.build_date.as_deref())?)?;
+    let grant = store.check(
+        &args.product,
+        &ring,
+        &current,
+        overrides::now()?,
+        parse_date(args.build_date.as_deref())?,
+    )?;
     let json = json!({ "grant": grant });
     Ok(grant_outcome(grant, json))
 }
@@ -217,13 +246,20 @@ pub fn trust_add(key: &Path, store: &StoreArg) -> Result<Outcome, CliError> {
     } else {
         format!("vendor key {} was already trusted", key.id())
     };
-    Ok(Outcome::new(human, json!({ "key_id": key.id().to_string(), "added": added })))
+    Ok(Outcome::new(
+        human,
+        json!({ "key_id": key.id().to_string(), "added": added }),
+    ))
 }
 
 pub fn trust_list(store: &StoreArg) -> Result<Outcome, CliError> {
     let store = store.open()?;
     let ring = store.trust_roots()?;
     let ids: Vec<String> = ring.keys().iter().map(|k| k.id().to_string()).collect();
-    let human = if ids.is_empty() { "no vendor keys trusted".to_owned() } else { ids.join("\n") };
+    let human = if ids.is_empty() {
+        "no vendor keys trusted".to_owned()
+    } else {
+        ids.join("\n")
+    };
     Ok(Outcome::new(human, json!({ "key_ids": ids })))
 }

@@ -11,7 +11,10 @@ use super::envelope::{DocumentKind, EnvelopeError};
 /// 64-column lines).
 pub fn encode(kind: DocumentKind, envelope: &[u8]) -> String {
     let pem = pem::Pem::new(kind.label(), envelope);
-    pem::encode_config(&pem, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
+    pem::encode_config(
+        &pem,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// An armored block found in text.
@@ -48,7 +51,9 @@ pub fn find_block(input: &[u8]) -> Result<Option<Block>, EnvelopeError> {
             ended = true;
             break;
         }
-        let line = line.trim().trim_start_matches(|c: char| c == '>' || c.is_whitespace());
+        let line = line
+            .trim()
+            .trim_start_matches(|c: char| c == '>' || c.is_whitespace());
         if line.contains(':') {
             continue; // an RFC 1421 header line; nodelock writes none
         }
@@ -67,13 +72,18 @@ pub fn find_block(input: &[u8]) -> Result<Option<Block>, EnvelopeError> {
     clean.push_str(&format!("-----END {label}-----\n"));
     let pem = pem::parse(clean.as_bytes())
         .map_err(|_| EnvelopeError::Armor("the base64 body is not valid".into()))?;
-    Ok(Some(Block { label, bytes: pem.into_contents() }))
+    Ok(Some(Block {
+        label,
+        bytes: pem.into_contents(),
+    }))
 }
 
 /// If `line` is a `BEGIN`/`END` marker line (any number of dashes, possibly
 /// indented or quoted), returns its label.
 fn marker(line: &str, word: &str) -> Option<String> {
-    let line = line.trim().trim_start_matches(|c: char| c == '>' || c.is_whitespace());
+    let line = line
+        .trim()
+        .trim_start_matches(|c: char| c == '>' || c.is_whitespace());
     let rest = line.trim_start_matches('-').strip_prefix(word)?;
     let label = rest.trim_end_matches('-').trim();
     (label.starts_with("NODELOCK") || word == "END ").then(|| label.to_owned())
@@ -101,7 +111,11 @@ mod tests {
             let rest: Vec<_> = lines.collect();
             let (end, body) = rest.split_last().unwrap();
             let joined: String = body.concat();
-            let wrapped: Vec<String> = joined.as_bytes().chunks(50).map(|c| String::from_utf8_lossy(c).into()).collect();
+            let wrapped: Vec<String> = joined
+                .as_bytes()
+                .chunks(50)
+                .map(|c| String::from_utf8_lossy(c).into())
+                .collect();
             format!("{begin}\n{}\n{end}\n", wrapped.join("\n"))
         };
         let surrounded = format!("Hello,\nhere is your license:\n\n{text}\nRegards,\nSupport\n");
@@ -122,7 +136,11 @@ mod tests {
 
     #[test]
     fn text_without_a_block_is_none() {
-        assert!(find_block(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").unwrap().is_none());
+        assert!(
+            find_block(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .unwrap()
+                .is_none()
+        );
         assert!(find_block(&[0xff, 0xfe, 0x00]).unwrap().is_none());
     }
 }

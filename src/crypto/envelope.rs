@@ -109,7 +109,9 @@ pub enum EnvelopeError {
         expected: DocumentKind,
     },
     /// Larger than any real document; nothing was decoded.
-    #[error("the input is larger than {limit} bytes, far more than any nodelock document; it is not a {expected}")]
+    #[error(
+        "the input is larger than {limit} bytes, far more than any nodelock document; it is not a {expected}"
+    )]
     TooLarge {
         /// The cap.
         limit: usize,
@@ -145,7 +147,9 @@ pub enum EnvelopeError {
     #[error("the document is damaged or truncated ({0}); ask for the file again")]
     Malformed(String),
     /// Signed by a key that is not in the keyring.
-    #[error("the document is signed by key {0}, which is not a trusted vendor key; install the vendor's public key")]
+    #[error(
+        "the document is signed by key {0}, which is not a trusted vendor key; install the vendor's public key"
+    )]
     UnknownSigner(KeyId),
     /// The signature does not verify: the document was altered or forged.
     #[error("the signature does not match: the document was altered after signing or is forged")]
@@ -230,7 +234,10 @@ pub fn seal(kind: DocumentKind, payload: &[u8], key: &PrivateKey) -> Result<Vec<
 /// envelope bytes themselves.
 pub fn parse(input: &[u8], expected: DocumentKind) -> Result<SignedDocument, EnvelopeError> {
     if input.len() > MAX_DOCUMENT_BYTES {
-        return Err(EnvelopeError::TooLarge { limit: MAX_DOCUMENT_BYTES, expected });
+        return Err(EnvelopeError::TooLarge {
+            limit: MAX_DOCUMENT_BYTES,
+            expected,
+        });
     }
     if input.iter().all(u8::is_ascii_whitespace) {
         return Err(EnvelopeError::Empty { expected });
@@ -244,16 +251,24 @@ pub fn parse(input: &[u8], expected: DocumentKind) -> Result<SignedDocument, Env
             expected,
         })?;
         if kind != expected {
-            return Err(EnvelopeError::WrongKind { expected, found: kind });
+            return Err(EnvelopeError::WrongKind {
+                expected,
+                found: kind,
+            });
         }
         (Some(kind), block.bytes)
     };
     let doc = open(envelope)?;
     if label_kind.is_some_and(|k| k != doc.kind) {
-        return Err(EnvelopeError::Malformed("the armor label and the content disagree".into()));
+        return Err(EnvelopeError::Malformed(
+            "the armor label and the content disagree".into(),
+        ));
     }
     if doc.kind != expected {
-        return Err(EnvelopeError::WrongKind { expected, found: doc.kind });
+        return Err(EnvelopeError::WrongKind {
+            expected,
+            found: doc.kind,
+        });
     }
     Ok(doc)
 }
@@ -269,14 +284,30 @@ fn open(envelope: Vec<u8>) -> Result<SignedDocument, EnvelopeError> {
     let key_id = KeyId::from_slice(&key_id)
         .ok_or_else(|| EnvelopeError::Malformed(format!("key id is not {KEY_ID_LEN} bytes")))?;
     if signature.len() != SIGNATURE_LEN {
-        return Err(EnvelopeError::Malformed(format!("signature is not {SIGNATURE_LEN} bytes")));
+        return Err(EnvelopeError::Malformed(format!(
+            "signature is not {SIGNATURE_LEN} bytes"
+        )));
     }
-    let canonical = codec::encode(&Wire(magic, tag, key_id.0.to_vec(), payload.clone(), signature.clone()))
-        .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let canonical = codec::encode(&Wire(
+        magic,
+        tag,
+        key_id.0.to_vec(),
+        payload.clone(),
+        signature.clone(),
+    ))
+    .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     if canonical != envelope {
-        return Err(EnvelopeError::Malformed("the envelope is not in canonical form".into()));
+        return Err(EnvelopeError::Malformed(
+            "the envelope is not in canonical form".into(),
+        ));
     }
-    Ok(SignedDocument { kind, key_id, payload, signature, envelope })
+    Ok(SignedDocument {
+        kind,
+        key_id,
+        payload,
+        signature,
+        envelope,
+    })
 }
 
 impl SignedDocument {
@@ -297,7 +328,10 @@ impl SignedDocument {
 
     /// Verifies against the keyring key the envelope names.
     pub fn verify(self, keyring: &Keyring) -> Result<VerifiedDocument, EnvelopeError> {
-        let key = keyring.get(&self.key_id).ok_or(EnvelopeError::UnknownSigner(self.key_id))?.clone();
+        let key = keyring
+            .get(&self.key_id)
+            .ok_or(EnvelopeError::UnknownSigner(self.key_id))?
+            .clone();
         self.verify_with(&key)
     }
 
@@ -323,12 +357,20 @@ impl SignedDocument {
 /// Reads a document file, refusing files over [`MAX_DOCUMENT_BYTES`] without
 /// reading more than one byte past the cap.
 pub fn read_file(path: &Path, expected: DocumentKind) -> Result<Vec<u8>, EnvelopeError> {
-    let io = |source| EnvelopeError::Io { path: path.display().to_string(), source };
+    let io = |source| EnvelopeError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    file.take(MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(EnvelopeError::TooLarge { limit: MAX_DOCUMENT_BYTES, expected });
+        return Err(EnvelopeError::TooLarge {
+            limit: MAX_DOCUMENT_BYTES,
+            expected,
+        });
     }
     Ok(bytes)
 }
@@ -349,7 +391,10 @@ mod tests {
         let ring: Keyring = [key.public()].into_iter().collect();
         let text = armor::encode(DocumentKind::License, &env);
         for input in [env.clone(), text.into_bytes()] {
-            let doc = parse(&input, DocumentKind::License).unwrap().verify(&ring).unwrap();
+            let doc = parse(&input, DocumentKind::License)
+                .unwrap()
+                .verify(&ring)
+                .unwrap();
             assert_eq!(doc.payload(), b"\xa1avb1");
             assert_eq!(doc.envelope(), &env[..]);
         }
@@ -362,7 +407,10 @@ mod tests {
         wire.1 = DocumentKind::License.tag().to_owned();
         let forged = codec::encode(&wire).unwrap();
         let doc = parse(&forged, DocumentKind::License).unwrap();
-        assert!(matches!(doc.verify_with(&key.public()), Err(EnvelopeError::BadSignature)));
+        assert!(matches!(
+            doc.verify_with(&key.public()),
+            Err(EnvelopeError::BadSignature)
+        ));
     }
 
     #[test]
@@ -372,7 +420,10 @@ mod tests {
         for input in [env, text.into_bytes()] {
             assert!(matches!(
                 parse(&input, DocumentKind::License),
-                Err(EnvelopeError::WrongKind { found: DocumentKind::DeactivationReceipt, .. })
+                Err(EnvelopeError::WrongKind {
+                    found: DocumentKind::DeactivationReceipt,
+                    ..
+                })
             ));
         }
     }
@@ -389,14 +440,26 @@ mod tests {
     fn trailing_and_non_canonical_bytes_are_refused() {
         let (_, mut env) = sealed(DocumentKind::License);
         env.push(0x00);
-        assert!(matches!(parse(&env, DocumentKind::License), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(
+            parse(&env, DocumentKind::License),
+            Err(EnvelopeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn oversized_and_empty_inputs_are_refused_before_decoding() {
         let big = vec![b'A'; MAX_DOCUMENT_BYTES + 1];
-        assert!(matches!(parse(&big, DocumentKind::License), Err(EnvelopeError::TooLarge { .. })));
-        assert!(matches!(parse(b" \n", DocumentKind::License), Err(EnvelopeError::Empty { .. })));
-        assert!(matches!(parse(b"hello", DocumentKind::License), Err(EnvelopeError::NotADocument { .. })));
+        assert!(matches!(
+            parse(&big, DocumentKind::License),
+            Err(EnvelopeError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            parse(b" \n", DocumentKind::License),
+            Err(EnvelopeError::Empty { .. })
+        ));
+        assert!(matches!(
+            parse(b"hello", DocumentKind::License),
+            Err(EnvelopeError::NotADocument { .. })
+        ));
     }
 }

@@ -105,10 +105,12 @@ impl fmt::Debug for KeyId {
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Fills a fresh buffer from the operating system's random source.
@@ -146,11 +148,15 @@ impl PrivateKey {
     pub fn from_pkcs8_pem(text: &str, origin: &str) -> Result<PrivateKey, KeyError> {
         let text = clean_pem_text(text);
         if text.contains("BEGIN EC PRIVATE KEY") {
-            return Err(KeyError::Sec1PrivateKey { path: origin.to_owned() });
+            return Err(KeyError::Sec1PrivateKey {
+                path: origin.to_owned(),
+            });
         }
         SigningKey::from_pkcs8_pem(&text)
             .map(|inner| PrivateKey { inner })
-            .map_err(|_| KeyError::BadPrivateKey { path: origin.to_owned() })
+            .map_err(|_| KeyError::BadPrivateKey {
+                path: origin.to_owned(),
+            })
     }
 
     /// Reads a private key file (PKCS#8 PEM).
@@ -163,7 +169,9 @@ impl PrivateKey {
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
         self.inner
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| KeyError::BadPrivateKey { path: "<generated key>".into() })
+            .map_err(|_| KeyError::BadPrivateKey {
+                path: "<generated key>".into(),
+            })
     }
 
     /// The matching public key.
@@ -213,7 +221,9 @@ impl PublicKey {
     pub fn from_spki_pem(text: &str, origin: &str) -> Result<PublicKey, KeyError> {
         VerifyingKey::from_public_key_pem(&clean_pem_text(text))
             .map(PublicKey::from_verifying)
-            .map_err(|_| KeyError::BadPublicKey { path: origin.to_owned() })
+            .map_err(|_| KeyError::BadPublicKey {
+                path: origin.to_owned(),
+            })
     }
 
     /// Reads a public key file (SPKI PEM).
@@ -226,7 +236,9 @@ impl PublicKey {
     pub fn from_sec1(bytes: &[u8]) -> Result<PublicKey, KeyError> {
         VerifyingKey::from_sec1_bytes(bytes)
             .map(PublicKey::from_verifying)
-            .map_err(|_| KeyError::BadPublicKey { path: "SEC1 public key".into() })
+            .map_err(|_| KeyError::BadPublicKey {
+                path: "SEC1 public key".into(),
+            })
     }
 
     /// The compressed SEC1 point (33 bytes), the form documents carry.
@@ -322,7 +334,10 @@ fn clean_pem_text(text: &str) -> String {
 
 fn read_key_file(path: &Path) -> Result<String, KeyError> {
     let display = path.display().to_string();
-    let io = |source| KeyError::Io { path: display.clone(), source };
+    let io = |source| KeyError::Io {
+        path: display.clone(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > MAX_KEY_FILE {
         return Err(KeyError::TooLarge { path: display });
@@ -342,7 +357,9 @@ pub fn write_key_pair(dir: &Path, key: &PrivateKey, force: bool) -> Result<(), K
     let private_path = dir.join("vendor.key");
     let public_path = dir.join("vendor.pub");
     if !force && private_path.exists() {
-        return Err(KeyError::Exists { path: private_path.display().to_string() });
+        return Err(KeyError::Exists {
+            path: private_path.display().to_string(),
+        });
     }
     let pem = key.to_pkcs8_pem()?;
     crate::store::atomic::write_file(&private_path, pem.as_bytes(), true, !force)
@@ -377,7 +394,10 @@ mod tests {
         let high = Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
         let high = high.to_bytes();
         key.public().verify_raw(msg, &high).unwrap();
-        assert!(matches!(key.public().verify_strict(msg, &high), Err(KeyError::HighS)));
+        assert!(matches!(
+            key.public().verify_strict(msg, &high),
+            Err(KeyError::HighS)
+        ));
     }
 
     #[test]
@@ -386,7 +406,8 @@ mod tests {
         let pem = key.to_pkcs8_pem().unwrap();
         let again = PrivateKey::from_pkcs8_pem(&pem.replace('\n', "\r\n"), "t").unwrap();
         assert_eq!(again.public().id(), key.public().id());
-        let public = PublicKey::from_spki_pem(&format!("\u{feff}{}", key.public().to_spki_pem()), "t").unwrap();
+        let public =
+            PublicKey::from_spki_pem(&format!("\u{feff}{}", key.public().to_spki_pem()), "t").unwrap();
         assert_eq!(public, key.public());
         let sec1 = PublicKey::from_sec1(&key.public().to_sec1_compressed()).unwrap();
         assert_eq!(sec1.id(), key.public().id());

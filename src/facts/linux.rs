@@ -45,7 +45,12 @@ fn disk_serials() -> Vec<String> {
     if let Ok(entries) = fs::read_dir("/sys/block") {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if ["loop", "ram", "zram", "dm-", "sr", "md", "nbd", "nvme", "vd", "xvd"].iter().any(|p| name.starts_with(p)) {
+            if [
+                "loop", "ram", "zram", "dm-", "sr", "md", "nbd", "nvme", "vd", "xvd",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+            {
                 continue;
             }
             let dir = entry.path();
@@ -74,7 +79,9 @@ fn disk_serials() -> Vec<String> {
 /// often a virtual `ifb0` with a MAC that changes at every boot.
 fn interfaces() -> Vec<Interface> {
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir("/sys/class/net") else { return out };
+    let Ok(entries) = fs::read_dir("/sys/class/net") else {
+        return out;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let mac = mac_address::mac_address_by_name(&name)
@@ -87,7 +94,11 @@ fn interfaces() -> Vec<Interface> {
             continue;
         }
         let physical = entry.path().join("device").exists();
-        out.push(Interface { name: Some(name), mac: Some(mac), physical: Some(physical) });
+        out.push(Interface {
+            name: Some(name),
+            mac: Some(mac),
+            physical: Some(physical),
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out

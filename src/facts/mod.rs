@@ -150,7 +150,10 @@ impl Facts {
         struct Head {
             format: Option<String>,
         }
-        let malformed = |e: serde_json::Error| FactsError::Malformed { path: origin.to_owned(), reason: e.to_string() };
+        let malformed = |e: serde_json::Error| FactsError::Malformed {
+            path: origin.to_owned(),
+            reason: e.to_string(),
+        };
         let head: Head = serde_json::from_slice(text).map_err(malformed)?;
         match head.format.as_deref() {
             Some(FORMAT) => {}
@@ -167,7 +170,10 @@ impl Facts {
     /// Reads a snapshot file.
     pub fn load(path: &Path) -> Result<Facts, FactsError> {
         let display = path.display().to_string();
-        let io = |source| FactsError::Io { path: display.clone(), source };
+        let io = |source| FactsError::Io {
+            path: display.clone(),
+            source,
+        };
         if std::fs::metadata(path).map_err(io)?.len() > MAX_SNAPSHOT_BYTES {
             return Err(FactsError::TooLarge { path: display });
         }
@@ -253,8 +259,14 @@ mod tests {
     fn other_format_is_a_clear_error() {
         let err = Facts::from_json(br#"{"format":"nodelock-facts/2"}"#, "f.json").unwrap_err();
         assert!(err.to_string().contains("nodelock-facts/2"), "{err}");
-        assert!(matches!(Facts::from_json(b"[1,2", "f"), Err(FactsError::Malformed { .. })));
-        assert!(matches!(Facts::from_json(b"{}", "f"), Err(FactsError::WrongFormat { .. })));
+        assert!(matches!(
+            Facts::from_json(b"[1,2", "f"),
+            Err(FactsError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Facts::from_json(b"{}", "f"),
+            Err(FactsError::WrongFormat { .. })
+        ));
     }
 
     #[test]

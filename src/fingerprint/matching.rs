@@ -104,15 +104,28 @@ pub fn compare(bound: &Fingerprint, current: &Fingerprint, allow_clone_only: boo
         } else {
             ComponentOutcome::Changed
         };
-        components.push(ComponentMatch { name, class: name.class(), outcome, bound: b.len(), current: c.len(), matched });
+        components.push(ComponentMatch {
+            name,
+            class: name.class(),
+            outcome,
+            bound: b.len(),
+            current: c.len(),
+            matched,
+        });
     }
     let count = |outcome| {
-        components.iter().filter(|c| c.class == ComponentClass::Anchor && c.outcome == outcome).count()
+        components
+            .iter()
+            .filter(|c| c.class == ComponentClass::Anchor && c.outcome == outcome)
+            .count()
     };
     let anchors_matched = count(ComponentOutcome::Matched);
     let anchors_changed = count(ComponentOutcome::Changed);
     let identity = bound.identity();
-    let machine_id = components.iter().find(|c| c.name == ComponentName::MachineId).map(|c| c.outcome);
+    let machine_id = components
+        .iter()
+        .find(|c| c.name == ComponentName::MachineId)
+        .map(|c| c.outcome);
 
     let (verdict, reason) = match identity {
         Identity::Strong if anchors_matched >= 1 && anchors_matched > anchors_changed => (
@@ -157,7 +170,11 @@ mod tests {
     use crate::facts::{Facts, Interface};
 
     fn nic(name: &str, mac: &str) -> Interface {
-        Interface { name: Some(name.into()), mac: Some(mac.into()), physical: Some(true) }
+        Interface {
+            name: Some(name.into()),
+            mac: Some(mac.into()),
+            physical: Some(true),
+        }
     }
 
     fn machine(mid: &str, uuid: Option<&str>, disk: Option<&str>, macs: &[(&str, &str)]) -> Fingerprint {
@@ -171,7 +188,12 @@ mod tests {
 
     #[test]
     fn unknown_is_not_a_mismatch() {
-        let bound = machine("m1", Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"), Some("D1"), &[("e", "3c:52:82:aa:bb:cc")]);
+        let bound = machine(
+            "m1",
+            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+            Some("D1"),
+            &[("e", "3c:52:82:aa:bb:cc")],
+        );
         let user = machine("m1", None, Some("D1"), &[("e", "3c:52:82:aa:bb:cc")]);
         let r = compare(&bound, &user, true);
         assert_eq!(r.verdict, Verdict::Holds, "{}", r.reason);
@@ -180,8 +202,18 @@ mod tests {
 
     #[test]
     fn copied_machine_id_alone_never_passes_a_strong_binding() {
-        let bound = machine("m1", Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"), None, &[("e", "3c:52:82:aa:bb:cc")]);
-        let clone = machine("m1", Some("2c5f39cb-2fa1-11d2-883f-0016d3cca428"), None, &[("e", "3c:52:82:aa:bb:dd")]);
+        let bound = machine(
+            "m1",
+            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+            None,
+            &[("e", "3c:52:82:aa:bb:cc")],
+        );
+        let clone = machine(
+            "m1",
+            Some("2c5f39cb-2fa1-11d2-883f-0016d3cca428"),
+            None,
+            &[("e", "3c:52:82:aa:bb:dd")],
+        );
         let r = compare(&bound, &clone, true);
         assert_eq!(r.verdict, Verdict::Fails);
         assert_eq!(r.changed(), vec![ComponentName::ProductUuid, ComponentName::Mac]);
@@ -189,17 +221,40 @@ mod tests {
 
     #[test]
     fn more_changed_than_matched_fails() {
-        let bound = machine("m1", Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"), Some("D1"), &[("e", "3c:52:82:aa:bb:cc")]);
-        let moved_disk = machine("m2", Some("2c5f39cb-2fa1-11d2-883f-0016d3cca428"), Some("D1"), &[("e", "3c:52:82:aa:bb:dd")]);
+        let bound = machine(
+            "m1",
+            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+            Some("D1"),
+            &[("e", "3c:52:82:aa:bb:cc")],
+        );
+        let moved_disk = machine(
+            "m2",
+            Some("2c5f39cb-2fa1-11d2-883f-0016d3cca428"),
+            Some("D1"),
+            &[("e", "3c:52:82:aa:bb:dd")],
+        );
         assert_eq!(compare(&bound, &moved_disk, true).verdict, Verdict::Fails);
     }
 
     #[test]
     fn clone_only_binding_follows_policy() {
         let bound = machine("m1", None, None, &[]);
-        assert_eq!(compare(&bound, &machine("m1", None, None, &[]), true).verdict, Verdict::Holds);
-        assert!(compare(&bound, &machine("m1", None, None, &[]), true).warning.is_some());
-        assert_eq!(compare(&bound, &machine("m1", None, None, &[]), false).verdict, Verdict::Fails);
-        assert_eq!(compare(&bound, &machine("m2", None, None, &[]), true).verdict, Verdict::Fails);
+        assert_eq!(
+            compare(&bound, &machine("m1", None, None, &[]), true).verdict,
+            Verdict::Holds
+        );
+        assert!(
+            compare(&bound, &machine("m1", None, None, &[]), true)
+                .warning
+                .is_some()
+        );
+        assert_eq!(
+            compare(&bound, &machine("m1", None, None, &[]), false).verdict,
+            Verdict::Fails
+        );
+        assert_eq!(
+            compare(&bound, &machine("m2", None, None, &[]), true).verdict,
+            Verdict::Fails
+        );
     }
 }

@@ -47,7 +47,9 @@ pub enum FingerprintError {
         reason: String,
     },
     /// A report or binding made by an algorithm this build does not know.
-    #[error("fingerprint algorithm {0} is not supported by this nodelock (it knows {ALGORITHM}); update nodelock")]
+    #[error(
+        "fingerprint algorithm {0} is not supported by this nodelock (it knows {ALGORITHM}); update nodelock"
+    )]
     UnknownAlgorithm(u32),
 }
 
@@ -91,9 +93,10 @@ impl ComponentName {
     /// The class this component belongs to.
     pub fn class(self) -> ComponentClass {
         match self {
-            ComponentName::ProductUuid | ComponentName::BoardSerial | ComponentName::Disk | ComponentName::Mac => {
-                ComponentClass::Anchor
-            }
+            ComponentName::ProductUuid
+            | ComponentName::BoardSerial
+            | ComponentName::Disk
+            | ComponentName::Mac => ComponentClass::Anchor,
             ComponentName::MachineId => ComponentClass::CloneShared,
             ComponentName::Cpu | ComponentName::Memory | ComponentName::Hostname | ComponentName::Os => {
                 ComponentClass::Descriptive
@@ -196,17 +199,32 @@ impl Fingerprint {
         let mut components = BTreeSet::new();
         let mut add = |name: ComponentName, value: Option<String>| {
             if let Some(v) = value {
-                components.insert(Component { name, digest: digest(name, &v) });
+                components.insert(Component {
+                    name,
+                    digest: digest(name, &v),
+                });
             }
         };
-        add(ComponentName::MachineId, facts.machine_id.as_deref().and_then(normalise::machine_id));
-        add(ComponentName::ProductUuid, facts.product_uuid.as_deref().and_then(normalise::uuid));
-        add(ComponentName::BoardSerial, facts.board_serial.as_deref().and_then(normalise::serial));
+        add(
+            ComponentName::MachineId,
+            facts.machine_id.as_deref().and_then(normalise::machine_id),
+        );
+        add(
+            ComponentName::ProductUuid,
+            facts.product_uuid.as_deref().and_then(normalise::uuid),
+        );
+        add(
+            ComponentName::BoardSerial,
+            facts.board_serial.as_deref().and_then(normalise::serial),
+        );
         for disk in facts.disk_serials.iter().flatten() {
             add(ComponentName::Disk, normalise::serial(disk));
         }
         for iface in facts.network.iter().flatten() {
-            let named_virtual = iface.name.as_deref().is_some_and(normalise::is_virtual_interface_name);
+            let named_virtual = iface
+                .name
+                .as_deref()
+                .is_some_and(normalise::is_virtual_interface_name);
             if iface.physical == Some(true) && !named_virtual {
                 add(ComponentName::Mac, iface.mac.as_deref().and_then(normalise::mac));
             }
@@ -215,16 +233,29 @@ impl Fingerprint {
             let brand = cpu.brand.as_deref().and_then(normalise::text);
             if brand.is_some() || cpu.cores.is_some() {
                 let cores = cpu.cores.map(|c| c.to_string()).unwrap_or_default();
-                add(ComponentName::Cpu, Some(format!("{}/{cores}", brand.unwrap_or_default())));
+                add(
+                    ComponentName::Cpu,
+                    Some(format!("{}/{cores}", brand.unwrap_or_default())),
+                );
             }
         }
         add(ComponentName::Memory, facts.memory_bytes.map(|m| m.to_string()));
-        add(ComponentName::Hostname, facts.hostname.as_deref().and_then(normalise::text));
+        add(
+            ComponentName::Hostname,
+            facts.hostname.as_deref().and_then(normalise::text),
+        );
         if let Some(os) = &facts.os {
             let name = os.name.as_deref().and_then(normalise::text);
             let version = os.version.as_deref().and_then(normalise::text);
             if name.is_some() || version.is_some() {
-                add(ComponentName::Os, Some(format!("{}/{}", name.unwrap_or_default(), version.unwrap_or_default())));
+                add(
+                    ComponentName::Os,
+                    Some(format!(
+                        "{}/{}",
+                        name.unwrap_or_default(),
+                        version.unwrap_or_default()
+                    )),
+                );
             }
         }
         Fingerprint::from_components(ALGORITHM, components)
@@ -238,8 +269,14 @@ impl Fingerprint {
         if algorithm != ALGORITHM {
             return Err(FingerprintError::UnknownAlgorithm(algorithm));
         }
-        let fp = Fingerprint { algorithm, components: components.into_iter().collect() };
-        let identifies = fp.components.iter().any(|c| c.name.class() != ComponentClass::Descriptive);
+        let fp = Fingerprint {
+            algorithm,
+            components: components.into_iter().collect(),
+        };
+        let identifies = fp
+            .components
+            .iter()
+            .any(|c| c.name.class() != ComponentClass::Descriptive);
         if !identifies {
             return Err(FingerprintError::NoIdentifier);
         }
@@ -258,12 +295,20 @@ impl Fingerprint {
 
     /// The digests of one component name.
     pub fn digests(&self, name: ComponentName) -> BTreeSet<ComponentDigest> {
-        self.components.iter().filter(|c| c.name == name).map(|c| c.digest).collect()
+        self.components
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.digest)
+            .collect()
     }
 
     /// Whether any hardware anchor is present.
     pub fn identity(&self) -> Identity {
-        if self.components.iter().any(|c| c.name.class() == ComponentClass::Anchor) {
+        if self
+            .components
+            .iter()
+            .any(|c| c.name.class() == ComponentClass::Anchor)
+        {
             Identity::Strong
         } else {
             Identity::CloneOnly
@@ -278,9 +323,14 @@ impl Fingerprint {
     /// most machines. It is a label: matching never uses it.
     pub fn workstation_id(&self) -> WorkstationId {
         let first = |name| self.digests(name).into_iter().next();
-        let anchor = [ComponentName::Disk, ComponentName::Mac, ComponentName::ProductUuid, ComponentName::BoardSerial]
-            .into_iter()
-            .find_map(first);
+        let anchor = [
+            ComponentName::Disk,
+            ComponentName::Mac,
+            ComponentName::ProductUuid,
+            ComponentName::BoardSerial,
+        ]
+        .into_iter()
+        .find_map(first);
         let mut h = Sha256::new();
         h.update(ID_DOMAIN);
         h.update([0]);
@@ -304,7 +354,11 @@ impl Fingerprint {
             components: self
                 .components
                 .iter()
-                .map(|c| ReportComponent { name: c.name, class: c.name.class(), digest: hex(&c.digest.0) })
+                .map(|c| ReportComponent {
+                    name: c.name,
+                    class: c.name.class(),
+                    digest: hex(&c.digest.0),
+                })
                 .collect(),
         }
     }
@@ -365,10 +419,16 @@ pub fn parse_digest(text: &str) -> Option<ComponentDigest> {
 impl Report {
     /// Reads a report from JSON; `origin` names it in errors.
     pub fn from_json(text: &[u8], origin: &str) -> Result<Report, FingerprintError> {
-        let bad = |reason: String| FingerprintError::BadReport { origin: origin.to_owned(), reason };
+        let bad = |reason: String| FingerprintError::BadReport {
+            origin: origin.to_owned(),
+            reason,
+        };
         let report: Report = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
         if report.format != REPORT_FORMAT {
-            return Err(bad(format!("format is '{}', expected '{REPORT_FORMAT}'", report.format)));
+            return Err(bad(format!(
+                "format is '{}', expected '{REPORT_FORMAT}'",
+                report.format
+            )));
         }
         Ok(report)
     }
@@ -413,7 +473,9 @@ mod tests {
     #[test]
     fn report_never_contains_raw_values() {
         let json = serde_json::to_string(&Fingerprint::from_facts(&laptop()).unwrap().report()).unwrap();
-        for raw in ["3d1219c7", "4C4C4544", "4c4c4544", "S3Z9NB0K", "3c:52:82", "3c5282"] {
+        for raw in [
+            "3d1219c7", "4C4C4544", "4c4c4544", "S3Z9NB0K", "3c:52:82", "3c5282",
+        ] {
             assert!(!json.contains(raw), "{raw} leaked: {json}");
         }
     }
@@ -429,7 +491,10 @@ mod tests {
 
     #[test]
     fn workstation_id_has_a_valid_check_character() {
-        let id = Fingerprint::from_facts(&laptop()).unwrap().workstation_id().to_string();
+        let id = Fingerprint::from_facts(&laptop())
+            .unwrap()
+            .workstation_id()
+            .to_string();
         assert_eq!(id.len(), 16);
         assert!(typeable::is_valid(&typeable::canonical(&id).unwrap()));
     }
@@ -440,7 +505,10 @@ mod tests {
         f.hostname = Some("box".into());
         f.product_uuid = Some("03000200-0400-0500-0006-000700080009".into());
         f.machine_id = Some("uninitialized".into());
-        assert!(matches!(Fingerprint::from_facts(&f), Err(FingerprintError::NoIdentifier)));
+        assert!(matches!(
+            Fingerprint::from_facts(&f),
+            Err(FingerprintError::NoIdentifier)
+        ));
     }
 
     #[test]

@@ -42,7 +42,11 @@ const PLACEHOLDER_UUIDS: &[&str] = &[
 /// A serial-like value: trimmed, inner whitespace collapsed, upper-cased;
 /// `None` for placeholders.
 pub fn serial(raw: &str) -> Option<String> {
-    let value = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_uppercase();
+    let value = raw
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
     (!is_placeholder(&value)).then_some(value)
 }
 
@@ -71,7 +75,11 @@ fn is_counting_run(chars: &[char]) -> bool {
         return false;
     }
     let digits: Vec<u32> = chars.iter().filter_map(|c| c.to_digit(10)).collect();
-    let step = |d: i32| digits.windows(2).all(|w| (w[0] as i32 + d).rem_euclid(10) == w[1] as i32);
+    let step = |d: i32| {
+        digits
+            .windows(2)
+            .all(|w| (w[0] as i32 + d).rem_euclid(10) == w[1] as i32)
+    };
     step(1) || step(-1)
 }
 
@@ -86,7 +94,10 @@ pub fn machine_id(raw: &str) -> Option<String> {
 
 /// Parses a UUID from any common spelling (case, braces, dashes) into 16 bytes.
 fn uuid_bytes(raw: &str) -> Option<[u8; 16]> {
-    let hex: String = raw.chars().filter(|c| !matches!(c, '-' | '{' | '}' | ' ')).collect();
+    let hex: String = raw
+        .chars()
+        .filter(|c| !matches!(c, '-' | '{' | '}' | ' '))
+        .collect();
     if hex.len() != 32 {
         return None;
     }
@@ -108,7 +119,14 @@ fn swap_fields(b: [u8; 16]) -> [u8; 16] {
 
 fn format_uuid(b: &[u8; 16]) -> String {
     let h = crate::crypto::keys::hex(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// A system UUID in canonical form: lower case, and of its two byte orders the
@@ -116,14 +134,16 @@ fn format_uuid(b: &[u8; 16]) -> String {
 /// `None` for placeholders: all bytes equal, mostly zero, or a known shared UUID.
 /// A value that is not a UUID at all is treated as a serial.
 pub fn uuid(raw: &str) -> Option<String> {
-    let Some(bytes) = uuid_bytes(raw) else { return serial(raw) };
+    let Some(bytes) = uuid_bytes(raw) else {
+        return serial(raw);
+    };
     if bytes.iter().all(|b| *b == bytes[0]) || bytes.iter().filter(|b| **b == 0).count() >= 8 {
         return None;
     }
     let canonical = format_uuid(&bytes.min(swap_fields(bytes)));
-    let is_known = PLACEHOLDER_UUIDS.iter().any(|p| {
-        uuid_bytes(p).is_some_and(|pb| format_uuid(&pb.min(swap_fields(pb))) == canonical)
-    });
+    let is_known = PLACEHOLDER_UUIDS
+        .iter()
+        .any(|p| uuid_bytes(p).is_some_and(|pb| format_uuid(&pb.min(swap_fields(pb))) == canonical));
     (!is_known).then_some(canonical)
 }
 
@@ -132,8 +152,16 @@ pub fn uuid(raw: &str) -> Option<String> {
 /// addresses, and for locally administered ones: those are assigned by
 /// software (VM and container links, Wi-Fi MAC randomisation), not burnt in.
 pub fn mac(raw: &str) -> Option<String> {
-    let hex: String = raw.chars().filter(|c| c.is_ascii_hexdigit()).collect::<String>().to_lowercase();
-    if hex.len() != 12 || raw.chars().any(|c| !c.is_ascii_hexdigit() && !matches!(c, ':' | '-' | '.' | ' ')) {
+    let hex: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect::<String>()
+        .to_lowercase();
+    if hex.len() != 12
+        || raw
+            .chars()
+            .any(|c| !c.is_ascii_hexdigit() && !matches!(c, ':' | '-' | '.' | ' '))
+    {
         return None;
     }
     let first = u8::from_str_radix(&hex[..2], 16).ok()?;
@@ -146,16 +174,44 @@ pub fn mac(raw: &str) -> Option<String> {
 /// Interface names that are software links even if a snapshot claims otherwise.
 pub fn is_virtual_interface_name(name: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "lo", "docker", "veth", "br-", "virbr", "vnet", "tun", "tap", "wg", "zt", "tailscale", "ifb",
-        "dummy", "vmnet", "vboxnet", "utun", "awdl", "llw", "bond", "team", "cni", "flannel", "cali",
-        "kube", "podman", "lxc", "lxd",
+        "lo",
+        "docker",
+        "veth",
+        "br-",
+        "virbr",
+        "vnet",
+        "tun",
+        "tap",
+        "wg",
+        "zt",
+        "tailscale",
+        "ifb",
+        "dummy",
+        "vmnet",
+        "vboxnet",
+        "utun",
+        "awdl",
+        "llw",
+        "bond",
+        "team",
+        "cni",
+        "flannel",
+        "cali",
+        "kube",
+        "podman",
+        "lxc",
+        "lxd",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// A free-text descriptive value: whitespace collapsed, lower-cased.
 pub fn text(raw: &str) -> Option<String> {
-    let value = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let value = raw
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     (!value.is_empty()).then_some(value)
 }
 
@@ -166,9 +222,27 @@ mod tests {
     #[test]
     fn placeholders_are_missing() {
         for p in [
-            "", "   ", ".........", "0", "00000000", "XXXXXXXXXX", "0123456789", "123456789", "1234567890",
-            "To Be Filled By O.E.M.", "Default string", "SYSTEM SERIAL NUMBER", "Not Specified", "N/A", "QM00001", "qm00003",
-            "None", "INVALID", "$(DEFAULT_STRING)", "#A123456789", "Type2 - Board Serial Number",
+            "",
+            "   ",
+            ".........",
+            "0",
+            "00000000",
+            "XXXXXXXXXX",
+            "0123456789",
+            "123456789",
+            "1234567890",
+            "To Be Filled By O.E.M.",
+            "Default string",
+            "SYSTEM SERIAL NUMBER",
+            "Not Specified",
+            "N/A",
+            "QM00001",
+            "qm00003",
+            "None",
+            "INVALID",
+            "$(DEFAULT_STRING)",
+            "#A123456789",
+            "Type2 - Board Serial Number",
         ] {
             assert_eq!(serial(p), None, "{p:?} should be a placeholder");
         }
@@ -210,7 +284,14 @@ mod tests {
         for s in ["3C-52-82-AA-BB-CC", "3c5282aabbcc", "3c52.82aa.bbcc"] {
             assert_eq!(mac(s).as_deref(), Some(m.as_str()), "{s}");
         }
-        for soft in ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "02:42:ac:11:00:02", "02:fc:00:00:00:01", "zz:zz"] {
+        for soft in [
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+            "01:00:5e:00:00:01",
+            "02:42:ac:11:00:02",
+            "02:fc:00:00:00:01",
+            "zz:zz",
+        ] {
             assert_eq!(mac(soft), None, "{soft}");
         }
     }

@@ -134,7 +134,10 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
     if let Some(wanted) = ctx.product
         && wanted != lic.product
     {
-        return Err(Denial::WrongProduct { wanted: wanted.to_owned(), found: lic.product.clone() });
+        return Err(Denial::WrongProduct {
+            wanted: wanted.to_owned(),
+            found: lic.product.clone(),
+        });
     }
     // `verify` already proved the binding parses; an error here cannot happen
     // for a VerifiedLicense, and is treated as "other machine" rather than a panic.
@@ -142,19 +145,28 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
         Ok(bound) => fingerprint::compare(&bound, ctx.current, lic.binding.allow_clone_only),
         Err(_) => {
             let same = fingerprint::compare(ctx.current, ctx.current, false);
-            return Err(Denial::OtherMachine { report: Box::new(same) });
+            return Err(Denial::OtherMachine {
+                report: Box::new(same),
+            });
         }
     };
     if report.verdict == Verdict::Fails {
-        return Err(Denial::OtherMachine { report: Box::new(report) });
+        return Err(Denial::OtherMachine {
+            report: Box::new(report),
+        });
     }
     if let Some(watermark) = ctx.watermark
         && ctx.now < watermark - CLOCK_TOLERANCE
     {
-        return Err(Denial::ClockSetBack { now: ctx.now, watermark });
+        return Err(Denial::ClockSetBack {
+            now: ctx.now,
+            watermark,
+        });
     }
     if ctx.now < lic.not_before {
-        return Err(Denial::NotYetValid { not_before: lic.not_before });
+        return Err(Denial::NotYetValid {
+            not_before: lic.not_before,
+        });
     }
     if let Some(expired_at) = lic.expires_at
         && ctx.now >= expired_at
@@ -191,7 +203,11 @@ mod tests {
     fn fp(mid: &str, mac: &str) -> Fingerprint {
         let mut f = Facts::empty();
         f.machine_id = Some(mid.into());
-        f.network = Some(vec![Interface { name: Some("eth0".into()), mac: Some(mac.into()), physical: Some(true) }]);
+        f.network = Some(vec![Interface {
+            name: Some("eth0".into()),
+            mac: Some(mac.into()),
+            physical: Some(true),
+        }]);
         Fingerprint::from_facts(&f).unwrap()
     }
 
@@ -216,7 +232,13 @@ mod tests {
     }
 
     fn ctx<'a>(current: &'a Fingerprint) -> CheckContext<'a> {
-        CheckContext { product: Some("surveyor"), current, now: NOW + DAY, build_date: None, watermark: None }
+        CheckContext {
+            product: Some("surveyor"),
+            current,
+            now: NOW + DAY,
+            build_date: None,
+            watermark: None,
+        }
     }
 
     #[test]
@@ -233,22 +255,78 @@ mod tests {
         let lic = issued(&here);
         let c = ctx(&here);
         let code = |c: CheckContext<'_>| check(&lic, &c).unwrap_err().code();
-        assert_eq!(code(CheckContext { product: Some("other"), ..c }), "wrong-product");
+        assert_eq!(
+            code(CheckContext {
+                product: Some("other"),
+                ..c
+            }),
+            "wrong-product"
+        );
         let there = fp("81be44d2c9", "3c:52:82:aa:bb:dd");
         assert_eq!(code(CheckContext { current: &there, ..c }), "other-machine");
-        assert_eq!(code(CheckContext { watermark: Some(NOW + 3 * DAY), ..c }), "clock-set-back");
-        assert_eq!(code(CheckContext { now: NOW - 2 * DAY, ..c }), "not-yet-valid");
-        assert_eq!(code(CheckContext { now: NOW + 10 * DAY, ..c }), "expired");
-        assert_eq!(code(CheckContext { build_date: Some(NOW + 6 * DAY), ..c }), "maintenance-ended");
-        assert!(check(&lic, &CheckContext { build_date: Some(NOW + 4 * DAY), ..c }).is_ok());
-        assert!(check(&lic, &CheckContext { watermark: Some(NOW + DAY + CLOCK_TOLERANCE - 1), ..c }).is_ok());
+        assert_eq!(
+            code(CheckContext {
+                watermark: Some(NOW + 3 * DAY),
+                ..c
+            }),
+            "clock-set-back"
+        );
+        assert_eq!(
+            code(CheckContext {
+                now: NOW - 2 * DAY,
+                ..c
+            }),
+            "not-yet-valid"
+        );
+        assert_eq!(
+            code(CheckContext {
+                now: NOW + 10 * DAY,
+                ..c
+            }),
+            "expired"
+        );
+        assert_eq!(
+            code(CheckContext {
+                build_date: Some(NOW + 6 * DAY),
+                ..c
+            }),
+            "maintenance-ended"
+        );
+        assert!(
+            check(
+                &lic,
+                &CheckContext {
+                    build_date: Some(NOW + 4 * DAY),
+                    ..c
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &lic,
+                &CheckContext {
+                    watermark: Some(NOW + DAY + CLOCK_TOLERANCE - 1),
+                    ..c
+                }
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn other_machine_names_changed_components_without_values() {
         let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
         let there = fp("81be44d2c9", "3c:52:82:aa:bb:dd");
-        let msg = check(&issued(&here), &CheckContext { current: &there, ..ctx(&here) }).unwrap_err().to_string();
+        let msg = check(
+            &issued(&here),
+            &CheckContext {
+                current: &there,
+                ..ctx(&here)
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.contains("machine_id, mac"), "{msg}");
         assert!(!msg.contains("3c:52"), "{msg}");
     }

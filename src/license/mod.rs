@@ -12,7 +12,9 @@ use crate::clock::Timestamp;
 use crate::codec;
 use crate::crypto::envelope::{self, DocumentKind, EnvelopeError};
 use crate::crypto::{KeyId, Keyring, PrivateKey, PublicKey, armor};
-use crate::fingerprint::{Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity};
+use crate::fingerprint::{
+    Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity,
+};
 use crate::typeable;
 
 pub use check::{CLOCK_TOLERANCE, CheckContext, Denial, Grant, check};
@@ -147,7 +149,10 @@ impl License {
             .iter()
             .map(|c| {
                 <[u8; 32]>::try_from(c.digest.as_slice())
-                    .map(|d| Component { name: c.name, digest: ComponentDigest(d) })
+                    .map(|d| Component {
+                        name: c.name,
+                        digest: ComponentDigest(d),
+                    })
                     .map_err(|_| LicenseError::Invalid(format!("the {} digest is not 32 bytes", c.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -158,7 +163,10 @@ impl License {
     pub fn install_public_key(&self) -> Result<Option<PublicKey>, LicenseError> {
         self.install_key
             .as_deref()
-            .map(|k| PublicKey::from_sec1(k).map_err(|_| LicenseError::Invalid("install_key is not a P-256 point".into())))
+            .map(|k| {
+                PublicKey::from_sec1(k)
+                    .map_err(|_| LicenseError::Invalid("install_key is not a P-256 point".into()))
+            })
             .transpose()
     }
 
@@ -166,7 +174,10 @@ impl License {
     fn validate(&self) -> Result<(), LicenseError> {
         let invalid = |m: &str| Err(LicenseError::Invalid(m.to_owned()));
         if self.v != VERSION {
-            return invalid(&format!("version {} (this nodelock reads {VERSION}); update nodelock", self.v));
+            return invalid(&format!(
+                "version {} (this nodelock reads {VERSION}); update nodelock",
+                self.v
+            ));
         }
         if !valid_product(&self.product) {
             return invalid("the product name is not valid");
@@ -177,8 +188,10 @@ impl License {
         if self.expires_at.is_some_and(|e| e <= self.not_before) {
             return invalid("it expires before it starts");
         }
-        if matches!(self.kind, LicenseKind::Subscription | LicenseKind::Borrowed | LicenseKind::Trial)
-            && self.expires_at.is_none()
+        if matches!(
+            self.kind,
+            LicenseKind::Subscription | LicenseKind::Borrowed | LicenseKind::Trial
+        ) && self.expires_at.is_none()
         {
             return invalid(&format!("a {} license must have an expiry", self.kind.as_str()));
         }
@@ -220,7 +233,11 @@ pub fn verify(input: &[u8], keyring: &Keyring) -> Result<VerifiedLicense, Licens
     let doc = envelope::parse(input, DocumentKind::License)?.verify(keyring)?;
     let license: License = codec::decode(doc.payload()).map_err(|e| LicenseError::Invalid(e.to_string()))?;
     license.validate()?;
-    Ok(VerifiedLicense { license, signer: doc.signer(), envelope: doc.envelope().to_vec() })
+    Ok(VerifiedLicense {
+        license,
+        signer: doc.signer(),
+        envelope: doc.envelope().to_vec(),
+    })
 }
 
 /// What the vendor decides when issuing a license.
@@ -264,10 +281,12 @@ pub fn issue(
     }
     if fingerprint.identity() == Identity::CloneOnly && !terms.allow_clone_only {
         return Err(LicenseError::Refused(
-            "this machine has only clone-shared identifiers and the policy requires a hardware identifier".into(),
+            "this machine has only clone-shared identifiers and the policy requires a hardware identifier"
+                .into(),
         ));
     }
-    let random = crate::crypto::keys::random_bytes::<10>().map_err(|e| LicenseError::Refused(e.to_string()))?;
+    let random =
+        crate::crypto::keys::random_bytes::<10>().map_err(|e| LicenseError::Refused(e.to_string()))?;
     let license = License {
         v: VERSION,
         id: format!("L-{}", typeable::base32(&random, 16)),
@@ -286,7 +305,10 @@ pub fn issue(
             allow_clone_only: terms.allow_clone_only,
             components: fingerprint
                 .components()
-                .map(|c| BoundComponent { name: c.name, digest: c.digest.0.to_vec() })
+                .map(|c| BoundComponent {
+                    name: c.name,
+                    digest: c.digest.0.to_vec(),
+                })
                 .collect(),
         },
         install_key: install_key.map(PublicKey::to_sec1_compressed),

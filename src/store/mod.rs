@@ -57,7 +57,9 @@ pub enum StoreError {
         store: String,
     },
     /// Would replace a newer license with an older one.
-    #[error("a newer license for '{product}' (issued {installed}) is already installed; this one was issued {offered} and is not imported")]
+    #[error(
+        "a newer license for '{product}' (issued {installed}) is already installed; this one was issued {offered} and is not imported"
+    )]
     Older {
         /// Product.
         product: String,
@@ -67,12 +69,17 @@ pub enum StoreError {
         offered: String,
     },
     /// Nothing to verify against.
-    #[error("no vendor public key is known; pass --pubkey vendor.pub or install one with `nodelock trust add vendor.pub`")]
+    #[error(
+        "no vendor public key is known; pass --pubkey vendor.pub or install one with `nodelock trust add vendor.pub`"
+    )]
     NoTrustRoots,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// What an import did.
@@ -151,11 +158,20 @@ impl Store {
     }
 
     fn lock(&self) -> Result<StoreLock, StoreError> {
-        for dir in [self.root.clone(), self.root.join("licenses"), self.root.join("trust")] {
+        for dir in [
+            self.root.clone(),
+            self.root.join("licenses"),
+            self.root.join("trust"),
+        ] {
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         let path = self.root.join(".lock");
-        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         file.lock().map_err(io_err(&path))?;
         Ok(StoreLock(file))
     }
@@ -193,7 +209,11 @@ impl Store {
     /// The latest trusted time this store has seen. A missing or unreadable
     /// clock file counts as none (see the threat model in the README).
     pub fn watermark(&self) -> Option<Timestamp> {
-        std::fs::read_to_string(self.root.join("clock")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.root.join("clock"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     fn advance_watermark_locked(&self, to: Timestamp) -> Result<(), StoreError> {
@@ -219,7 +239,13 @@ impl Store {
         }
         let verified = license::verify(input, keyring)?;
         let _lock = self.lock()?;
-        let ctx = CheckContext { product: None, current, now, build_date: None, watermark: self.watermark() };
+        let ctx = CheckContext {
+            product: None,
+            current,
+            now,
+            build_date: None,
+            watermark: self.watermark(),
+        };
         let grant = license::check(&verified, &ctx)?;
         let lic = verified.license();
         let path = self.license_path(&lic.product);
@@ -267,7 +293,13 @@ impl Store {
         }
         let verified = self.read_license(&path, keyring)?;
         let watermark = self.watermark();
-        let ctx = CheckContext { product: Some(product), current, now, build_date, watermark };
+        let ctx = CheckContext {
+            product: Some(product),
+            current,
+            now,
+            build_date,
+            watermark,
+        };
         let grant = license::check(&verified, &ctx)?;
         if watermark.is_none_or(|w| now > w + WATERMARK_STEP) {
             let _lock = self.lock()?;
@@ -277,14 +309,26 @@ impl Store {
     }
 
     fn not_found(&self, product: &str) -> StoreError {
-        StoreError::NotFound { product: product.to_owned(), store: self.root.display().to_string() }
+        StoreError::NotFound {
+            product: product.to_owned(),
+            store: self.root.display().to_string(),
+        }
     }
 
     /// Every installed license with its state now. Read-only.
-    pub fn status(&self, keyring: &Keyring, current: &Fingerprint, now: Timestamp) -> Result<Vec<StatusEntry>, StoreError> {
+    pub fn status(
+        &self,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<Vec<StatusEntry>, StoreError> {
         let dir = self.root.join("licenses");
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "lic")).collect(),
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "lic"))
+                .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&dir)(e)),
         };
@@ -293,14 +337,19 @@ impl Store {
         Ok(paths
             .into_iter()
             .map(|path| {
-                let product = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let product = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 match self.read_license(&path, keyring) {
                     Err(e) => StatusEntry {
                         license_id: None,
                         product,
                         kind: None,
                         state: match e {
-                            StoreError::License(LicenseError::Envelope(envelope::EnvelopeError::UnknownSigner(_))) => "untrusted",
+                            StoreError::License(LicenseError::Envelope(
+                                envelope::EnvelopeError::UnknownSigner(_),
+                            )) => "untrusted",
                             _ => "damaged",
                         }
                         .to_owned(),
@@ -311,9 +360,19 @@ impl Store {
                     },
                     Ok(v) => {
                         let lic = v.license();
-                        let ctx = CheckContext { product: None, current, now, build_date: None, watermark };
+                        let ctx = CheckContext {
+                            product: None,
+                            current,
+                            now,
+                            build_date: None,
+                            watermark,
+                        };
                         let (state, message, warning) = match license::check(&v, &ctx) {
-                            Ok(g) => ("valid".to_owned(), "the license is valid on this machine".to_owned(), g.warning),
+                            Ok(g) => (
+                                "valid".to_owned(),
+                                "the license is valid on this machine".to_owned(),
+                                g.warning,
+                            ),
                             Err(d) => (d.code().to_owned(), d.to_string(), None),
                         };
                         StatusEntry {

@@ -1,0 +1,140 @@
+//! Helpers shared by the end-to-end tests: run the debug `nodelock` binary as
+//! if on a fixture machine at a fixed time, with a private store.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+pub fn machine(name: &str) -> PathBuf {
+    fixture(&format!("machines/{name}"))
+}
+
+pub const VENDOR_KEY: &str = "keys/TEST-ONLY-vendor.key";
+pub const VENDOR_PUB: &str = "keys/TEST-ONLY-vendor.pub";
+pub const OTHER_PUB: &str = "keys/TEST-ONLY-other-vendor.pub";
+
+/// A workstation (or vendor desk) in a temporary directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub facts: Option<PathBuf>,
+    pub now: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            facts: None,
+            now: "2026-06-01".into(),
+        }
+    }
+
+    pub fn on(mut self, machine_file: &str) -> Env {
+        self.facts = Some(machine(machine_file));
+        self
+    }
+
+    pub fn at(mut self, now: &str) -> Env {
+        self.now = now.into();
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// A `nodelock` command with the machine, clock and store of this env.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("nodelock").unwrap();
+        cmd.env_remove("NODELOCK_STORE");
+        cmd.env("NODELOCK_TEST_NOW", &self.now);
+        match &self.facts {
+            Some(f) => cmd.env("NODELOCK_TEST_FACTS", f),
+            None => cmd.env_remove("NODELOCK_TEST_FACTS"),
+        };
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs with `--store` appended.
+    pub fn run_store(&self, args: &[&str]) -> Output {
+        let store = self.store();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--store", store.to_str().unwrap()]);
+        self.run(&all)
+    }
+
+    /// The `fingerprint --json` report of `machine_file`, written into the env.
+    pub fn report(&self, machine_file: &str) -> PathBuf {
+        let out = self.run(&[
+            "fingerprint",
+            "--json",
+            "--facts",
+            machine(machine_file).to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let path = self.path(&format!("{machine_file}.fp.json"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    }
+
+    /// Issues a license for `product` bound to `machine_file` with extra flags.
+    pub fn issue(&self, machine_file: &str, product: &str, extra: &[&str]) -> PathBuf {
+        let fp = self.report(machine_file);
+        let out_path = self.path(&format!("{product}-{machine_file}.lic"));
+        let key = fixture(VENDOR_KEY);
+        let mut args = vec![
+            "vendor",
+            "issue",
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--fingerprint",
+            fp.to_str().unwrap(),
+            "--product",
+            product,
+            "-o",
+            out_path.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = self.run(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        out_path
+    }
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+/// Every stderr message is one line: a sentence, not a backtrace.
+pub fn assert_one_sentence(out: &Output) {
+    let err = stderr(out);
+    assert!(err.starts_with("nodelock: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

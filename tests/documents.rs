@@ -1,0 +1,311 @@
+//! The license document against damage and forgery, and the test vectors that
+//! docs/FORMAT.md describes. Set `NODELOCK_WRITE_VECTORS=1` to rewrite the
+//! vectors after a deliberate format change (then update FORMAT.md).
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use nodelock::crypto::envelope::{self, DocumentKind, EnvelopeError, MAX_DOCUMENT_BYTES};
+use nodelock::crypto::{Keyring, PrivateKey, PublicKey, armor};
+use nodelock::facts::Facts;
+use nodelock::fingerprint::Fingerprint;
+use nodelock::license::{self, Binding, BoundComponent, License, LicenseError, LicenseKind};
+
+fn vendor_key() -> PrivateKey {
+    PrivateKey::load(&fixture(VENDOR_KEY)).unwrap()
+}
+
+fn ring() -> Keyring {
+    [PublicKey::load(&fixture(VENDOR_PUB)).unwrap()]
+        .into_iter()
+        .collect()
+}
+
+/// The license test vector's payload: every field set, bound to laptop.json.
+fn vector_license() -> License {
+    let facts = Facts::load(&machine("laptop.json")).unwrap();
+    let fp = Fingerprint::from_facts(&facts).unwrap();
+    License {
+        v: 1,
+        id: "L-VECT0R0000000001".into(),
+        product: "surveyor".into(),
+        features: vec!["gnss".into(), "cad-export".into()],
+        kind: LicenseKind::Subscription,
+        customer: Some("ACME Surveying Ltd".into()),
+        entitlement: Some("E-1001".into()),
+        issued_at: 1_767_225_600,               // 2026-01-01T00:00:00Z
+        not_before: 1_767_139_200,              // 2025-12-31T00:00:00Z
+        expires_at: Some(4_102_444_800),        // 2100-01-01T00:00:00Z: "--expires 2099-12-31"
+        maintenance_until: Some(1_830_297_600), // 2028-01-01T00:00:00Z
+        seats: None,
+        binding: Binding {
+            algorithm: 1,
+            allow_clone_only: true,
+            components: fp
+                .components()
+                .map(|c| BoundComponent {
+                    name: c.name,
+                    digest: c.digest.0.to_vec(),
+                })
+                .collect(),
+        },
+        install_key: None,
+    }
+}
+
+fn vector_path(name: &str) -> std::path::PathBuf {
+    fixture(&format!("documents/{name}"))
+}
+
+fn vector_bytes() -> Vec<u8> {
+    std::fs::read(vector_path("license.bin")).unwrap()
+}
+
+#[test]
+fn license_test_vector_reproduces_byte_for_byte() {
+    let armored = license::seal_license(&vector_license(), &vendor_key()).unwrap();
+    let binary = armor::find_block(armored.as_bytes()).unwrap().unwrap().bytes;
+    let payload = nodelock::codec::encode(&vector_license()).unwrap();
+    if std::env::var_os("NODELOCK_WRITE_VECTORS").is_some() {
+        std::fs::write(vector_path("license.lic"), &armored).unwrap();
+        std::fs::write(vector_path("license.bin"), &binary).unwrap();
+        std::fs::write(
+            vector_path("license.payload.hex"),
+            format!("{}\n", nodelock::crypto::keys::hex(&payload)),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(vector_path("license.lic")).unwrap(),
+        armored
+    );
+    assert_eq!(vector_bytes(), binary);
+    assert_eq!(
+        std::fs::read_to_string(vector_path("license.payload.hex"))
+            .unwrap()
+            .trim(),
+        nodelock::crypto::keys::hex(&payload)
+    );
+}
+
+#[test]
+fn license_test_vector_decodes_to_the_documented_fields() {
+    let verified = license::verify(&vector_bytes(), &ring()).unwrap();
+    assert_eq!(verified.license(), &vector_license());
+    assert_eq!(verified.signer().to_string(), ring().keys()[0].id().to_string());
+    // The envelope layout of FORMAT.md §2: array(5), magic, kind, key id, payload, signature.
+    let bytes = vector_bytes();
+    assert_eq!(bytes[0], 0x85);
+    assert_eq!(&bytes[1..13], b"\x6bnodelock/v1");
+    assert_eq!(&bytes[13..21], b"\x67license");
+    assert_eq!(bytes[21], 0x48);
+    assert_eq!(&bytes[22..30], &verified.signer().0);
+    assert_eq!(&bytes[bytes.len() - 66..bytes.len() - 64], b"\x58\x40");
+}
+
+#[test]
+fn license_test_vector_checks_on_its_machine() {
+    let env = Env::new().on("laptop.json");
+    let out = env.run(&[
+        "verify",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--product",
+        "surveyor",
+        vector_path("license.lic").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["grant"]["license_id"], "L-VECT0R0000000001");
+}
+
+#[test]
+fn every_single_bit_flip_is_refused() {
+    let bytes = vector_bytes();
+    let ring = ring();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..bytes.len() * 8 {
+        let mut flipped = bytes.clone();
+        flipped[i / 8] ^= 0x80 >> (i % 8);
+        let err = license::verify(&flipped, &ring).expect_err(&format!("bit {i} flip accepted"));
+        let kind = format!("{err:?}");
+        *outcomes
+            .entry(kind.split(['(', ' ', '{']).take(2).collect::<Vec<_>>().join(" "))
+            .or_default() += 1;
+    }
+    // Flips land in the signature, the payload, the key id and the structure,
+    // and each is refused for its own reason.
+    assert!(outcomes.len() >= 3, "{outcomes:?}");
+}
+
+#[test]
+fn every_truncation_is_refused_without_panic() {
+    let bytes = vector_bytes();
+    let text = std::fs::read(vector_path("license.lic")).unwrap();
+    for n in 0..bytes.len() {
+        assert!(
+            license::verify(&bytes[..n], &ring()).is_err(),
+            "binary cut at {n}"
+        );
+    }
+    // Cutting only trailing dashes or the newline after the END label removes
+    // transport decoration, not content; every cut before that must fail.
+    let end = text
+        .windows(20)
+        .position(|w| w == b"END NODELOCK LICENSE")
+        .unwrap()
+        + 20;
+    for n in 0..end {
+        assert!(license::verify(&text[..n], &ring()).is_err(), "armor cut at {n}");
+    }
+}
+
+#[test]
+fn transport_damage_around_the_block_is_tolerated() {
+    let text = std::fs::read_to_string(vector_path("license.lic")).unwrap();
+    let damaged = format!(
+        "\u{feff}Dear customer,\r\n\r\n{}\r\n-- \r\nSupport\r\n",
+        text.replace('\n', "\r\n    ")
+    );
+    let verified = license::verify(damaged.as_bytes(), &ring()).unwrap();
+    assert_eq!(verified.license().id, "L-VECT0R0000000001");
+}
+
+#[test]
+fn wrong_labels_and_other_kinds_are_named() {
+    let bin = vector_bytes();
+    let text = std::fs::read_to_string(vector_path("license.lic")).unwrap();
+    let relabelled = text.replace("NODELOCK LICENSE", "NODELOCK ACTIVATION REQUEST");
+    assert!(matches!(
+        license::verify(relabelled.as_bytes(), &ring()),
+        Err(LicenseError::Envelope(EnvelopeError::WrongKind {
+            found: DocumentKind::ActivationRequest,
+            ..
+        }))
+    ));
+    let unknown = text.replace("NODELOCK LICENSE", "NODELOCK FROBNICATOR");
+    assert!(matches!(
+        license::verify(unknown.as_bytes(), &ring()),
+        Err(LicenseError::Envelope(EnvelopeError::UnknownLabel { .. }))
+    ));
+    let pubkey = std::fs::read(fixture(VENDOR_PUB)).unwrap();
+    assert!(matches!(
+        license::verify(&pubkey, &ring()),
+        Err(LicenseError::Envelope(EnvelopeError::NotADocument { .. }))
+    ));
+    // A real document of another kind, signed by the vendor, is not a license.
+    let receipt = envelope::seal(DocumentKind::DeactivationReceipt, &bin, &vendor_key()).unwrap();
+    assert!(matches!(
+        license::verify(&receipt, &ring()),
+        Err(LicenseError::Envelope(EnvelopeError::WrongKind {
+            found: DocumentKind::DeactivationReceipt,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn unknown_signer_and_key_rotation() {
+    let other = PublicKey::load(&fixture(OTHER_PUB)).unwrap();
+    let only_other: Keyring = [other.clone()].into_iter().collect();
+    assert!(matches!(
+        license::verify(&vector_bytes(), &only_other),
+        Err(LicenseError::Envelope(EnvelopeError::UnknownSigner(_)))
+    ));
+    let mut both = ring();
+    both.add(other);
+    assert!(license::verify(&vector_bytes(), &both).is_ok());
+}
+
+#[test]
+fn cli_refuses_bad_files_with_one_sentence_and_distinct_codes() {
+    let env = Env::new().on("laptop.json");
+    let pubkey = fixture(VENDOR_PUB);
+    let write = |name: &str, bytes: &[u8]| {
+        let p = env.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let mut flipped = vector_bytes();
+    let mid = flipped.len() - 10;
+    flipped[mid] ^= 1;
+    let cases: Vec<(std::path::PathBuf, i32)> = vec![
+        (write("empty.lic", b""), 3),
+        (write("garbage.lic", b"\x00\x01not a license at all"), 3),
+        (
+            write(
+                "truncated.lic",
+                &std::fs::read(vector_path("license.lic")).unwrap()[..300],
+            ),
+            3,
+        ),
+        (write("sig.lic", &flipped), 10),
+        (fixture(OTHER_PUB), 3),
+        (env.path("missing.lic"), 4),
+    ];
+    for (path, expected) in cases {
+        let out = env.run(&[
+            "verify",
+            "--pubkey",
+            pubkey.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), expected, "{}: {}", path.display(), stderr(&out));
+        assert_one_sentence(&out);
+    }
+    let out = env.run(&[
+        "verify",
+        "--pubkey",
+        fixture(OTHER_PUB).to_str().unwrap(),
+        vector_path("license.lic").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 11, "{}", stderr(&out));
+}
+
+#[test]
+fn fifty_megabyte_garbage_is_refused_without_reading_it_all() {
+    let env = Env::new().on("laptop.json");
+    let path = env.path("huge.lic");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xA5u8; 1024 * 1024];
+    for _ in 0..50 {
+        f.write_all(&chunk).unwrap();
+    }
+    drop(f);
+    // The library reads at most one byte past the cap.
+    let err = envelope::read_file(&path, DocumentKind::License).unwrap_err();
+    assert!(matches!(
+        err,
+        EnvelopeError::TooLarge {
+            limit: MAX_DOCUMENT_BYTES,
+            ..
+        }
+    ));
+    let store = env.store();
+    for args in [
+        vec![
+            "verify",
+            "--pubkey",
+            fixture(VENDOR_PUB).to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+        vec![
+            "import",
+            "--pubkey",
+            fixture(VENDOR_PUB).to_str().unwrap(),
+            path.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ],
+    ] {
+        let out = env.run(&args);
+        assert_eq!(code(&out), 3);
+        assert_one_sentence(&out);
+        assert!(stderr(&out).contains("larger than"), "{}", stderr(&out));
+    }
+    assert!(
+        !store.join("licenses").exists() || std::fs::read_dir(store.join("licenses")).unwrap().count() == 0
+    );
+}
