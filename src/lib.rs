@@ -14,6 +14,8 @@
 //! An application checks its license at start-up with [`Checker`]; see
 //! `examples/app_startup.rs`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod checker;
 pub mod clock;
 pub mod codec;

@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests: run the debug `nodelock` binary as
 //! if on a fixture machine at a fixed time, with a private store.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -55,7 +55,12 @@ impl Env {
 
     /// A `nodelock` command with the machine, clock and store of this env.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("nodelock").unwrap();
+        Command::from_std(self.std_cmd())
+    }
+
+    /// The same, as a plain `std::process::Command` (to spawn and kill).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nodelock"));
         cmd.env_remove("NODELOCK_STORE");
         cmd.env("NODELOCK_TEST_NOW", &self.now);
         match &self.facts {
@@ -66,7 +71,7 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
+        self.std_cmd().args(args).output().unwrap()
     }
 
     /// Runs with `--store` appended.
