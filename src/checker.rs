@@ -29,6 +29,9 @@ pub enum CheckError {
     /// Not found, refused or denied; see [`StoreError`].
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The build date given to [`Checker::build_date`] is not a date.
+    #[error("the application's build date is not valid: {0}")]
+    BuildDate(#[from] clock::TimeError),
     /// No per-user data directory exists and none was set.
     #[error("no license store location is known on this system; set one explicitly")]
     NoStore,
@@ -86,7 +89,7 @@ impl Checker {
 
     /// The application build's release date (`YYYY-MM-DD`), for licenses with
     /// a maintenance end.
-    pub fn build_date(mut self, date: &str) -> Result<Checker, clock::TimeError> {
+    pub fn build_date(mut self, date: &str) -> Result<Checker, CheckError> {
         self.build_date = Some(clock::parse_start(date)?);
         Ok(self)
     }

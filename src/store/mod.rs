@@ -288,10 +288,14 @@ impl Store {
             return Err(self.not_found(product));
         }
         let path = self.license_path(product);
-        if !path.exists() {
-            return Err(self.not_found(product));
-        }
-        let verified = self.read_license(&path, keyring)?;
+        let verified = match self.read_license(&path, keyring) {
+            Err(StoreError::License(LicenseError::Envelope(envelope::EnvelopeError::Io {
+                source, ..
+            }))) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.not_found(product));
+            }
+            other => other?,
+        };
         let watermark = self.watermark();
         let ctx = CheckContext {
             product: Some(product),
