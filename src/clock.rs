@@ -80,6 +80,15 @@ pub fn format(ts: Timestamp) -> String {
         .unwrap_or_else(|| format!("@{ts}"))
 }
 
+/// An exclusive end as people read it: an end at midnight UTC is the end of
+/// the day before (`2027-12-31, end of day UTC`); other instants as RFC 3339.
+pub fn format_end(ts: Timestamp) -> String {
+    match OffsetDateTime::from_unix_timestamp(ts - 1) {
+        Ok(last) if ts.rem_euclid(DAY) == 0 => format!("{}, end of day UTC", last.date()),
+        _ => format(ts),
+    }
+}
+
 /// Whole days from `now` until `until`, rounded down; negative once past.
 pub fn days_left(now: Timestamp, until: Timestamp) -> i64 {
     (until - now).div_euclid(DAY)
@@ -94,6 +103,12 @@ mod tests {
         let end = parse_end("2027-03-31").unwrap();
         assert_eq!(format(end), "2027-04-01T00:00:00Z");
         assert_eq!(parse_start("2027-03-31").unwrap(), end - DAY);
+    }
+
+    #[test]
+    fn ends_at_midnight_read_as_the_day_before() {
+        assert_eq!(format_end(parse_end("2027-12-31").unwrap()), "2027-12-31, end of day UTC");
+        assert_eq!(format_end(parse_end("2027-12-31T12:00:00Z").unwrap()), "2027-12-31T12:00:00Z");
     }
 
     #[test]

@@ -123,17 +123,22 @@ fn grant_human(grant: &Grant) -> String {
     if let Some(c) = &grant.customer {
         s.push_str(&format!(" to {}", clean(c)));
     }
-    match (&grant.expires_at, grant.days_left) {
-        (Some(at), Some(days)) => s.push_str(&format!("; expires {at} ({days} days left)")),
+    match (end_for_people(grant.expires_at.as_deref()), grant.days_left) {
+        (Some(at), Some(days)) => s.push_str(&format!("; valid through {at} ({days} days left)")),
         _ => s.push_str("; does not expire"),
     }
-    if let Some(m) = &grant.maintenance_until {
-        s.push_str(&format!("; maintenance until {m}"));
+    if let Some(m) = end_for_people(grant.maintenance_until.as_deref()) {
+        s.push_str(&format!("; maintenance through {m}"));
     }
     if !grant.features.is_empty() {
         s.push_str(&format!("; features: {}", clean(&grant.features.join(", "))));
     }
     s
+}
+
+fn end_for_people(rfc3339: Option<&str>) -> Option<String> {
+    let text = rfc3339?;
+    Some(clock::parse_start(text).map(clock::format_end).unwrap_or_else(|_| text.to_owned()))
 }
 
 fn grant_outcome(grant: Grant, json: serde_json::Value) -> Outcome {

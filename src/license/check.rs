@@ -92,13 +92,13 @@ pub enum Denial {
         not_before: Timestamp,
     },
     /// After its end.
-    #[error("the license expired at {}; renew it with the vendor", clock::format(*.expired_at))]
+    #[error("the license expired ({}); renew it with the vendor", clock::format_end(*.expired_at))]
     Expired {
         /// End.
         expired_at: Timestamp,
     },
     /// The build is newer than the maintenance period.
-    #[error("maintenance ended at {} and this build was released {}; use a build released before then or renew maintenance", clock::format(*.until), clock::format(*.build_date))]
+    #[error("maintenance ended ({}) and this build was released {}; use a build released before then or renew maintenance", clock::format_end(*.until), clock::format(*.build_date))]
     MaintenanceEnded {
         /// Maintenance end.
         until: Timestamp,
