@@ -38,6 +38,21 @@ pub enum CheckError {
 }
 
 /// Checks installed licenses against a compiled-in vendor key.
+///
+/// ```
+/// use nodelock::{CheckError, Checker};
+/// use nodelock::store::StoreError;
+///
+/// let vendor_key = include_str!("../fixtures/keys/TEST-ONLY-vendor.pub");
+/// let empty_store = tempfile::tempdir()?;
+/// let checker = Checker::new(vendor_key)?.store(empty_store.path()).build_date("2026-11-01")?;
+/// match checker.check("surveyor") {
+///     Ok(grant) => println!("licensed until {:?}", grant.expires_at),
+///     Err(CheckError::Store(StoreError::NotFound { .. })) => println!("not activated yet"),
+///     Err(other) => println!("refused: {other}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Checker {
     keyring: Keyring,
     store: Option<Store>,

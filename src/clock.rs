@@ -51,6 +51,13 @@ pub enum TimeError {
 /// Reads a user-given end of validity: a bare date means the end of that day in
 /// UTC (returned as the first second of the next day); an RFC 3339 instant is
 /// taken as is.
+///
+/// ```
+/// use nodelock::clock::{format, parse_end};
+/// // "--expires 2027-12-31" holds for all of December 31st, in every time zone's UTC day.
+/// assert_eq!(format(parse_end("2027-12-31")?), "2028-01-01T00:00:00Z");
+/// # Ok::<(), nodelock::clock::TimeError>(())
+/// ```
 pub fn parse_end(text: &str) -> Result<Timestamp, TimeError> {
     parse(text, true)
 }
@@ -107,8 +114,14 @@ mod tests {
 
     #[test]
     fn ends_at_midnight_read_as_the_day_before() {
-        assert_eq!(format_end(parse_end("2027-12-31").unwrap()), "2027-12-31, end of day UTC");
-        assert_eq!(format_end(parse_end("2027-12-31T12:00:00Z").unwrap()), "2027-12-31T12:00:00Z");
+        assert_eq!(
+            format_end(parse_end("2027-12-31").unwrap()),
+            "2027-12-31, end of day UTC"
+        );
+        assert_eq!(
+            format_end(parse_end("2027-12-31T12:00:00Z").unwrap()),
+            "2027-12-31T12:00:00Z"
+        );
     }
 
     #[test]

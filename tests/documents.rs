@@ -319,5 +319,8 @@ fn fingerprint_test_vector_matches_the_documented_digests() {
     assert_eq!(serde_json::to_value(&report).unwrap(), expected);
     // FORMAT.md §3 works this digest out by hand: SHA-256 over
     // "nodelock/v1/fingerprint" 00 00000001 "machine_id" 00 "3d1219c7c4c5404aaa1f6d2a48adfda4".
-    assert_eq!(expected["components"][0]["digest"], "085a0d58bb0bf41a4bf6cf8af566246d3b092dc5dd1be31c5820408f1389fba4");
+    assert_eq!(
+        expected["components"][0]["digest"],
+        "085a0d58bb0bf41a4bf6cf8af566246d3b092dc5dd1be31c5820408f1389fba4"
+    );
 }

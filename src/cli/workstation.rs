@@ -138,7 +138,11 @@ fn grant_human(grant: &Grant) -> String {
 
 fn end_for_people(rfc3339: Option<&str>) -> Option<String> {
     let text = rfc3339?;
-    Some(clock::parse_start(text).map(clock::format_end).unwrap_or_else(|_| text.to_owned()))
+    Some(
+        clock::parse_start(text)
+            .map(clock::format_end)
+            .unwrap_or_else(|_| text.to_owned()),
+    )
 }
 
 fn grant_outcome(grant: Grant, json: serde_json::Value) -> Outcome {
