@@ -56,6 +56,7 @@ fn benches(c: &mut Criterion) {
         expires_at: Some(NOW + 86_400 * 365),
         maintenance_until: None,
         allow_clone_only: true,
+        revoked: Vec::new(),
     };
     let (_, text) = license::issue(&terms, &fp, None, NOW - 86_400, &key).unwrap();
     let ring: Keyring = [public.clone()].into_iter().collect();

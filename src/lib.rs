@@ -16,12 +16,14 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod activation;
 pub mod checker;
 pub mod clock;
 pub mod codec;
 pub mod crypto;
 pub mod facts;
 pub mod fingerprint;
+pub mod ledger;
 pub mod license;
 pub mod store;
 pub mod typeable;

@@ -52,6 +52,8 @@ fn vector_license() -> License {
                 .collect(),
         },
         install_key: None,
+        request_nonce: None,
+        revoked: Vec::new(),
     }
 }
 

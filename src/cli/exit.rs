@@ -1,9 +1,11 @@
 //! Exit codes, stable and documented in the README ("Exit codes"). Installers
 //! and scripts branch on them, so a number never changes meaning.
 
+use nodelock::activation::ActivationError;
 use nodelock::crypto::{EnvelopeError, KeyError};
 use nodelock::facts::FactsError;
 use nodelock::fingerprint::FingerprintError;
+use nodelock::ledger::LedgerError;
 use nodelock::license::{Denial, LicenseError};
 use nodelock::store::StoreError;
 
@@ -45,6 +47,28 @@ pub enum Exit {
     OlderLicense = 19,
     /// A file that must not be overwritten exists.
     Exists = 20,
+    /// The activation key is malformed or has a typo (caught locally).
+    BadActivationKey = 21,
+    /// No entitlement has this activation key.
+    UnknownKey = 22,
+    /// All seats are taken.
+    NoFreeSeat = 23,
+    /// The entitlement's term is over.
+    EntitlementExpired = 24,
+    /// A transfer or reset limit is used up.
+    LimitReached = 25,
+    /// The vendor revoked the license.
+    Revoked = 26,
+    /// An answered license for a request this store did not make.
+    NotRequested = 27,
+    /// A deactivation signed by a key other than the license's install key.
+    WrongInstallKey = 28,
+    /// No such license installed, or no such activation/license in the ledger.
+    NotInstalled = 29,
+    /// The activation already ended.
+    AlreadyEnded = 30,
+    /// The license was not activated by request; it cannot be deactivated offline.
+    NoInstallKey = 31,
 }
 
 impl Exit {
@@ -68,6 +92,17 @@ impl Exit {
             Exit::NotFound => "not-found",
             Exit::OlderLicense => "older-license",
             Exit::Exists => "exists",
+            Exit::BadActivationKey => "bad-activation-key",
+            Exit::UnknownKey => "unknown-key",
+            Exit::NoFreeSeat => "no-free-seat",
+            Exit::EntitlementExpired => "entitlement-expired",
+            Exit::LimitReached => "limit-reached",
+            Exit::Revoked => "revoked",
+            Exit::NotRequested => "not-requested",
+            Exit::WrongInstallKey => "wrong-install-key",
+            Exit::NotInstalled => "not-installed",
+            Exit::AlreadyEnded => "already-ended",
+            Exit::NoInstallKey => "no-install-key",
         }
     }
 }
@@ -139,6 +174,7 @@ impl From<Denial> for CliError {
         let exit = match d {
             Denial::WrongProduct { .. } => Exit::WrongProduct,
             Denial::OtherMachine { .. } => Exit::OtherMachine,
+            Denial::Revoked { .. } => Exit::Revoked,
             Denial::ClockSetBack { .. } => Exit::ClockSetBack,
             Denial::NotYetValid { .. } => Exit::NotYetValid,
             Denial::Expired { .. } => Exit::Expired,
@@ -167,6 +203,43 @@ impl From<StoreError> for CliError {
             StoreError::NotFound { .. } => CliError::new(Exit::NotFound, e.to_string()),
             StoreError::Older { .. } => CliError::new(Exit::OlderLicense, e.to_string()),
             StoreError::NoTrustRoots => CliError::new(Exit::UnknownSigner, e.to_string()),
+            StoreError::NotRequested { .. } => CliError::new(Exit::NotRequested, e.to_string()),
+            StoreError::NotInstalled { .. } => CliError::new(Exit::NotInstalled, e.to_string()),
+            StoreError::NoInstallKey { .. } => CliError::new(Exit::NoInstallKey, e.to_string()),
+            StoreError::Activation(e) => e.into(),
+            StoreError::Key(e) => e.into(),
+        }
+    }
+}
+
+impl From<ActivationError> for CliError {
+    fn from(e: ActivationError) -> CliError {
+        match e {
+            ActivationError::Envelope(e) => e.into(),
+            ActivationError::Fingerprint(e) => e.into(),
+            ActivationError::Key(_) => CliError::new(Exit::BadActivationKey, e.to_string()),
+            ActivationError::Invalid { .. } => CliError::new(Exit::BadInput, e.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for CliError {
+    fn from(e: LedgerError) -> CliError {
+        let exit = match &e {
+            LedgerError::Document(_) | LedgerError::License(_) | LedgerError::NonceReuse => Exit::BadInput,
+            LedgerError::Database(_) | LedgerError::Io { .. } | LedgerError::NewerSchema { .. } => Exit::Io,
+            LedgerError::Key(_) => Exit::Io,
+            LedgerError::UnknownKey => Exit::UnknownKey,
+            LedgerError::EntitlementExpired { .. } => Exit::EntitlementExpired,
+            LedgerError::NoFreeSeat { .. } => Exit::NoFreeSeat,
+            LedgerError::TransferLimit { .. } | LedgerError::ResetLimit { .. } => Exit::LimitReached,
+            LedgerError::UnknownActivation(_) | LedgerError::UnknownLicense(_) => Exit::NotInstalled,
+            LedgerError::WrongInstallKey(_) => Exit::WrongInstallKey,
+            LedgerError::AlreadyEnded { .. } => Exit::AlreadyEnded,
+        };
+        match e {
+            LedgerError::Document(d) => d.into(),
+            other => CliError::new(exit, other.to_string()),
         }
     }
 }

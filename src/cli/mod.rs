@@ -2,7 +2,9 @@
 //! library decides, this layer only presents (output.rs) and maps outcomes to
 //! exit codes (exit.rs).
 
+mod activation;
 mod exit;
+mod ledger;
 mod output;
 mod overrides;
 mod vendor;
@@ -40,6 +42,10 @@ enum Command {
     Status(StoreArg),
     /// Check the installed license for a product, as an application does at start-up.
     Check(CheckArgs),
+    /// Make an offline activation request for an activation key (send the file to the vendor).
+    Request(RequestArgs),
+    /// Give a license back: write a signed deactivation request and remove the license.
+    Deactivate(DeactivateArgs),
     /// Manage the vendor public keys the store trusts.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -138,6 +144,105 @@ struct CheckArgs {
     store: StoreArg,
 }
 
+#[derive(Args)]
+struct RequestArgs {
+    /// The activation key you received (dashes and case do not matter).
+    key: String,
+    /// Where to write the request file.
+    #[arg(short, long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+struct DeactivateArgs {
+    /// The license id, as `nodelock status` shows it.
+    license_id: String,
+    /// Where to write the deactivation request file.
+    #[arg(short, long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+struct LedgerArg {
+    /// The vendor ledger (SQLite; default: the vendor data directory's nodelock-vendor/ledger.sqlite).
+    #[arg(long, value_name = "PATH", env = "NODELOCK_LEDGER")]
+    ledger: Option<PathBuf>,
+    /// Who is acting, for the audit (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    operator: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum EntitlementCommand {
+    /// Sell seats: create an entitlement and print its activation key (shown once).
+    Create(EntitlementArgs),
+}
+
+#[derive(Args)]
+struct EntitlementArgs {
+    #[command(flatten)]
+    ledger: LedgerArg,
+    /// Product name.
+    #[arg(long)]
+    product: String,
+    /// Machines that may hold it at once.
+    #[arg(long)]
+    seats: u32,
+    /// perpetual or subscription (default: subscription with --expires, else perpetual).
+    #[arg(long, value_parser = ["perpetual", "subscription"])]
+    kind: Option<String>,
+    /// Last day of the subscription (UTC, end of day).
+    #[arg(long, value_name = "DATE")]
+    expires: Option<String>,
+    /// Last day of maintenance (UTC, end of day).
+    #[arg(long, value_name = "DATE")]
+    maintenance_until: Option<String>,
+    /// Features, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// Customer name.
+    #[arg(long)]
+    customer: Option<String>,
+    /// Transfers (deactivate here, activate there) allowed over the entitlement's life.
+    #[arg(long, default_value_t = nodelock::ledger::DEFAULT_MAX_TRANSFERS)]
+    max_transfers: u32,
+    /// Support resets allowed per rolling year.
+    #[arg(long, default_value_t = nodelock::ledger::DEFAULT_MAX_RESETS_PER_YEAR)]
+    max_resets: u32,
+}
+
+#[derive(Args)]
+struct AnswerArgs {
+    #[command(flatten)]
+    ledger: LedgerArg,
+    /// The vendor's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    signing_key: PathBuf,
+    /// An activation or deactivation request file.
+    request: PathBuf,
+    /// Where to write the license or receipt.
+    #[arg(short, long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ResetArgs {
+    #[command(flatten)]
+    ledger: LedgerArg,
+    /// The activation id (see `nodelock vendor report`).
+    activation_id: String,
+    /// Why (recorded in the audit).
+    #[arg(long)]
+    reason: String,
+    /// Go past the entitlement's reset limit.
+    #[arg(long)]
+    force: bool,
+}
+
 #[derive(Subcommand)]
 enum TrustCommand {
     /// Trust a vendor public key (SPKI PEM) in this store.
@@ -171,6 +276,17 @@ enum VendorCommand {
     },
     /// Issue a license bound to a workstation's fingerprint report.
     Issue(IssueArgs),
+    /// Entitlements: seats sold under an activation key.
+    #[command(subcommand)]
+    Entitlement(EntitlementCommand),
+    /// Answer an activation request (-> license) or a deactivation request (-> receipt).
+    Answer(AnswerArgs),
+    /// Free a seat without proof (the machine died); limited and audited.
+    Reset(ResetArgs),
+    /// Seats, activations, transfers and resets per entitlement: the compliance view.
+    Report(LedgerArg),
+    /// Every activation, deactivation, reset and refusal, with who and why.
+    Audit(LedgerArg),
 }
 
 #[derive(Args)]
@@ -229,10 +345,19 @@ pub fn main() -> std::process::ExitCode {
         Command::Import(args) => workstation::import(&args),
         Command::Status(args) => workstation::status(&args),
         Command::Check(args) => workstation::check(&args),
+        Command::Request(args) => activation::request(&args),
+        Command::Deactivate(args) => activation::deactivate(&args),
         Command::Trust(TrustCommand::Add { key, store }) => workstation::trust_add(&key, &store),
         Command::Trust(TrustCommand::List { store }) => workstation::trust_list(&store),
         Command::Vendor(VendorCommand::Keygen { out, force }) => vendor::keygen(&out, force),
         Command::Vendor(VendorCommand::Issue(args)) => vendor::issue(&args),
+        Command::Vendor(VendorCommand::Entitlement(EntitlementCommand::Create(args))) => {
+            ledger::create(&args)
+        }
+        Command::Vendor(VendorCommand::Answer(args)) => ledger::answer(&args),
+        Command::Vendor(VendorCommand::Reset(args)) => ledger::reset(&args),
+        Command::Vendor(VendorCommand::Report(args)) => ledger::report(&args),
+        Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args),
     };
     std::process::ExitCode::from(output::emit(result, cli.json) as u8)
 }

@@ -76,6 +76,7 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
         expires_at,
         maintenance_until: date(args.maintenance_until.as_deref(), true)?,
         allow_clone_only: !args.require_hardware_id,
+        revoked: Vec::new(),
     };
     let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;

@@ -160,12 +160,14 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
     let verified = license::verify(&bytes, &ring)?;
     let current = current_fingerprint()?;
+    let revoked = store.as_ref().map(Store::revoked).unwrap_or_default();
     let ctx = CheckContext {
         product: args.product.as_deref(),
         current: &current,
         now: overrides::now()?,
         build_date: parse_date(args.build_date.as_deref())?,
         watermark: store.as_ref().and_then(Store::watermark),
+        revoked: &revoked,
     };
     let grant = license::check(&verified, &ctx)?;
     let json = json!({ "grant": grant, "signer": verified.signer().to_string() });
@@ -176,6 +178,20 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let ring = keyring(&args.keys, Some(&store))?;
     let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
+    if nodelock::activation::sniff_kind(&bytes) == Some(DocumentKind::DeactivationReceipt) {
+        let receipt = store.import_receipt(&bytes, &ring)?;
+        let human = format!(
+            "receipt: the vendor freed the seat of license {} ({}, transfer {} of {})",
+            clean(&receipt.license_id),
+            clock::format(receipt.deactivated_at),
+            receipt.transfers_used,
+            receipt.max_transfers
+        );
+        return Ok(Outcome::new(
+            human,
+            json!({ "outcome": "receipt", "receipt": receipt }),
+        ));
+    }
     let current = current_fingerprint()?;
     let outcome = store.import(&bytes, &ring, &current, overrides::now()?)?;
     for key in ring.keys() {

@@ -119,6 +119,19 @@ impl ComponentName {
         }
     }
 
+    /// The compact code activation requests use (the index in [`ComponentName::ALL`]).
+    pub fn code(self) -> u8 {
+        ComponentName::ALL
+            .iter()
+            .position(|n| *n == self)
+            .map_or(u8::MAX, |i| i as u8)
+    }
+
+    /// The name with this compact code.
+    pub fn from_code(code: u8) -> Option<ComponentName> {
+        ComponentName::ALL.get(usize::from(code)).copied()
+    }
+
     /// Every name, in report order.
     pub const ALL: [ComponentName; 9] = [
         ComponentName::MachineId,

@@ -30,6 +30,8 @@ pub struct CheckContext<'a> {
     pub build_date: Option<Timestamp>,
     /// The latest trusted time the store has seen.
     pub watermark: Option<Timestamp>,
+    /// License ids the vendor has revoked (support resets), as the store knows them.
+    pub revoked: &'a [String],
 }
 
 /// A successful check.
@@ -70,6 +72,14 @@ pub enum Denial {
         wanted: String,
         /// The product licensed.
         found: String,
+    },
+    /// Revoked by the vendor (its activation was reset by support).
+    #[error(
+        "license {license_id} was revoked by the vendor (support reset its activation); activate this machine again with an activation key"
+    )]
+    Revoked {
+        /// The license.
+        license_id: String,
     },
     /// Bound to another machine.
     #[error("the license is bound to another machine: {} (changed: {}); ask the vendor to transfer it to this machine", .report.reason, changed_list(&.report.changed()))]
@@ -119,6 +129,7 @@ impl Denial {
     pub fn code(&self) -> &'static str {
         match self {
             Denial::WrongProduct { .. } => "wrong-product",
+            Denial::Revoked { .. } => "revoked",
             Denial::OtherMachine { .. } => "other-machine",
             Denial::ClockSetBack { .. } => "clock-set-back",
             Denial::NotYetValid { .. } => "not-yet-valid",
@@ -137,6 +148,11 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
         return Err(Denial::WrongProduct {
             wanted: wanted.to_owned(),
             found: lic.product.clone(),
+        });
+    }
+    if ctx.revoked.contains(&lic.id) {
+        return Err(Denial::Revoked {
+            license_id: lic.id.clone(),
         });
     }
     // `verify` already proved the binding parses; an error here cannot happen
@@ -222,6 +238,7 @@ mod tests {
             expires_at: Some(NOW + 10 * DAY),
             maintenance_until: Some(NOW + 5 * DAY),
             allow_clone_only: true,
+            revoked: Vec::new(),
         }
     }
 
@@ -238,6 +255,7 @@ mod tests {
             now: NOW + DAY,
             build_date: None,
             watermark: None,
+            revoked: &[],
         }
     }
 
@@ -264,6 +282,14 @@ mod tests {
         );
         let there = fp("81be44d2c9", "3c:52:82:aa:bb:dd");
         assert_eq!(code(CheckContext { current: &there, ..c }), "other-machine");
+        let revoked = [lic.license().id.clone()];
+        assert_eq!(
+            code(CheckContext {
+                revoked: &revoked,
+                ..c
+            }),
+            "revoked"
+        );
         assert_eq!(
             code(CheckContext {
                 watermark: Some(NOW + 3 * DAY),

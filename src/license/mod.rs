@@ -130,6 +130,14 @@ pub struct License {
     /// by request; proves later deactivations.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub install_key: Option<Vec<u8>>,
+    /// The nonce of the activation request this license answers; the
+    /// workstation imports it only if it made that request.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub request_nonce: Option<Vec<u8>>,
+    /// Ids of this customer's licenses that support reset (dead machines):
+    /// a workstation that sees this list stops honouring them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
 }
 
 /// Is `name` usable as a product name (and so as a file name in a store)?
@@ -140,7 +148,20 @@ pub fn valid_product(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// Is `id` a well-formed license id (1-64 letters, digits and dashes; it names
+/// files in a store)?
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 impl License {
+    /// Reads the payload of a license document *without* verifying it, for
+    /// housekeeping on licenses this store verified when it imported them.
+    pub fn read_unverified(input: &[u8]) -> Option<License> {
+        let doc = envelope::parse(input, DocumentKind::License).ok()?;
+        codec::decode(doc.untrusted_payload()).ok()
+    }
+
     /// The bound fingerprint.
     pub fn bound_fingerprint(&self) -> Result<Fingerprint, LicenseError> {
         let components = self
@@ -182,7 +203,10 @@ impl License {
         if !valid_product(&self.product) {
             return invalid("the product name is not valid");
         }
-        if self.id.is_empty() || self.id.len() > 64 {
+        if self.install_key.is_some() != self.request_nonce.is_some() {
+            return invalid("install_key and request_nonce come together");
+        }
+        if !valid_id(&self.id) {
             return invalid("the license id is not valid");
         }
         if self.expires_at.is_some_and(|e| e <= self.not_before) {
@@ -262,6 +286,18 @@ pub struct Terms {
     pub maintenance_until: Option<Timestamp>,
     /// Whether a clone-only machine may hold it.
     pub allow_clone_only: bool,
+    /// License ids to revoke (see [`License::revoked`]).
+    pub revoked: Vec<String>,
+}
+
+/// The activation request a license answers: the workstation's install key
+/// and the request's nonce.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// The install public key.
+    pub install_key: &'a PublicKey,
+    /// The request nonce.
+    pub nonce: &'a [u8],
 }
 
 /// Issues a license bound to `fingerprint`, signed by `key`, and returns the
@@ -269,7 +305,7 @@ pub struct Terms {
 pub fn issue(
     terms: &Terms,
     fingerprint: &Fingerprint,
-    install_key: Option<&PublicKey>,
+    requester: Option<Requester<'_>>,
     now: Timestamp,
     key: &PrivateKey,
 ) -> Result<(License, String), LicenseError> {
@@ -311,7 +347,9 @@ pub fn issue(
                 })
                 .collect(),
         },
-        install_key: install_key.map(PublicKey::to_sec1_compressed),
+        install_key: requester.map(|r| r.install_key.to_sec1_compressed()),
+        request_nonce: requester.map(|r| r.nonce.to_vec()),
+        revoked: terms.revoked.clone(),
     };
     license.validate()?;
     let payload = codec::encode(&license).map_err(|e| LicenseError::Invalid(e.to_string()))?;

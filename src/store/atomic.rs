@@ -14,6 +14,9 @@ use std::path::Path;
 /// created that way, so the secret is never readable by others, even briefly).
 /// `no_clobber` fails with `AlreadyExists` instead of replacing an existing file.
 pub fn write_file(path: &Path, bytes: &[u8], private: bool, no_clobber: bool) -> io::Result<()> {
+    // tempfile hands out absolute temporary paths; its no-clobber persist then
+    // fails on a relative target, so resolve the target the same way.
+    let path = &std::path::absolute(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -79,6 +82,26 @@ mod tests {
         let err = write_file(&path, b"new", true, true).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn relative_paths_work_with_and_without_clobbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let rel = dir
+            .path()
+            .strip_prefix(std::env::current_dir().unwrap())
+            .map(Path::to_path_buf);
+        // Only meaningful when the temp dir is below the current directory; build a
+        // relative path through `..` otherwise.
+        let rel = rel.unwrap_or_else(|_| {
+            let depth = std::env::current_dir().unwrap().components().count() - 1;
+            let mut p = std::path::PathBuf::new();
+            (0..depth).for_each(|_| p.push(".."));
+            p.join(dir.path().strip_prefix("/").unwrap())
+        });
+        write_file(&rel.join("a"), b"1", true, true).unwrap();
+        write_file(&rel.join("a"), b"2", false, false).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"2");
     }
 
     #[cfg(unix)]

@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! licenses/<product>.lic   the armored license as received, one per product
+//! keys/<license id>.key    the install key of a license activated by request (owner-only)
+//! pending/<nonce>.key      the install key of a request not answered yet (owner-only)
+//! pending/<nonce>.req      that request, as sent
+//! outbox/<license id>.deact  a deactivation request made, until its receipt is imported
 //! trust/<key id>.pub       vendor public keys (SPKI PEM)
+//! revoked                  license ids the vendor revoked, one per line
 //! clock                    the watermark: latest trusted Unix time seen, decimal
 //! .lock                    taken exclusively by every writer
 //! ```
@@ -15,6 +20,7 @@
 //! mix a license. Readers do not lock: renames make every file they see whole.
 
 pub mod atomic;
+mod requests;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -68,6 +74,36 @@ pub enum StoreError {
         /// Issue time of the offered one.
         offered: String,
     },
+    /// An answered license for a request this store did not make.
+    #[error(
+        "this license answers an activation request this store did not make ({reason}); import it on the machine that made the request"
+    )]
+    NotRequested {
+        /// What did not match.
+        reason: String,
+    },
+    /// No installed license has this id.
+    #[error("no license '{license_id}' is installed in {store} (see `nodelock status`)")]
+    NotInstalled {
+        /// The id asked for.
+        license_id: String,
+        /// The store.
+        store: String,
+    },
+    /// The license was not activated by request, so there is no key to prove a deactivation.
+    #[error(
+        "license '{license_id}' was not activated with `nodelock request`, so it cannot be deactivated offline; ask the vendor to reset it"
+    )]
+    NoInstallKey {
+        /// The license.
+        license_id: String,
+    },
+    /// An activation document was refused.
+    #[error(transparent)]
+    Activation(#[from] crate::activation::ActivationError),
+    /// An install key could not be made or read.
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
     /// Nothing to verify against.
     #[error(
         "no vendor public key is known; pass --pubkey vendor.pub or install one with `nodelock trust add vendor.pub`"
@@ -158,11 +194,7 @@ impl Store {
     }
 
     fn lock(&self) -> Result<StoreLock, StoreError> {
-        for dir in [
-            self.root.clone(),
-            self.root.join("licenses"),
-            self.root.join("trust"),
-        ] {
+        for dir in ["", "licenses", "trust", "keys", "pending", "outbox"].map(|d| self.root.join(d)) {
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         let path = self.root.join(".lock");
@@ -206,6 +238,33 @@ impl Store {
         Ok(true)
     }
 
+    /// License ids the vendor has revoked, as this store has learned them.
+    pub fn revoked(&self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join("revoked"))
+            .map(|t| {
+                t.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn add_revoked_locked(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut all = self.revoked();
+        let before = all.len();
+        all.extend(ids.iter().cloned());
+        all.sort();
+        all.dedup();
+        if all.len() == before {
+            return Ok(());
+        }
+        let path = self.root.join("revoked");
+        let text: String = all.iter().map(|id| format!("{id}\n")).collect();
+        atomic::write_file(&path, text.as_bytes(), false, false).map_err(io_err(&path))
+    }
+
     /// The latest trusted time this store has seen. A missing or unreadable
     /// clock file counts as none (see the threat model in the README).
     pub fn watermark(&self) -> Option<Timestamp> {
@@ -239,15 +298,17 @@ impl Store {
         }
         let verified = license::verify(input, keyring)?;
         let _lock = self.lock()?;
+        let lic = verified.license();
+        let revoked = self.revoked();
         let ctx = CheckContext {
             product: None,
             current,
             now,
             build_date: None,
             watermark: self.watermark(),
+            revoked: &revoked,
         };
         let grant = license::check(&verified, &ctx)?;
-        let lic = verified.license();
         let path = self.license_path(&lic.product);
         let mut replaced = None;
         if let Ok(existing) = self.read_license(&path, keyring) {
@@ -255,7 +316,7 @@ impl Store {
             if existing.envelope() == verified.envelope() {
                 return Ok(ImportOutcome::AlreadyInstalled { grant });
             }
-            if old.issued_at > lic.issued_at {
+            if old.issued_at > lic.issued_at && !lic.revoked.contains(&old.id) {
                 return Err(StoreError::Older {
                     product: lic.product.clone(),
                     installed: clock::format(old.issued_at),
@@ -264,7 +325,18 @@ impl Store {
             }
             replaced = Some(old.id.clone());
         }
+        // A license answering a request must match a request this store made;
+        // its install key then moves from pending/ to keys/.
+        let pending = match (&lic.request_nonce, &lic.install_key) {
+            (Some(nonce), Some(install)) => Some(self.take_pending_key(nonce, install, &lic.id)?),
+            _ => None,
+        };
         atomic::write_file(&path, verified.armored().as_bytes(), false, false).map_err(io_err(&path))?;
+        if let Some(nonce_hex) = pending {
+            self.drop_pending(&nonce_hex);
+        }
+        self.add_revoked_locked(&lic.revoked)?;
+        self.remove_revoked_licenses_locked(keyring)?;
         self.advance_watermark_locked(now.max(lic.issued_at))?;
         Ok(ImportOutcome::Installed { grant, replaced })
     }
@@ -297,12 +369,14 @@ impl Store {
             other => other?,
         };
         let watermark = self.watermark();
+        let revoked = self.revoked();
         let ctx = CheckContext {
             product: Some(product),
             current,
             now,
             build_date,
             watermark,
+            revoked: &revoked,
         };
         let grant = license::check(&verified, &ctx)?;
         if watermark.is_none_or(|w| now > w + WATERMARK_STEP) {
@@ -338,6 +412,7 @@ impl Store {
         };
         paths.sort();
         let watermark = self.watermark();
+        let revoked = self.revoked();
         Ok(paths
             .into_iter()
             .map(|path| {
@@ -370,6 +445,7 @@ impl Store {
                             now,
                             build_date: None,
                             watermark,
+                            revoked: &revoked,
                         };
                         let (state, message, warning) = match license::check(&v, &ctx) {
                             Ok(g) => (

@@ -1,0 +1,77 @@
+//! Workstation side of offline activation: `request` and `deactivate`.
+
+use serde_json::json;
+
+use nodelock::activation::ActivationKey;
+use nodelock::fingerprint::{CLONE_ONLY_WARNING, Fingerprint, Identity};
+use nodelock::store::atomic;
+
+use super::exit::{CliError, Exit};
+use super::output::Outcome;
+use super::overrides;
+use super::{DeactivateArgs, RequestArgs};
+
+fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    atomic::write_file(path, text.as_bytes(), false, false)
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
+}
+
+pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
+    let key =
+        ActivationKey::parse(&args.key).map_err(|e| CliError::new(Exit::BadActivationKey, e.to_string()))?;
+    let store = args.store.open()?;
+    let fingerprint = Fingerprint::from_facts(&overrides::current_facts()?)?;
+    let pending = store.create_request(&key, &fingerprint, overrides::now()?)?;
+    write_out(&args.out, &pending.armored)?;
+    let human = format!(
+        "wrote the activation request for workstation {} to {} ({} bytes).\n\
+         Next: send that file to your vendor (e-mail, USB stick, or the activation portal).\n\
+         You will get a license file back; install it on this machine with:\n  nodelock import LICENSE-FILE{}",
+        pending.workstation_id,
+        args.out.display(),
+        pending.size,
+        args.store
+            .store
+            .as_ref()
+            .map(|s| format!(" --store {}", s.display()))
+            .unwrap_or_default(),
+    );
+    let clone_only = fingerprint.identity() == Identity::CloneOnly;
+    let mut out = Outcome::new(
+        human,
+        json!({
+            "request": args.out.display().to_string(),
+            "workstation_id": pending.workstation_id,
+            "nonce": pending.nonce,
+            "size": pending.size,
+            "warning": clone_only.then_some(CLONE_ONLY_WARNING),
+        }),
+    );
+    if clone_only {
+        out = out.note(format!("warning: {CLONE_ONLY_WARNING}"));
+    }
+    Ok(out)
+}
+
+pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open()?;
+    let done = store.deactivate(&args.license_id, overrides::now()?)?;
+    write_out(&args.out, &done.armored)?;
+    let what = match (&done.product, done.reprinted) {
+        (_, true) => format!(
+            "license {} was already deactivated here; its request was written again",
+            done.license_id
+        ),
+        (Some(p), false) => format!("license {} for {p} is removed from this machine", done.license_id),
+        (None, false) => format!("license {} is deactivated", done.license_id),
+    };
+    let human = format!(
+        "{what}.\nNext: send {} to your vendor; the seat is freed when they answer it, and you get a receipt\n\
+         (nodelock import RECEIPT-FILE records it). The license can then be activated on another machine.",
+        args.out.display()
+    );
+    Ok(Outcome::new(
+        human,
+        json!({ "deactivation": done, "request": args.out.display().to_string() }),
+    ))
+}

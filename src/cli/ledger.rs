@@ -1,0 +1,277 @@
+//! Vendor ledger commands: entitlements, answering requests, resets, report, audit.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use nodelock::activation::{self, sniff_kind};
+use nodelock::clock;
+use nodelock::crypto::PrivateKey;
+use nodelock::crypto::envelope::{self, DocumentKind};
+use nodelock::ledger::{EntitlementSpec, Ledger};
+use nodelock::license::{self, LicenseKind};
+use nodelock::store::atomic;
+
+use super::exit::{CliError, Exit};
+use super::output::{Outcome, clean};
+use super::overrides;
+use super::{AnswerArgs, EntitlementArgs, LedgerArg, ResetArgs};
+
+impl LedgerArg {
+    fn path(&self) -> Result<PathBuf, CliError> {
+        self.ledger
+            .clone()
+            .or_else(Ledger::default_location)
+            .ok_or_else(|| {
+                CliError::new(
+                    Exit::Io,
+                    "no vendor data directory is known here; pass --ledger PATH",
+                )
+            })
+    }
+
+    fn open(&self) -> Result<Ledger, CliError> {
+        Ok(Ledger::open(&self.path()?)?)
+    }
+
+    fn actor(&self) -> String {
+        self.operator
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("USERNAME").ok())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+fn end_date(text: Option<&str>) -> Result<Option<clock::Timestamp>, CliError> {
+    text.map(|t| clock::parse_end(t).map_err(|e| CliError::new(Exit::Usage, e.to_string())))
+        .transpose()
+}
+
+pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
+    if !license::valid_product(&args.product) {
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("'{}' is not a valid product name", args.product),
+        ));
+    }
+    if args.seats == 0 {
+        return Err(CliError::new(Exit::Usage, "--seats must be at least 1"));
+    }
+    let expires_at = end_date(args.expires.as_deref())?;
+    let kind = match (args.kind.as_deref(), expires_at) {
+        (Some("subscription"), None) => {
+            return Err(CliError::new(Exit::Usage, "a subscription needs --expires DATE"));
+        }
+        (Some("subscription"), _) | (None, Some(_)) => LicenseKind::Subscription,
+        _ => LicenseKind::Perpetual,
+    };
+    let spec = EntitlementSpec {
+        product: args.product.clone(),
+        seats: args.seats,
+        kind,
+        expires_at,
+        maintenance_until: end_date(args.maintenance_until.as_deref())?,
+        features: args
+            .features
+            .iter()
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect(),
+        customer: args.customer.clone(),
+        max_transfers: args.max_transfers,
+        max_resets_per_year: args.max_resets,
+    };
+    let mut ledger = args.ledger.open()?;
+    let (id, key) = ledger.create_entitlement(&spec, overrides::now()?, &args.ledger.actor())?;
+    let human = format!(
+        "entitlement {id}: {} seat(s) of {} ({})\nactivation key: {key}\n\
+         Give the key to the customer; it is shown only this once (the ledger keeps a hash).",
+        spec.seats,
+        spec.product,
+        spec.kind.as_str()
+    );
+    Ok(Outcome::new(
+        human,
+        json!({ "entitlement_id": id, "activation_key": key.to_string(), "product": spec.product, "seats": spec.seats }),
+    ))
+}
+
+fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    atomic::write_file(path, text.as_bytes(), false, false)
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
+}
+
+pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
+    let vendor = PrivateKey::load(&args.signing_key)?;
+    let mut ledger = args.ledger.open()?;
+    let actor = args.ledger.actor();
+    let now = overrides::now()?;
+    let bytes = match envelope::read_file(&args.request, DocumentKind::ActivationRequest) {
+        Ok(b) => b,
+        Err(e) => {
+            let err = CliError::from(e);
+            ledger.record_refusal(
+                &format!("file {}", args.request.display()),
+                &err.message,
+                None,
+                now,
+                &actor,
+            )?;
+            return Err(err);
+        }
+    };
+    match sniff_kind(&bytes) {
+        Some(DocumentKind::DeactivationRequest) => {
+            let pending = match activation::open_deactivation(&bytes) {
+                Ok(p) => p,
+                Err(e) => return Err(refuse(&mut ledger, "deactivation request", e.into(), now, &actor)),
+            };
+            let done = ledger.answer_deactivation(pending, &vendor, now, &actor)?;
+            write_out(&args.out, &done.receipt)?;
+            let d = &done.details;
+            let human = if done.replayed {
+                format!(
+                    "license {} was already deactivated; the same receipt was written to {} (nothing more freed)",
+                    done.license_id,
+                    args.out.display()
+                )
+            } else {
+                format!(
+                    "license {} deactivated: one seat of {} freed (transfer {} of {}); receipt written to {}",
+                    done.license_id,
+                    d.entitlement,
+                    d.transfers_used,
+                    d.max_transfers,
+                    args.out.display()
+                )
+            };
+            Ok(Outcome::new(
+                human,
+                json!({ "kind": "deactivation-receipt", "deactivation": done, "file": args.out.display().to_string() }),
+            ))
+        }
+        _ => {
+            let request = match activation::open_request(&bytes) {
+                Ok(r) => r,
+                Err(e) => return Err(refuse(&mut ledger, "activation request", e.into(), now, &actor)),
+            };
+            let answered = ledger.answer_activation(&request, &vendor, "offline", now, &actor)?;
+            write_out(&args.out, &answered.license)?;
+            let human = if answered.replayed {
+                format!(
+                    "this request was answered before; the same license {} was written to {} (no new seat taken)",
+                    answered.license_id,
+                    args.out.display()
+                )
+            } else {
+                format!(
+                    "activated workstation {} on entitlement {}: license {} written to {}; send it back to the customer",
+                    answered.workstation_id,
+                    answered.entitlement_id,
+                    answered.license_id,
+                    args.out.display()
+                )
+            };
+            Ok(Outcome::new(
+                human,
+                json!({ "kind": "license", "activation": answered, "file": args.out.display().to_string() }),
+            ))
+        }
+    }
+}
+
+/// Records a document that failed before the ledger could judge it.
+fn refuse(ledger: &mut Ledger, what: &str, err: CliError, now: clock::Timestamp, actor: &str) -> CliError {
+    if let Err(e) = ledger.record_refusal(what, &err.message, None, now, actor) {
+        return e.into();
+    }
+    err
+}
+
+pub fn reset(args: &ResetArgs) -> Result<Outcome, CliError> {
+    if args.reason.trim().is_empty() {
+        return Err(CliError::new(
+            Exit::Usage,
+            "--reason must say why the seat is reset",
+        ));
+    }
+    let mut ledger = args.ledger.open()?;
+    let license_id = ledger.reset(
+        &args.activation_id,
+        args.reason.trim(),
+        args.force,
+        overrides::now()?,
+        &args.ledger.actor(),
+    )?;
+    let human = format!(
+        "activation {} reset: its seat is free and license {license_id} is revoked in every license issued to this customer from now on",
+        args.activation_id
+    );
+    Ok(Outcome::new(
+        human,
+        json!({ "activation_id": args.activation_id, "revoked_license_id": license_id }),
+    ))
+}
+
+pub fn report(args: &LedgerArg) -> Result<Outcome, CliError> {
+    let ledger = args.open()?;
+    let entitlements = ledger.report(overrides::now()?)?;
+    let mut human = String::new();
+    if entitlements.is_empty() {
+        human.push_str("no entitlements in the ledger");
+    }
+    for e in &entitlements {
+        human.push_str(&format!(
+            "{}  {}  {}{}: {} of {} seat(s) used, {} free; transfers {}/{}; resets this year {}/{}\n",
+            e.id,
+            clean(&e.product),
+            e.kind,
+            e.customer
+                .as_deref()
+                .map(|c| format!(" for {}", clean(c)))
+                .unwrap_or_default(),
+            e.used,
+            e.seats,
+            e.available,
+            e.transfers_used,
+            e.max_transfers,
+            e.resets_last_year,
+            e.max_resets_per_year
+        ));
+        for a in &e.activations {
+            human.push_str(&format!(
+                "  {}  workstation {}  license {}  {} {}  {}{}\n",
+                a.id,
+                a.workstation_id,
+                a.license_id,
+                a.method,
+                a.activated_at,
+                a.state,
+                a.ended_at.as_deref().map(|t| format!(" {t}")).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(Outcome::new(human, json!({ "entitlements": entitlements })))
+}
+
+pub fn audit(args: &LedgerArg) -> Result<Outcome, CliError> {
+    let ledger = args.open()?;
+    let rows = ledger.audit()?;
+    let human: String = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{:>5} {} {:<22} {:<16} {:<16} {:<10} {}\n",
+                r.seq,
+                r.at,
+                r.event,
+                r.entitlement_id.as_deref().unwrap_or("-"),
+                r.activation_id.as_deref().unwrap_or("-"),
+                clean(&r.actor),
+                clean(&r.detail)
+            )
+        })
+        .collect();
+    Ok(Outcome::new(human, json!({ "audit": rows })))
+}

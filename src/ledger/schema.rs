@@ -1,0 +1,75 @@
+//! The ledger's schema, as numbered migrations applied in order.
+//!
+//! `PRAGMA user_version` records how many have run. A migration is never
+//! edited once released; a change is a new migration appended to [`MIGRATIONS`].
+
+use rusqlite::Connection;
+
+/// Migration 1: entitlements, activations, and the append-only audit.
+const V1: &str = r#"
+CREATE TABLE entitlements (
+    id                  TEXT PRIMARY KEY,
+    key_hash            BLOB NOT NULL UNIQUE,
+    product             TEXT NOT NULL,
+    kind                TEXT NOT NULL,
+    seats               INTEGER NOT NULL CHECK (seats > 0),
+    features            TEXT NOT NULL,
+    customer            TEXT,
+    expires_at          INTEGER,
+    maintenance_until   INTEGER,
+    max_transfers       INTEGER NOT NULL,
+    max_resets_per_year INTEGER NOT NULL,
+    transfers_used      INTEGER NOT NULL DEFAULT 0,
+    created_at          INTEGER NOT NULL
+);
+
+CREATE TABLE activations (
+    id              TEXT PRIMARY KEY,
+    entitlement_id  TEXT NOT NULL REFERENCES entitlements(id),
+    license_id      TEXT NOT NULL UNIQUE,
+    workstation_id  TEXT NOT NULL,
+    install_key     BLOB NOT NULL,
+    request_nonce   BLOB NOT NULL,
+    request_hash    BLOB NOT NULL,
+    license         BLOB NOT NULL,
+    method          TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    ended_at        INTEGER,
+    ended_how       TEXT CHECK (ended_how IN ('deactivated', 'reset')),
+    ended_reason    TEXT,
+    receipt         BLOB,
+    UNIQUE (install_key, request_nonce)
+);
+CREATE INDEX activations_by_entitlement ON activations(entitlement_id, ended_at);
+
+CREATE TABLE audit (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,
+    event           TEXT NOT NULL,
+    entitlement_id  TEXT,
+    activation_id   TEXT,
+    actor           TEXT NOT NULL,
+    detail          TEXT NOT NULL
+);
+CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+"#;
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// Brings the schema up to date in one transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: usize = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?
+        .try_into()
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()
+}
