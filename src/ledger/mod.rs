@@ -858,14 +858,14 @@ impl Ledger {
     /// The compliance view of every entitlement.
     pub fn report(&self, now: Timestamp) -> Result<Vec<EntitlementReport>, LedgerError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements ORDER BY created_at, id"
+            "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements ORDER BY created_at, rowid"
         ))?;
         let ents = stmt
             .query_map([], entitlement_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         let mut acts = self.conn.prepare(
             "SELECT id, license_id, workstation_id, method, created_at, ended_at, ended_how, ended_reason
-             FROM activations WHERE entitlement_id = ?1 ORDER BY created_at, id",
+             FROM activations WHERE entitlement_id = ?1 ORDER BY created_at, rowid",
         )?;
         let mut out = Vec::new();
         for e in ents {

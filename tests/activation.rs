@@ -1,0 +1,697 @@
+//! Offline activation end to end: request, answer, import, deactivate,
+//! receipt, transfer, reset; refusals; concurrency; crashes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::*;
+use serde_json::Value;
+
+/// The vendor's desk: a ledger and the TEST-ONLY signing key.
+struct Vendor {
+    env: Env,
+}
+
+impl Vendor {
+    fn new() -> Vendor {
+        Vendor { env: Env::new() }
+    }
+
+    fn ledger(&self) -> PathBuf {
+        self.env.path("ledger.sqlite")
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let ledger = self.ledger();
+        let mut all = args.to_vec();
+        all.extend(["--ledger", ledger.to_str().unwrap(), "--operator", "support-anna"]);
+        self.env.run(&all)
+    }
+
+    fn entitlement(&self, seats: u32, extra: &[&str]) -> String {
+        let seats = seats.to_string();
+        let mut args = vec![
+            "vendor",
+            "entitlement",
+            "create",
+            "--product",
+            "surveyor",
+            "--seats",
+            &seats,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = self.run(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        json(&out)["activation_key"].as_str().unwrap().to_owned()
+    }
+
+    fn answer(&self, request: &Path, out: &Path) -> std::process::Output {
+        let key = fixture(VENDOR_KEY);
+        self.run(&[
+            "vendor",
+            "answer",
+            "--signing-key",
+            key.to_str().unwrap(),
+            request.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+    }
+
+    fn report(&self) -> Value {
+        let out = self.run(&["vendor", "report", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        json(&out)["entitlements"].clone()
+    }
+
+    fn used(&self) -> u64 {
+        self.report()[0]["used"].as_u64().unwrap()
+    }
+
+    fn audit_events(&self) -> Vec<String> {
+        let out = self.run(&["vendor", "audit", "--json"]);
+        json(&out)["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["event"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// A workstation: a fixture machine with its own store.
+fn workstation(machine_file: &str) -> Env {
+    Env::new().on(machine_file).at("2026-06-01")
+}
+
+fn request(ws: &Env, key: &str, name: &str) -> PathBuf {
+    let path = ws.path(name);
+    let out = ws.run_store(&["request", key, "-o", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    path
+}
+
+fn import(ws: &Env, file: &Path) -> std::process::Output {
+    ws.run_store(&[
+        "import",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--json",
+    ])
+}
+
+fn license_id(ws: &Env) -> String {
+    let out = ws.run_store(&["status", "--json"]);
+    json(&out)["licenses"][0]["license_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn one_seat_moves_from_machine_a_to_machine_b() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &["--expires", "2027-06-30", "--customer", "ACME"]);
+    let a = workstation("laptop.json");
+    let b = workstation("laptop-same-model.json");
+
+    // A requests, the vendor answers, A imports and checks.
+    let req_a = request(&a, &key, "a.req");
+    let lic_a = a.path("a.lic");
+    assert_eq!(code(&vendor.answer(&req_a, &lic_a)), 0);
+    assert_eq!(vendor.used(), 1);
+    assert_eq!(json(&import(&a, &lic_a))["outcome"], "installed");
+    assert!(
+        std::fs::read_dir(a.store().join("pending"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "pending request dropped"
+    );
+    assert_eq!(code(&a.run_store(&["check", "--product", "surveyor"])), 0);
+
+    // The same license does not hold on B, and B cannot take a second seat.
+    let on_b = Env {
+        dir: tempfile::tempdir().unwrap(),
+        facts: b.facts.clone(),
+        now: b.now.clone(),
+    };
+    let out = on_b.run(&[
+        "verify",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        lic_a.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 16);
+    let req_b = request(&b, &key, "b.req");
+    let refused = vendor.answer(&req_b, &b.path("b.lic"));
+    assert_eq!(code(&refused), 23, "{}", stderr(&refused));
+    assert_one_sentence(&refused);
+    assert!(stderr(&refused).contains("seat"), "{}", stderr(&refused));
+    assert!(!b.path("b.lic").exists());
+    assert_eq!(vendor.used(), 1, "a refusal takes no seat");
+
+    // A gives the seat back; the vendor frees it and signs a receipt.
+    let id_a = license_id(&a);
+    let deact = a.path("a.deact");
+    let out = a.run_store(&["deactivate", &id_a, "-o", deact.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        code(&a.run_store(&["check", "--product", "surveyor"])),
+        18,
+        "license gone from A"
+    );
+    assert!(
+        !a.store().join(format!("keys/{id_a}.key")).exists(),
+        "install key gone from A"
+    );
+    let receipt = a.path("a.receipt");
+    let out = vendor.answer(&deact, &receipt);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["deactivation"]["details"]["transfers_used"], 1);
+    assert_eq!(vendor.used(), 0);
+    // Replaying the deactivation frees nothing more.
+    let again = vendor.answer(&deact, &a.path("a2.receipt"));
+    assert_eq!(code(&again), 0);
+    assert_eq!(json(&again)["deactivation"]["replayed"], true);
+    assert_eq!(
+        std::fs::read(&receipt).unwrap(),
+        std::fs::read(a.path("a2.receipt")).unwrap()
+    );
+    assert_eq!(vendor.report()[0]["transfers_used"], 1);
+    let out = import(&a, &receipt);
+    assert_eq!(json(&out)["outcome"], "receipt", "{}", stderr(&out));
+
+    // B's earlier request now gets the seat.
+    let lic_b = b.path("b.lic");
+    assert_eq!(code(&vendor.answer(&req_b, &lic_b)), 0);
+    assert_eq!(code(&import(&b, &lic_b)), 0);
+    assert_eq!(code(&b.run_store(&["check", "--product", "surveyor"])), 0);
+    assert_eq!(vendor.used(), 1);
+
+    // A third request while the seat is taken is refused, clearly, with no seat taken.
+    let c = workstation("laptop-usb-dongle.json");
+    let req_c = request(&c, &key, "c.req");
+    let out = vendor.answer(&req_c, &c.path("c.lic"));
+    assert_eq!(code(&out), 23);
+    assert_eq!(json(&out)["error"]["code"], "no-free-seat");
+    assert_eq!(vendor.used(), 1);
+
+    let report = vendor.report();
+    let activations = report[0]["activations"].as_array().unwrap();
+    assert_eq!(activations.len(), 2);
+    assert_eq!(activations[0]["state"], "deactivated");
+    assert_eq!(activations[1]["state"], "active");
+    assert_eq!(
+        vendor.audit_events(),
+        [
+            "entitlement-created",
+            "activated",
+            "refused",
+            "deactivated",
+            "deactivation-replayed",
+            "activated",
+            "refused"
+        ]
+    );
+}
+
+#[test]
+fn answering_the_same_request_twice_returns_the_same_license_and_one_seat() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(2, &[]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    assert_eq!(code(&vendor.answer(&req, &a.path("1.lic"))), 0);
+    let again = vendor.answer(&req, &a.path("2.lic"));
+    assert_eq!(json(&again)["activation"]["replayed"], true);
+    assert_eq!(
+        std::fs::read(a.path("1.lic")).unwrap(),
+        std::fs::read(a.path("2.lic")).unwrap()
+    );
+    assert_eq!(vendor.used(), 1);
+}
+
+fn assert_refused_without_change(vendor: &Vendor, out: &std::process::Output, exit: i32, used_before: u64) {
+    assert_eq!(code(out), exit, "{}", stderr(out));
+    assert_one_sentence(out);
+    assert_eq!(vendor.used(), used_before, "a refusal changed the seats");
+    assert_eq!(vendor.audit_events().last().map(String::as_str), Some("refused"));
+}
+
+#[test]
+fn tampered_replayed_and_misdirected_documents_are_each_refused() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(2, &[]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    let lic = a.path("a.lic");
+    assert_eq!(code(&vendor.answer(&req, &lic)), 0);
+    assert_eq!(code(&import(&a, &lic)), 0);
+
+    // A request edited after signing.
+    let text = std::fs::read_to_string(&req).unwrap();
+    let block = nodelock::crypto::armor::find_block(text.as_bytes())
+        .unwrap()
+        .unwrap();
+    let mut bytes = block.bytes;
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    let edited = a.path("edited.req");
+    std::fs::write(
+        &edited,
+        nodelock::crypto::armor::encode(nodelock::crypto::DocumentKind::ActivationRequest, &bytes),
+    )
+    .unwrap();
+    let out = vendor.answer(&edited, &a.path("x.lic"));
+    assert!(matches!(code(&out), 3 | 10), "{}", stderr(&out));
+    assert_refused_without_change(&vendor, &out, code(&out), 1);
+
+    // A license answered for another request: a second store on the same machine did not make it.
+    let other_store = workstation("laptop.json");
+    let out = import(&other_store, &lic);
+    assert_eq!(code(&out), 27, "{}", stderr(&out));
+    assert_one_sentence(&out);
+    assert!(!other_store.store().join("licenses/surveyor.lic").exists());
+    // ... and on another machine it is another machine's license.
+    let b = workstation("laptop-same-model.json");
+    assert_eq!(code(&import(&b, &lic)), 16);
+
+    // A deactivation for another license, signed with this machine's install key.
+    let c = workstation("laptop-usb-dongle.json");
+    let req_c = request(&c, &key, "c.req");
+    assert_eq!(code(&vendor.answer(&req_c, &c.path("c.lic"))), 0);
+    assert_eq!(code(&import(&c, &c.path("c.lic"))), 0);
+    let id_c = license_id(&c);
+    let id_a = license_id(&a);
+    let a_key = nodelock::crypto::PrivateKey::load(&a.store().join(format!("keys/{id_a}.key"))).unwrap();
+    let (_, forged) = nodelock::activation::make_deactivation(&id_c, &a_key, [9; 16], 0).unwrap();
+    let forged_path = a.path("forged.deact");
+    std::fs::write(&forged_path, forged).unwrap();
+    let out = vendor.answer(&forged_path, &a.path("r"));
+    assert_refused_without_change(&vendor, &out, 28, 2);
+
+    // A deactivation signed by a key nobody activated with.
+    let stranger = nodelock::crypto::PrivateKey::generate().unwrap();
+    let (_, forged) = nodelock::activation::make_deactivation(&id_a, &stranger, [9; 16], 0).unwrap();
+    std::fs::write(&forged_path, forged).unwrap();
+    let out = vendor.answer(&forged_path, &a.path("r"));
+    assert_refused_without_change(&vendor, &out, 28, 2);
+
+    // A document of one kind presented as another.
+    let out = vendor.answer(&lic, &a.path("r"));
+    assert_refused_without_change(&vendor, &out, 3, 2);
+    let deact = a.path("a.deact");
+    assert_eq!(
+        code(&a.run_store(&["deactivate", &id_a, "-o", deact.to_str().unwrap()])),
+        0
+    );
+    let out = c.run_store(&["import", deact.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deactivation request, not a license"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The activation key reused beyond its seats.
+    let d = workstation("laptop-wifi-gone.json");
+    let req_d = request(&d, &key, "d.req");
+    let out = vendor.answer(&req_d, &d.path("d.lic"));
+    assert_refused_without_change(&vendor, &out, 23, 2);
+}
+
+#[test]
+fn a_typo_in_the_key_is_caught_before_any_exchange() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &[]);
+    let ws = workstation("laptop.json");
+    let mut chars: Vec<char> = key.chars().collect();
+    chars[3] = if chars[3] == 'A' { 'B' } else { 'A' };
+    let typo: String = chars.into_iter().collect();
+    let out = ws.run_store(&["request", &typo, "-o", ws.path("r").to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 21);
+    assert_eq!(json(&out)["error"]["code"], "bad-activation-key");
+    assert!(!ws.path("r").exists());
+    assert!(
+        !ws.store().join("pending").exists()
+            || std::fs::read_dir(ws.store().join("pending")).unwrap().count() == 0
+    );
+    // Case, dashes and read-alikes do not matter.
+    let sloppy = key.to_lowercase().replace('-', " ");
+    assert_eq!(
+        code(&ws.run_store(&["request", &sloppy, "-o", ws.path("r").to_str().unwrap()])),
+        0
+    );
+}
+
+#[test]
+fn requests_are_a_few_hundred_bytes() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &[]);
+    let ws = workstation("laptop.json");
+    let out = ws.run_store(&["request", &key, "-o", ws.path("r").to_str().unwrap(), "--json"]);
+    let size = json(&out)["size"].as_u64().unwrap();
+    assert!(size < 520, "request envelope is {size} bytes");
+}
+
+#[test]
+fn deactivation_works_with_a_drifted_fingerprint_and_a_wrong_clock() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &["--expires", "2026-12-31"]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    assert_eq!(code(&vendor.answer(&req, &a.path("a.lic"))), 0);
+    assert_eq!(code(&import(&a, &a.path("a.lic"))), 0);
+    let id = license_id(&a);
+    // The motherboard was replaced and the clock is years off.
+    let drifted = Env {
+        dir: a.dir,
+        facts: Some(machine("laptop-same-model.json")),
+        now: "2019-01-01".into(),
+    };
+    let deact = drifted.path("a.deact");
+    let out = drifted.run_store(&["deactivate", &id, "-o", deact.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&vendor.answer(&deact, &drifted.path("r"))), 0);
+    assert_eq!(vendor.used(), 0);
+    // Deactivating again prints the same request (the user lost the file).
+    let again = drifted.path("again.deact");
+    assert_eq!(
+        code(&drifted.run_store(&["deactivate", &id, "-o", again.to_str().unwrap()])),
+        0
+    );
+    assert_eq!(std::fs::read(&deact).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn a_license_imported_without_a_request_cannot_be_deactivated_offline() {
+    let ws = workstation("laptop.json");
+    let lic = ws.issue("laptop.json", "surveyor", &[]);
+    assert_eq!(code(&import(&ws, &lic)), 0);
+    let id = license_id(&ws);
+    let out = ws.run_store(&["deactivate", &id, "-o", ws.path("d").to_str().unwrap()]);
+    assert_eq!(code(&out), 31, "{}", stderr(&out));
+    assert_eq!(
+        code(&ws.run_store(&["check", "--product", "surveyor"])),
+        0,
+        "still installed"
+    );
+    let out = ws.run_store(&[
+        "deactivate",
+        "L-NOSUCHLICENSE",
+        "-o",
+        ws.path("d").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 29);
+}
+
+#[test]
+fn transfers_are_limited_by_the_entitlement() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &["--max-transfers", "1"]);
+    let machines = ["laptop.json", "laptop-same-model.json", "vm-template.json"];
+    let mut results = Vec::new();
+    for (i, m) in machines.iter().enumerate() {
+        let ws = workstation(m);
+        let req = request(&ws, &key, "r.req");
+        let out = vendor.answer(&req, &ws.path("l.lic"));
+        results.push(code(&out));
+        if code(&out) != 0 {
+            assert_eq!(json(&out)["error"]["code"], "limit-reached");
+            assert!(stderr(&out).contains("transfer"), "{}", stderr(&out));
+            break;
+        }
+        assert_eq!(code(&import(&ws, &ws.path("l.lic"))), 0);
+        let id = license_id(&ws);
+        let deact = ws.path("d");
+        assert_eq!(
+            code(&ws.run_store(&["deactivate", &id, "-o", deact.to_str().unwrap()])),
+            0
+        );
+        assert_eq!(
+            code(&vendor.answer(&deact, &ws.path("rcpt"))),
+            0,
+            "deactivation {i} refused"
+        );
+    }
+    assert_eq!(
+        results,
+        [0, 0, 25],
+        "first activation, one transfer, then the limit"
+    );
+}
+
+#[test]
+fn reset_frees_a_dead_machines_seat_is_limited_audited_and_revokes_its_license() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &["--customer", "ACME", "--max-resets", "1"]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    assert_eq!(code(&vendor.answer(&req, &a.path("a.lic"))), 0);
+    assert_eq!(code(&import(&a, &a.path("a.lic"))), 0);
+    let id_a = license_id(&a);
+    let activation = vendor.report()[0]["activations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = vendor.run(&[
+        "vendor",
+        "reset",
+        &activation,
+        "--reason",
+        "motherboard died, ticket 4711",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["revoked_license_id"], id_a);
+    assert_eq!(vendor.used(), 0);
+    let audit = vendor.run(&["vendor", "audit", "--json"]);
+    let last = json(&audit)["audit"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "reset");
+    assert_eq!(last["actor"], "support-anna");
+    assert!(last["detail"].as_str().unwrap().contains("ticket 4711"));
+    // Resetting again is refused: it already ended.
+    assert_eq!(
+        code(&vendor.run(&["vendor", "reset", &activation, "--reason", "again"])),
+        30
+    );
+
+    // The replacement machine activates; its license revokes A's.
+    let b = workstation("laptop-same-model.json");
+    let req_b = request(&b, &key, "b.req");
+    assert_eq!(code(&vendor.answer(&req_b, &b.path("b.lic"))), 0);
+    let lic_b =
+        nodelock::license::License::read_unverified(&std::fs::read(b.path("b.lic")).unwrap()).unwrap();
+    assert_eq!(lic_b.revoked, vec![id_a.clone()]);
+
+    // A second reset within the year is over the limit unless forced.
+    assert_eq!(code(&import(&b, &b.path("b.lic"))), 0);
+    let report = vendor.report();
+    let active = report[0]["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["state"] == "active")
+        .unwrap();
+    let activation_b = active["id"].as_str().unwrap().to_owned();
+    let out = vendor.run(&["vendor", "reset", &activation_b, "--reason", "stolen"]);
+    assert_refused_without_change(&vendor, &out, 25, 1);
+    let out = vendor.run(&[
+        "vendor",
+        "reset",
+        &activation_b,
+        "--reason",
+        "stolen, police report 99",
+        "--force",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A, revived, learns of the revocation from the next license it imports for
+    // this customer, and stops honouring its old license.
+    let key2 = vendor.entitlement(1, &["--customer", "ACME"]);
+    let req_a2 = request(&a, &key2, "a2.req");
+    assert_eq!(code(&vendor.answer(&req_a2, &a.path("a2.lic"))), 0);
+    let installed_before = std::fs::read(a.store().join("licenses/surveyor.lic")).unwrap();
+    assert_eq!(code(&import(&a, &a.path("a2.lic"))), 0);
+    assert_ne!(
+        std::fs::read(a.store().join("licenses/surveyor.lic")).unwrap(),
+        installed_before
+    );
+    let verify_old = a.run_store(&[
+        "verify",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        a.path("a.lic").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&verify_old), 26, "{}", stderr(&verify_old));
+    let reimport_old = import(&a, &a.path("a.lic"));
+    assert_eq!(code(&reimport_old), 26);
+}
+
+#[test]
+fn entitlement_past_its_term_is_refused() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &["--expires", "2026-05-31"]);
+    let ws = workstation("laptop.json");
+    let req = request(&ws, &key, "r");
+    let out = vendor.answer(&req, &ws.path("l"));
+    assert_refused_without_change(&vendor, &out, 24, 0);
+    let unknown = nodelock::activation::ActivationKey::generate()
+        .unwrap()
+        .to_string();
+    let req = request(&ws, &unknown, "u");
+    let out = vendor.answer(&req, &ws.path("l"));
+    assert_refused_without_change(&vendor, &out, 22, 0);
+}
+
+#[test]
+fn a_stolen_ledger_does_not_reveal_activation_keys_and_the_audit_is_append_only() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &[]);
+    let canonical = key.replace('-', "");
+    let bytes = std::fs::read(vendor.ledger()).unwrap();
+    let wal = std::fs::read(vendor.env.path("ledger.sqlite-wal")).unwrap_or_default();
+    for hay in [&bytes, &wal] {
+        assert!(!hay.windows(canonical.len()).any(|w| w == canonical.as_bytes()));
+        assert!(!hay.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+    let conn = rusqlite::Connection::open(vendor.ledger()).unwrap();
+    assert!(
+        conn.execute("UPDATE audit SET detail = 'nothing happened'", [])
+            .is_err()
+    );
+    assert!(conn.execute("DELETE FROM audit", []).is_err());
+}
+
+#[test]
+fn twenty_concurrent_answers_for_five_seats_give_exactly_five_licenses() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(5, &[]);
+    let ws = workstation("laptop.json");
+    let requests: Vec<PathBuf> = (0..20)
+        .map(|i| request(&ws, &key, &format!("r{i}.req")))
+        .collect();
+    let ledger = vendor.ledger();
+    let signing = fixture(VENDOR_KEY);
+    let children: Vec<_> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            vendor
+                .env
+                .std_cmd()
+                .args([
+                    "vendor",
+                    "answer",
+                    "--ledger",
+                    ledger.to_str().unwrap(),
+                    "--signing-key",
+                ])
+                .args([signing.to_str().unwrap(), r.to_str().unwrap(), "-o"])
+                .arg(ws.path(&format!("l{i}.lic")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let granted = outs.iter().filter(|o| code(o) == 0).count();
+    let refused: Vec<_> = outs.iter().filter(|o| code(o) != 0).collect();
+    assert_eq!(granted, 5);
+    assert_eq!(refused.len(), 15);
+    for o in refused {
+        assert_eq!(code(o), 23, "{}", stderr(o));
+        assert!(
+            stderr(o).contains("all 5 seat(s) of this entitlement are in use"),
+            "{}",
+            stderr(o)
+        );
+    }
+    assert_eq!(
+        (0..20).filter(|i| ws.path(&format!("l{i}.lic")).exists()).count(),
+        5
+    );
+    assert_eq!(vendor.used(), 5);
+    let ledger = nodelock::ledger::Ledger::open(&vendor.ledger()).unwrap();
+    assert_eq!(ledger.integrity_check().unwrap(), "ok");
+}
+
+#[cfg(unix)]
+#[test]
+fn killing_the_vendor_mid_answer_leaves_every_answer_whole_or_absent() {
+    use std::time::Duration;
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1000, &[]);
+    let ws = workstation("laptop.json");
+    let ledger_path = vendor.ledger();
+    let signing = fixture(VENDOR_KEY);
+    let rounds = 40u64;
+    let requests: Vec<PathBuf> = (0..rounds)
+        .map(|i| request(&ws, &key, &format!("r{i}.req")))
+        .collect();
+    for (i, req) in requests.iter().enumerate() {
+        let mut child = vendor
+            .env
+            .std_cmd()
+            .args([
+                "vendor",
+                "answer",
+                "--ledger",
+                ledger_path.to_str().unwrap(),
+                "--signing-key",
+            ])
+            .args([signing.to_str().unwrap(), req.to_str().unwrap(), "-o"])
+            .arg(ws.path(&format!("l{i}.lic")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill points spread over process start, ledger open, transaction and file write.
+        std::thread::sleep(Duration::from_micros((i as u64 * 1_777) % 14_000));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Consistency: integrity, and each activation is complete (license stored,
+    // audited once); none exists without its audit row or vice versa.
+    let ledger = nodelock::ledger::Ledger::open(&ledger_path).unwrap();
+    assert_eq!(ledger.integrity_check().unwrap(), "ok");
+    let report = vendor.report();
+    let activations = report[0]["activations"].as_array().unwrap().clone();
+    let events = vendor.audit_events();
+    assert_eq!(
+        events.iter().filter(|e| *e == "activated").count(),
+        activations.len()
+    );
+    assert_eq!(report[0]["used"].as_u64().unwrap() as usize, activations.len());
+    // Answering every request again: recorded ones replay the same license,
+    // the others are answered now; either way exactly one seat per request.
+    let mut replays = 0;
+    for (i, req) in requests.iter().enumerate() {
+        let out = vendor.answer(req, &ws.path(&format!("again{i}.lic")));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        if json(&out)["activation"]["replayed"] == true {
+            replays += 1;
+            let first = ws.path(&format!("l{i}.lic"));
+            if first.exists() {
+                assert_eq!(
+                    std::fs::read(first).unwrap(),
+                    std::fs::read(ws.path(&format!("again{i}.lic"))).unwrap()
+                );
+            }
+        }
+    }
+    assert_eq!(replays, activations.len());
+    assert_eq!(vendor.used() as u64, rounds);
+    println!("{} of {rounds} killed answers had committed", activations.len());
+}
