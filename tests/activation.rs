@@ -692,6 +692,6 @@ fn killing_the_vendor_mid_answer_leaves_every_answer_whole_or_absent() {
         }
     }
     assert_eq!(replays, activations.len());
-    assert_eq!(vendor.used() as u64, rounds);
+    assert_eq!(vendor.used(), rounds);
     println!("{} of {rounds} killed answers had committed", activations.len());
 }
