@@ -625,6 +625,7 @@ fn twenty_concurrent_answers_for_five_seats_give_exactly_five_licenses() {
     assert_eq!(vendor.used(), 5);
     let ledger = nodelock::ledger::Ledger::open(&vendor.ledger()).unwrap();
     assert_eq!(ledger.integrity_check().unwrap(), "ok");
+    assert!(ledger.counter_mismatches().unwrap().is_empty());
 }
 
 #[cfg(unix)]
@@ -666,6 +667,7 @@ fn killing_the_vendor_mid_answer_leaves_every_answer_whole_or_absent() {
     // audited once); none exists without its audit row or vice versa.
     let ledger = nodelock::ledger::Ledger::open(&ledger_path).unwrap();
     assert_eq!(ledger.integrity_check().unwrap(), "ok");
+    assert!(ledger.counter_mismatches().unwrap().is_empty());
     let report = vendor.report();
     let activations = report[0]["activations"].as_array().unwrap().clone();
     let events = vendor.audit_events();

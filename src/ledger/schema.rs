@@ -20,6 +20,11 @@ CREATE TABLE entitlements (
     max_transfers       INTEGER NOT NULL,
     max_resets_per_year INTEGER NOT NULL,
     transfers_used      INTEGER NOT NULL DEFAULT 0,
+    -- Counters kept in step with `activations` inside every transaction, so
+    -- that answering a request costs the same with ten activations or a million.
+    seats_used          INTEGER NOT NULL DEFAULT 0,
+    activations_total   INTEGER NOT NULL DEFAULT 0,
+    resets_total        INTEGER NOT NULL DEFAULT 0,
     created_at          INTEGER NOT NULL
 );
 
@@ -41,6 +46,8 @@ CREATE TABLE activations (
     UNIQUE (install_key, request_nonce)
 );
 CREATE INDEX activations_by_entitlement ON activations(entitlement_id, ended_at);
+CREATE INDEX activations_reset ON activations(entitlement_id, ended_at) WHERE ended_how = 'reset';
+CREATE INDEX entitlements_by_customer ON entitlements(customer);
 
 CREATE TABLE audit (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
