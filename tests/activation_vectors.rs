@@ -1,0 +1,81 @@
+//! Test vectors for the activation documents (docs/FORMAT.md §7-9): each is
+//! reproduced byte for byte from its documented fields and decoded back.
+//! `NODELOCK_WRITE_VECTORS=1` rewrites them after a deliberate format change.
+
+mod common;
+
+use common::*;
+use nodelock::activation::{self, ActivationKey, DeactivationReceipt};
+use nodelock::crypto::{Keyring, PrivateKey, PublicKey};
+use nodelock::facts::Facts;
+use nodelock::fingerprint::Fingerprint;
+
+const AT: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const NONCE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+fn check_vector(name: &str, text: &str) {
+    let path = fixture(&format!("documents/{name}"));
+    if std::env::var_os("NODELOCK_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "{name} no longer reproduces"
+    );
+}
+
+fn install() -> PrivateKey {
+    PrivateKey::load(&fixture("keys/TEST-ONLY-install.key")).unwrap()
+}
+
+#[test]
+fn activation_request_vector() {
+    let key = ActivationKey::from_body("TESTVECT0RKEY00001").unwrap();
+    assert!(key.to_string().starts_with("TESTV-ECT0R-KEY00-001"), "{key}");
+    let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
+    let (request, text) = activation::make_request(&key, &fp, &install(), NONCE, AT).unwrap();
+    check_vector("activation-request.req", &text);
+    let verified = activation::open_request(text.as_bytes()).unwrap();
+    assert_eq!(verified.request, request);
+    assert_eq!(
+        verified.request.client,
+        format!("nodelock {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(verified.install_key, install().public());
+    assert_eq!(
+        verified.fingerprint.workstation_id().to_string(),
+        "KSTC-00TN-J0JG-Y"
+    );
+    assert!(verified.envelope.len() < 520);
+}
+
+#[test]
+fn deactivation_request_vector() {
+    let (request, text) = activation::make_deactivation("L-VECT0R0000000001", &install(), NONCE, AT).unwrap();
+    check_vector("deactivation-request.deact", &text);
+    let pending = activation::open_deactivation(text.as_bytes()).unwrap();
+    assert_eq!(pending.untrusted_license_id(), "L-VECT0R0000000001");
+    assert_eq!(pending.verify(&install().public()).unwrap().0, request);
+}
+
+#[test]
+fn deactivation_receipt_vector() {
+    let receipt = DeactivationReceipt {
+        v: 1,
+        license_id: "L-VECT0R0000000001".into(),
+        activation_id: "A-VECT0R000001".into(),
+        entitlement: "E-VECT0R000001".into(),
+        deactivated_at: AT,
+        request_nonce: NONCE.to_vec(),
+        transfers_used: 1,
+        max_transfers: 3,
+    };
+    let vendor = PrivateKey::load(&fixture(VENDOR_KEY)).unwrap();
+    let text = activation::make_receipt(&receipt, &vendor).unwrap();
+    check_vector("deactivation-receipt.rcpt", &text);
+    let ring: Keyring = [PublicKey::load(&fixture(VENDOR_PUB)).unwrap()]
+        .into_iter()
+        .collect();
+    assert_eq!(activation::open_receipt(text.as_bytes(), &ring).unwrap(), receipt);
+}
