@@ -113,6 +113,26 @@ fn license_id(ws: &Env) -> String {
         .to_owned()
 }
 
+/// Every install key file in `dir` is owner-only, and there is at least one.
+fn assert_owner_only_keys(dir: &Path) {
+    let keys: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "key"))
+        .collect();
+    assert!(!keys.is_empty(), "no key in {}", dir.display());
+    #[cfg(unix)]
+    for k in keys {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            k.metadata().unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            k.path().display()
+        );
+    }
+}
+
 #[test]
 fn one_seat_moves_from_machine_a_to_machine_b() {
     let vendor = Vendor::new();
@@ -122,6 +142,7 @@ fn one_seat_moves_from_machine_a_to_machine_b() {
 
     // A requests, the vendor answers, A imports and checks.
     let req_a = request(&a, &key, "a.req");
+    assert_owner_only_keys(&a.store().join("pending"));
     let lic_a = a.path("a.lic");
     assert_eq!(code(&vendor.answer(&req_a, &lic_a)), 0);
     assert_eq!(vendor.used(), 1);
