@@ -321,6 +321,184 @@ fn audit(
     Ok(())
 }
 
+/// An activation request prepared outside the write lock (see
+/// [`Ledger::prepare_activation`]).
+pub struct Prepared {
+    request: VerifiedRequest,
+    signed: Option<SignedLicense>,
+    method: String,
+    actor: String,
+}
+
+/// A license signed in preparation, and what it was signed against.
+struct SignedLicense {
+    entitlement_id: String,
+    revoked: Vec<String>,
+    license_id: String,
+    text: String,
+}
+
+fn sign_license(
+    ent: &EntitlementRow,
+    revoked: Vec<String>,
+    request: &VerifiedRequest,
+    vendor: &PrivateKey,
+    now: Timestamp,
+) -> Result<SignedLicense, LedgerError> {
+    let terms = Terms {
+        product: ent.product.clone(),
+        kind: kind_from_str(&ent.kind),
+        features: serde_json::from_str(&ent.features).unwrap_or_default(),
+        customer: ent.customer.clone(),
+        entitlement: Some(ent.id.clone()),
+        not_before: None,
+        expires_at: ent.expires_at,
+        maintenance_until: ent.maintenance_until,
+        allow_clone_only: true,
+        revoked: revoked.clone(),
+    };
+    let requester = Requester {
+        install_key: &request.install_key,
+        nonce: &request.request.nonce,
+    };
+    let (lic, text) = license::issue(&terms, &request.fingerprint, Some(requester), now, vendor)?;
+    Ok(SignedLicense {
+        entitlement_id: ent.id.clone(),
+        revoked,
+        license_id: lic.id,
+        text,
+    })
+}
+
+/// Judges and records one prepared request inside the batch transaction.
+fn commit_one(
+    tx: &Connection,
+    prepared: &Prepared,
+    vendor: &PrivateKey,
+    now: Timestamp,
+) -> Result<Answered, LedgerError> {
+    let request = &prepared.request;
+    let install_key = request.install_key.to_sec1_compressed();
+    let request_hash = sha256(&request.envelope);
+    let workstation_id = request.fingerprint.workstation_id().to_string();
+    let actor = prepared.actor.as_str();
+
+    let earlier = tx
+        .query_row(
+            "SELECT id, license_id, entitlement_id, request_hash, license FROM activations
+             WHERE install_key = ?1 AND request_nonce = ?2",
+            params![install_key, request.request.nonce],
+            |r| {
+                Ok(Earlier {
+                    activation_id: r.get(0)?,
+                    license_id: r.get(1)?,
+                    entitlement_id: r.get(2)?,
+                    request_hash: r.get(3)?,
+                    license: r.get(4)?,
+                })
+            },
+        )
+        .optional()?;
+    if let Some(e) = earlier {
+        if e.request_hash != request_hash {
+            return Err(LedgerError::NonceReuse);
+        }
+        let detail = "the same request answered again; no seat taken";
+        audit(
+            tx,
+            now,
+            "activation-replayed",
+            Some(&e.entitlement_id),
+            Some(&e.activation_id),
+            actor,
+            detail,
+        )?;
+        return Ok(Answered {
+            activation_id: e.activation_id,
+            license_id: e.license_id,
+            entitlement_id: e.entitlement_id,
+            workstation_id,
+            replayed: true,
+            license: String::from_utf8_lossy(&e.license).into_owned(),
+        });
+    }
+
+    let ent = tx
+        .query_row(
+            &format!("SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE key_hash = ?1"),
+            [request.key.ledger_hash().to_vec()],
+            entitlement_from_row,
+        )
+        .optional()?
+        .ok_or(LedgerError::UnknownKey)?;
+    if let Some(expired_at) = ent.expires_at.filter(|e| now >= *e) {
+        return Err(LedgerError::EntitlementExpired { expired_at });
+    }
+    if ent.seats_used >= ent.seats {
+        return Err(LedgerError::NoFreeSeat { seats: ent.seats });
+    }
+    // Seats freed by deactivation may be re-used up to the transfer limit;
+    // seats freed by support resets are limited by the reset policy instead.
+    if ent.activations_total >= ent.seats + ent.transfers_used.min(ent.max_transfers) + ent.resets_total {
+        return Err(LedgerError::TransferLimit {
+            max: ent.max_transfers,
+        });
+    }
+    let revoked = revoked_for(tx, &ent)?;
+    let signed = match &prepared.signed {
+        Some(s) if s.entitlement_id == ent.id && s.revoked == revoked => None,
+        _ => Some(sign_license(&ent, revoked, request, vendor, now)?),
+    };
+    let SignedLicense { license_id, text, .. } = signed
+        .as_ref()
+        .or(prepared.signed.as_ref())
+        .ok_or(LedgerError::UnknownKey)?;
+    let activation_id = new_id("A")?;
+    tx.execute(
+        "INSERT INTO activations (id, entitlement_id, license_id, workstation_id, install_key, request_nonce,
+            request_hash, license, method, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            activation_id,
+            ent.id,
+            license_id,
+            workstation_id,
+            install_key,
+            request.request.nonce,
+            request_hash,
+            text.as_bytes(),
+            prepared.method,
+            now
+        ],
+    )?;
+    tx.execute(
+        "UPDATE entitlements SET seats_used = seats_used + 1, activations_total = activations_total + 1 WHERE id = ?1",
+        [&ent.id],
+    )?;
+    let detail = format!(
+        "workstation {workstation_id}, license {license_id}, seat {} of {}",
+        ent.seats_used + 1,
+        ent.seats
+    );
+    audit(
+        tx,
+        now,
+        "activated",
+        Some(&ent.id),
+        Some(&activation_id),
+        actor,
+        &detail,
+    )?;
+    Ok(Answered {
+        activation_id,
+        license_id: license_id.clone(),
+        entitlement_id: ent.id,
+        workstation_id,
+        replayed: false,
+        license: text.clone(),
+    })
+}
+
 /// An earlier answer to the same install key and nonce.
 struct Earlier {
     activation_id: String,
@@ -497,6 +675,10 @@ impl Ledger {
     /// seats and the transfer limit, records the activation and issues the
     /// license. The same request answered again returns the same license.
     /// A refusal is audited and changes nothing else.
+    ///
+    /// This is [`Ledger::prepare_activation`] and [`Ledger::commit_activations`]
+    /// for a batch of one; a server runs the two halves apart so that signing
+    /// happens in parallel and many answers share one commit.
     pub fn answer_activation(
         &mut self,
         request: &VerifiedRequest,
@@ -505,170 +687,101 @@ impl Ledger {
         now: Timestamp,
         actor: &str,
     ) -> Result<Answered, LedgerError> {
-        match self.try_answer_activation(request, vendor, method, now, actor) {
-            Ok(answered) => Ok(answered),
-            Err(e) => {
-                let entitlement: Option<String> = self
-                    .conn
-                    .query_row(
-                        "SELECT id FROM entitlements WHERE key_hash = ?1",
-                        [request.key.ledger_hash().to_vec()],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .ok()
-                    .flatten();
-                let what = format!(
-                    "activation request from workstation {}",
-                    request.fingerprint.workstation_id()
-                );
-                self.record_refusal(&what, &e.to_string(), entitlement.as_deref(), now, actor)?;
-                Err(e)
-            }
-        }
+        let prepared = self.prepare_activation(request.clone(), vendor, method, actor, now)?;
+        let mut results = self.commit_activations(vec![prepared], vendor, now)?;
+        results.pop().unwrap_or(Err(LedgerError::UnknownKey))
     }
 
-    fn try_answer_activation(
-        &mut self,
-        request: &VerifiedRequest,
+    /// The read-only half of answering: looks up the entitlement the key names
+    /// and signs the license it would grant, without taking the write lock.
+    /// Whether a seat is free is decided by [`Ledger::commit_activations`].
+    pub fn prepare_activation(
+        &self,
+        request: VerifiedRequest,
         vendor: &PrivateKey,
         method: &str,
-        now: Timestamp,
         actor: &str,
-    ) -> Result<Answered, LedgerError> {
-        let tx = self
+        now: Timestamp,
+    ) -> Result<Prepared, LedgerError> {
+        let ent = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let install_key = request.install_key.to_sec1_compressed();
-        let request_hash = sha256(&request.envelope);
-        let workstation_id = request.fingerprint.workstation_id().to_string();
-
-        let earlier = tx
-            .query_row(
-                "SELECT id, license_id, entitlement_id, request_hash, license FROM activations
-                 WHERE install_key = ?1 AND request_nonce = ?2",
-                params![install_key, request.request.nonce],
-                |r| {
-                    Ok(Earlier {
-                        activation_id: r.get(0)?,
-                        license_id: r.get(1)?,
-                        entitlement_id: r.get(2)?,
-                        request_hash: r.get(3)?,
-                        license: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?;
-        if let Some(e) = earlier {
-            if e.request_hash != request_hash {
-                return Err(LedgerError::NonceReuse);
-            }
-            audit(
-                &tx,
-                now,
-                "activation-replayed",
-                Some(&e.entitlement_id),
-                Some(&e.activation_id),
-                actor,
-                "the same request answered again; no seat taken",
-            )?;
-            tx.commit()?;
-            return Ok(Answered {
-                activation_id: e.activation_id,
-                license_id: e.license_id,
-                entitlement_id: e.entitlement_id,
-                workstation_id,
-                replayed: true,
-                license: String::from_utf8_lossy(&e.license).into_owned(),
-            });
-        }
-
-        let ent = tx
             .query_row(
                 &format!("SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE key_hash = ?1"),
                 [request.key.ledger_hash().to_vec()],
                 entitlement_from_row,
             )
-            .optional()?
-            .ok_or(LedgerError::UnknownKey)?;
-        if let Some(expired_at) = ent.expires_at.filter(|e| now >= *e) {
-            return Err(LedgerError::EntitlementExpired { expired_at });
-        }
-        let (active, ever, resets) = (ent.seats_used, ent.activations_total, ent.resets_total);
-        if active >= ent.seats {
-            return Err(LedgerError::NoFreeSeat { seats: ent.seats });
-        }
-        // Seats freed by deactivation may be re-used up to the transfer limit;
-        // seats freed by support resets are limited by the reset policy instead.
-        if ever >= ent.seats + ent.transfers_used.min(ent.max_transfers) + resets {
-            return Err(LedgerError::TransferLimit {
-                max: ent.max_transfers,
-            });
-        }
-        let revoked = revoked_for(&tx, &ent)?;
-        let terms = Terms {
-            product: ent.product.clone(),
-            kind: kind_from_str(&ent.kind),
-            features: serde_json::from_str(&ent.features).unwrap_or_default(),
-            customer: ent.customer.clone(),
-            entitlement: Some(ent.id.clone()),
-            not_before: None,
-            expires_at: ent.expires_at,
-            maintenance_until: ent.maintenance_until,
-            allow_clone_only: true,
-            revoked,
+            .optional()?;
+        let signed = match ent {
+            Some(ent) if ent.expires_at.is_none_or(|e| now < e) && ent.seats_used < ent.seats => {
+                let revoked = revoked_for(&self.conn, &ent)?;
+                Some(sign_license(&ent, revoked, &request, vendor, now)?)
+            }
+            _ => None,
         };
-        let requester = Requester {
-            install_key: &request.install_key,
-            nonce: &request.request.nonce,
-        };
-        let (lic, text) = license::issue(&terms, &request.fingerprint, Some(requester), now, vendor)?;
-        let activation_id = new_id("A")?;
-        tx.execute(
-            "INSERT INTO activations (id, entitlement_id, license_id, workstation_id, install_key, request_nonce,
-                request_hash, license, method, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                activation_id,
-                ent.id,
-                lic.id,
-                workstation_id,
-                install_key,
-                request.request.nonce,
-                request_hash,
-                text.as_bytes(),
-                method,
-                now
-            ],
-        )?;
-        tx.execute(
-            "UPDATE entitlements SET seats_used = seats_used + 1, activations_total = activations_total + 1 WHERE id = ?1",
-            [&ent.id],
-        )?;
-        let detail = format!(
-            "workstation {workstation_id}, license {}, seat {} of {}",
-            lic.id,
-            active + 1,
-            ent.seats
-        );
-        audit(
-            &tx,
-            now,
-            "activated",
-            Some(&ent.id),
-            Some(&activation_id),
-            actor,
-            &detail,
-        )?;
-        tx.commit()?;
-        Ok(Answered {
-            activation_id,
-            license_id: lic.id,
-            entitlement_id: ent.id,
-            workstation_id,
-            replayed: false,
-            license: text,
+        Ok(Prepared {
+            request,
+            signed,
+            method: method.to_owned(),
+            actor: actor.to_owned(),
         })
+    }
+
+    /// The writing half: one `BEGIN IMMEDIATE` transaction for the whole batch
+    /// (one disk flush), each request judged on the ledger as it stands after
+    /// the ones before it. Refusals are audited in the same transaction and
+    /// change nothing else. A license signed in preparation is re-signed here
+    /// if the revocation list changed meanwhile.
+    pub fn commit_activations(
+        &mut self,
+        batch: Vec<Prepared>,
+        vendor: &PrivateKey,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Answered, LedgerError>>, LedgerError> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::with_capacity(batch.len());
+        for prepared in batch {
+            let outcome = {
+                let sp = tx.savepoint()?;
+                let outcome = commit_one(&sp, &prepared, vendor, now);
+                if outcome.is_ok() {
+                    sp.commit()?;
+                }
+                // Dropping an uncommitted savepoint rolls it back.
+                outcome
+            };
+            match outcome {
+                Ok(answered) => results.push(Ok(answered)),
+                Err(LedgerError::Database(e)) => return Err(LedgerError::Database(e)),
+                Err(refusal) => {
+                    let entitlement: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM entitlements WHERE key_hash = ?1",
+                            [prepared.request.key.ledger_hash().to_vec()],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    let what = format!(
+                        "activation request from workstation {}",
+                        prepared.request.fingerprint.workstation_id()
+                    );
+                    let detail = format!("{what}: {refusal}");
+                    audit(
+                        &tx,
+                        now,
+                        "refused",
+                        entitlement.as_deref(),
+                        None,
+                        &prepared.actor,
+                        &detail,
+                    )?;
+                    results.push(Err(refusal));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(results)
     }
 
     /// Answers a deactivation request: verifies it against the install key
@@ -985,4 +1098,86 @@ fn revoked_for(conn: &Connection, ent: &EntitlementRow) -> rusqlite::Result<Vec<
     }
     ids.sort();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::{make_request, open_request};
+    use crate::facts::Facts;
+    use crate::fingerprint::Fingerprint;
+
+    const NOW: Timestamp = 1_780_000_000;
+
+    fn spec(seats: u32) -> EntitlementSpec {
+        EntitlementSpec {
+            product: "surveyor".into(),
+            seats,
+            kind: LicenseKind::Perpetual,
+            expires_at: None,
+            maintenance_until: None,
+            features: vec![],
+            customer: Some("ACME".into()),
+            max_transfers: 3,
+            max_resets_per_year: 2,
+        }
+    }
+
+    fn request(key: &ActivationKey, n: u8) -> VerifiedRequest {
+        let mut facts = Facts::empty();
+        facts.machine_id = Some(format!("3d1219c7c4c5404aaa1f6d2a48adf{n:03}"));
+        let fp = Fingerprint::from_facts(&facts).unwrap();
+        let install = PrivateKey::generate().unwrap();
+        let (_, text) = make_request(key, &fp, &install, [n; 16], NOW).unwrap();
+        open_request(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_judged_in_order_and_refusals_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let vendor = PrivateKey::generate().unwrap();
+        let (_, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+        let batch: Vec<Prepared> = (0..3)
+            .map(|n| {
+                ledger
+                    .prepare_activation(request(&key, n), &vendor, "online", "t", NOW)
+                    .unwrap()
+            })
+            .collect();
+        let results = ledger.commit_activations(batch, &vendor, NOW).unwrap();
+        assert!(results[0].is_ok() && results[1].is_ok());
+        assert!(matches!(results[2], Err(LedgerError::NoFreeSeat { seats: 2 })));
+        assert!(ledger.counter_mismatches().unwrap().is_empty());
+        let events: Vec<String> = ledger.audit().unwrap().into_iter().map(|r| r.event).collect();
+        assert_eq!(
+            events,
+            ["entitlement-created", "activated", "activated", "refused"]
+        );
+    }
+
+    #[test]
+    fn a_license_prepared_before_a_reset_is_re_signed_with_the_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let vendor = PrivateKey::generate().unwrap();
+        let (_, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+        let first = ledger
+            .answer_activation(&request(&key, 1), &vendor, "offline", NOW, "t")
+            .unwrap();
+        let prepared = ledger
+            .prepare_activation(request(&key, 2), &vendor, "online", "t", NOW)
+            .unwrap();
+        ledger
+            .reset(&first.activation_id, "died", false, NOW, "t")
+            .unwrap();
+        let answered = ledger
+            .commit_activations(vec![prepared], &vendor, NOW)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        let lic = crate::license::License::read_unverified(answered.license.as_bytes()).unwrap();
+        assert_eq!(lic.revoked, vec![first.license_id]);
+    }
 }
