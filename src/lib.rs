@@ -18,6 +18,7 @@
 
 pub mod activation;
 pub mod checker;
+pub mod client;
 pub mod clock;
 pub mod codec;
 pub mod crypto;
@@ -25,6 +26,7 @@ pub mod facts;
 pub mod fingerprint;
 pub mod ledger;
 pub mod license;
+pub mod server;
 pub mod store;
 pub mod typeable;
 

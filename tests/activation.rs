@@ -335,7 +335,7 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     let out = c.run_store(&["import", deact.to_str().unwrap()]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("deactivation request, not a license"),
+        stderr(&out).contains("deactivation request, not a nodelock license"),
         "{}",
         stderr(&out)
     );

@@ -11,7 +11,7 @@ use super::output::Outcome;
 use super::overrides;
 use super::{DeactivateArgs, RequestArgs};
 
-fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+pub fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
     atomic::write_file(path, text.as_bytes(), false, false)
         .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
@@ -53,10 +53,11 @@ pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
     Ok(out)
 }
 
-pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
+/// Offline deactivation: the request goes to `out`.
+pub fn deactivate_to_file(args: &DeactivateArgs, out: &std::path::Path) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let done = store.deactivate(&args.license_id, overrides::now()?)?;
-    write_out(&args.out, &done.armored)?;
+    write_out(out, &done.armored)?;
     let what = match (&done.product, done.reprinted) {
         (_, true) => format!(
             "license {} was already deactivated here; its request was written again",
@@ -68,10 +69,10 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
     let human = format!(
         "{what}.\nNext: send {} to your vendor; the seat is freed when they answer it, and you get a receipt\n\
          (nodelock import RECEIPT-FILE records it). The license can then be activated on another machine.",
-        args.out.display()
+        out.display()
     );
     Ok(Outcome::new(
         human,
-        json!({ "deactivation": done, "request": args.out.display().to_string() }),
+        json!({ "deactivation": done, "request": out.display().to_string() }),
     ))
 }

@@ -2,6 +2,7 @@
 //! and scripts branch on them, so a number never changes meaning.
 
 use nodelock::activation::ActivationError;
+use nodelock::client::ClientError;
 use nodelock::crypto::{EnvelopeError, KeyError};
 use nodelock::facts::FactsError;
 use nodelock::fingerprint::FingerprintError;
@@ -69,6 +70,18 @@ pub enum Exit {
     AlreadyEnded = 30,
     /// The license was not activated by request; it cannot be deactivated offline.
     NoInstallKey = 31,
+    /// The server's name does not resolve.
+    Dns = 40,
+    /// Nothing listens at the server's address.
+    ConnectionRefused = 41,
+    /// The server did not answer in time.
+    Timeout = 42,
+    /// TLS failed.
+    Tls = 43,
+    /// Another network failure, or an HTTP error that is not a nodelock answer.
+    Network = 44,
+    /// `doctor` found problems.
+    DoctorProblems = 45,
 }
 
 impl Exit {
@@ -103,6 +116,12 @@ impl Exit {
             Exit::NotInstalled => "not-installed",
             Exit::AlreadyEnded => "already-ended",
             Exit::NoInstallKey => "no-install-key",
+            Exit::Dns => "dns",
+            Exit::ConnectionRefused => "connection-refused",
+            Exit::Timeout => "timeout",
+            Exit::Tls => "tls",
+            Exit::Network => "network",
+            Exit::DoctorProblems => "problems",
         }
     }
 }
@@ -228,7 +247,7 @@ impl From<LedgerError> for CliError {
         let exit = match &e {
             LedgerError::Document(_) | LedgerError::License(_) | LedgerError::NonceReuse => Exit::BadInput,
             LedgerError::Database(_) | LedgerError::Io { .. } | LedgerError::NewerSchema { .. } => Exit::Io,
-            LedgerError::Key(_) => Exit::Io,
+            LedgerError::Key(_) | LedgerError::Unavailable(_) => Exit::Io,
             LedgerError::UnknownKey => Exit::UnknownKey,
             LedgerError::EntitlementExpired { .. } => Exit::EntitlementExpired,
             LedgerError::NoFreeSeat { .. } => Exit::NoFreeSeat,
@@ -241,5 +260,31 @@ impl From<LedgerError> for CliError {
             LedgerError::Document(d) => d.into(),
             other => CliError::new(exit, other.to_string()),
         }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> CliError {
+        let exit = match &e {
+            ClientError::BadUrl(_) => Exit::Usage,
+            ClientError::Dns { .. } => Exit::Dns,
+            ClientError::ConnectionRefused { .. } => Exit::ConnectionRefused,
+            ClientError::Timeout { .. } => Exit::Timeout,
+            ClientError::Tls { .. } => Exit::Tls,
+            ClientError::Network { .. } | ClientError::Http { .. } => Exit::Network,
+            ClientError::Refused { code, .. } => match code.as_str() {
+                "unknown-key" => Exit::UnknownKey,
+                "no-free-seat" => Exit::NoFreeSeat,
+                "entitlement-expired" => Exit::EntitlementExpired,
+                "transfer-limit" | "reset-limit" => Exit::LimitReached,
+                "bad-activation-key" => Exit::BadActivationKey,
+                "wrong-install-key" => Exit::WrongInstallKey,
+                "unknown-license" => Exit::NotInstalled,
+                "already-ended" => Exit::AlreadyEnded,
+                "bad-signature" => Exit::BadSignature,
+                _ => Exit::BadInput,
+            },
+        };
+        CliError::new(exit, e.to_string())
     }
 }

@@ -18,7 +18,7 @@ use super::overrides;
 use super::{AnswerArgs, EntitlementArgs, LedgerArg, ResetArgs};
 
 impl LedgerArg {
-    fn path(&self) -> Result<PathBuf, CliError> {
+    pub fn path(&self) -> Result<PathBuf, CliError> {
         self.ledger
             .clone()
             .or_else(Ledger::default_location)

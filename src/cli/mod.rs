@@ -3,8 +3,10 @@
 //! exit codes (exit.rs).
 
 mod activation;
+mod config;
 mod exit;
 mod ledger;
+mod online;
 mod output;
 mod overrides;
 mod vendor;
@@ -44,8 +46,12 @@ enum Command {
     Check(CheckArgs),
     /// Make an offline activation request for an activation key (send the file to the vendor).
     Request(RequestArgs),
-    /// Give a license back: write a signed deactivation request and remove the license.
+    /// Give a license back: a signed deactivation request, sent online or written to a file.
     Deactivate(DeactivateArgs),
+    /// Activate online in one step: request, send to the server, import (falls back to the offline files).
+    Activate(ActivateArgs),
+    /// Report the configuration, the server, the store and the clock.
+    Doctor(DoctorArgs),
     /// Manage the vendor public keys the store trusts.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -159,11 +165,63 @@ struct RequestArgs {
 struct DeactivateArgs {
     /// The license id, as `nodelock status` shows it.
     license_id: String,
-    /// Where to write the deactivation request file.
+    /// Write the deactivation request to FILE (offline) instead of sending it.
     #[arg(short, long, value_name = "FILE")]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArg,
+    #[command(flatten)]
+    keys: KeysArg,
     #[command(flatten)]
     store: StoreArg,
+}
+
+#[derive(Args)]
+struct ServerArg {
+    /// The activation server (default: $NODELOCK_SERVER, then `server` in the config file).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Seconds to wait for the server.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct ActivateArgs {
+    /// The activation key you received.
+    key: String,
+    #[command(flatten)]
+    server: ServerArg,
+    #[command(flatten)]
+    keys: KeysArg,
+    /// Where to leave the request file if the server cannot be reached.
+    #[arg(long, value_name = "FILE", default_value = "nodelock-activation.req")]
+    request_out: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8750")]
+    listen: String,
+    #[command(flatten)]
+    ledger: LedgerArg,
+    /// The vendor's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    signing_key: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(Args)]
@@ -287,6 +345,8 @@ enum VendorCommand {
     Report(LedgerArg),
     /// Every activation, deactivation, reset and refusal, with who and why.
     Audit(LedgerArg),
+    /// Run the online activation server and the offline portal page.
+    Serve(ServeArgs),
 }
 
 #[derive(Args)]
@@ -346,7 +406,9 @@ pub fn main() -> std::process::ExitCode {
         Command::Status(args) => workstation::status(&args),
         Command::Check(args) => workstation::check(&args),
         Command::Request(args) => activation::request(&args),
-        Command::Deactivate(args) => activation::deactivate(&args),
+        Command::Deactivate(args) => online::deactivate(&args),
+        Command::Activate(args) => online::activate(&args),
+        Command::Doctor(args) => online::doctor(&args),
         Command::Trust(TrustCommand::Add { key, store }) => workstation::trust_add(&key, &store),
         Command::Trust(TrustCommand::List { store }) => workstation::trust_list(&store),
         Command::Vendor(VendorCommand::Keygen { out, force }) => vendor::keygen(&out, force),
@@ -358,6 +420,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Vendor(VendorCommand::Reset(args)) => ledger::reset(&args),
         Command::Vendor(VendorCommand::Report(args)) => ledger::report(&args),
         Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args),
+        Command::Vendor(VendorCommand::Serve(args)) => online::serve(&args),
     };
     std::process::ExitCode::from(output::emit(result, cli.json) as u8)
 }

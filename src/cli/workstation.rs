@@ -92,7 +92,7 @@ pub fn facts() -> Result<Outcome, CliError> {
     ))
 }
 
-fn keyring(keys: &KeysArg, store: Option<&Store>) -> Result<Keyring, CliError> {
+pub fn keyring(keys: &KeysArg, store: Option<&Store>) -> Result<Keyring, CliError> {
     let mut ring = Keyring::new();
     for path in &keys.pubkeys {
         ring.add(PublicKey::load(path)?);

@@ -110,7 +110,7 @@ pub enum EnvelopeError {
     },
     /// Larger than any real document; nothing was decoded.
     #[error(
-        "the input is larger than {limit} bytes, far more than any nodelock document; it is not a {expected}"
+        "the input is larger than {limit} bytes, far more than any nodelock document; it is not a nodelock {expected}"
     )]
     TooLarge {
         /// The cap.
@@ -119,7 +119,7 @@ pub enum EnvelopeError {
         expected: DocumentKind,
     },
     /// No armored block and no binary envelope.
-    #[error("this is not a nodelock document (no 'BEGIN NODELOCK …' block); expected a {expected}")]
+    #[error("this is not a nodelock document (no 'BEGIN NODELOCK …' block); expected a nodelock {expected}")]
     NotADocument {
         /// What was expected.
         expected: DocumentKind,
@@ -133,7 +133,7 @@ pub enum EnvelopeError {
         expected: DocumentKind,
     },
     /// A valid document of another kind.
-    #[error("this is a nodelock {found}, not a {expected}")]
+    #[error("this is a nodelock {found}, not a nodelock {expected}")]
     WrongKind {
         /// What was expected.
         expected: DocumentKind,

@@ -123,6 +123,9 @@ pub enum LedgerError {
     /// Randomness failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The ledger cannot be reached (a server's writer stopped, a batch failed).
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl LedgerError {
@@ -130,6 +133,7 @@ impl LedgerError {
     pub fn code(&self) -> &'static str {
         match self {
             LedgerError::Database(_) | LedgerError::Io { .. } | LedgerError::Key(_) => "ledger",
+            LedgerError::Unavailable(_) => "unavailable",
             LedgerError::NewerSchema { .. } => "ledger-version",
             LedgerError::Document(_) | LedgerError::License(_) => "bad-document",
             LedgerError::UnknownKey => "unknown-key",

@@ -242,3 +242,37 @@ impl Store {
         Ok(receipt)
     }
 }
+
+impl Store {
+    /// The pending request this store made for `key`, if any: a retried
+    /// online activation re-sends it rather than making a second request that
+    /// would take a second seat.
+    pub fn pending_for_key(&self, key: &ActivationKey) -> Option<PendingRequest> {
+        self.pending_requests().into_iter().find_map(|nonce_hex| {
+            let armored = std::fs::read_to_string(self.pending_path(&nonce_hex, "req")).ok()?;
+            let verified = activation::open_request(armored.as_bytes()).ok()?;
+            (verified.key == *key && self.pending_path(&nonce_hex, "key").exists()).then(|| PendingRequest {
+                size: verified.envelope.len(),
+                workstation_id: verified.fingerprint.workstation_id().to_string(),
+                nonce: nonce_hex,
+                armored,
+            })
+        })
+    }
+}
+
+impl Store {
+    /// The newest vendor-signed time this store holds: the latest issue time
+    /// among its licenses that verify under `keyring`.
+    pub fn newest_vendor_time(&self, keyring: &Keyring) -> Option<crate::clock::Timestamp> {
+        self.installed()
+            .into_iter()
+            .filter_map(|(path, _)| {
+                let bytes = envelope::read_file(&path, DocumentKind::License).ok()?;
+                license::verify(&bytes, keyring)
+                    .ok()
+                    .map(|v| v.license().issued_at)
+            })
+            .max()
+    }
+}

@@ -1,0 +1,355 @@
+//! Online commands: `activate`, `deactivate` (online or to a file), `doctor`,
+//! and `vendor serve`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use nodelock::activation::ActivationKey;
+use nodelock::client::{Client, ClientError};
+use nodelock::clock;
+use nodelock::crypto::PrivateKey;
+use nodelock::fingerprint::Fingerprint;
+use nodelock::ledger::Ledger;
+use nodelock::server::{self, Service};
+use nodelock::store::ImportOutcome;
+
+use super::exit::{CliError, Exit};
+use super::output::{Outcome, clean};
+use super::{
+    ActivateArgs, DeactivateArgs, DoctorArgs, ServeArgs, ServerArg, activation, config, overrides,
+    workstation,
+};
+
+impl ServerArg {
+    fn client(&self) -> Result<Option<Client>, CliError> {
+        match config::server(self.server.as_deref())? {
+            Some((url, _)) => Ok(Some(Client::new(&url, Duration::from_secs(self.timeout.max(1)))?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Runs `f` with a spinner on stderr (drawn only on a terminal).
+fn with_spinner<T>(message: String, f: impl FnOnce() -> T) -> T {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let out = f();
+    spinner.finish_and_clear();
+    out
+}
+
+fn offline_steps(file: &Path, server: &str, store: Option<&Path>, what: &str) -> String {
+    let store = store
+        .map(|s| format!(" --store {}", s.display()))
+        .unwrap_or_default();
+    format!(
+        "The {what} is saved as {}. To finish without this machine reaching the server:\n\
+         1. On any computer with internet, upload {} at {server}/ (the activation portal), or e-mail it to your vendor.\n\
+         2. Bring back the file you get and run: nodelock import FILE{store}",
+        file.display(),
+        file.display()
+    )
+}
+
+pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
+    let key =
+        ActivationKey::parse(&args.key).map_err(|e| CliError::new(Exit::BadActivationKey, e.to_string()))?;
+    let client = args.server.client()?.ok_or_else(|| {
+        CliError::new(
+            Exit::Usage,
+            "no activation server is configured; pass --server URL, set NODELOCK_SERVER, or activate offline with `nodelock request`",
+        )
+    })?;
+    let store = args.store.open()?;
+    let ring = workstation::keyring(&args.keys, Some(&store))?;
+    let fingerprint = Fingerprint::from_facts(&overrides::current_facts()?)?;
+    let pending = match store.pending_for_key(&key) {
+        Some(p) => p,
+        None => store.create_request(&key, &fingerprint, overrides::now()?)?,
+    };
+    let answer = with_spinner(format!("activating with {} …", client.base()), || {
+        client.activate(pending.armored.as_bytes())
+    });
+    let license = match answer {
+        Ok(license) => license,
+        Err(e) if e.is_network() => {
+            activation::write_out(&args.request_out, &pending.armored)?;
+            let mut err = CliError::from(e);
+            err.message = format!(
+                "{}\n{}",
+                err.message,
+                offline_steps(
+                    &args.request_out,
+                    client.base(),
+                    args.store.store.as_deref(),
+                    "activation request"
+                )
+            );
+            return Err(err);
+        }
+        Err(refusal) => return Err(refusal.into()),
+    };
+    let outcome = store.import(license.as_bytes(), &ring, &fingerprint, overrides::now()?)?;
+    for k in ring.keys() {
+        store.add_trust_root(k)?;
+    }
+    let json = serde_json::to_value(&outcome).unwrap_or_default();
+    let grant = match outcome {
+        ImportOutcome::Installed { grant, .. } | ImportOutcome::AlreadyInstalled { grant } => grant,
+    };
+    let warning = grant.warning.clone();
+    let mut out = Outcome::new(
+        format!(
+            "activated: license {} for {} is installed in {}",
+            clean(&grant.license_id),
+            clean(&grant.product),
+            store.root().display()
+        ),
+        json,
+    );
+    if let Some(w) = warning {
+        out = out.note(format!("warning: {w}"));
+    }
+    Ok(out)
+}
+
+pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
+    if let Some(out) = &args.out {
+        return activation::deactivate_to_file(args, out);
+    }
+    let client = args.server.client()?.ok_or_else(|| {
+        CliError::new(
+            Exit::Usage,
+            "say where the deactivation goes: -o FILE (offline) or --server URL (online)",
+        )
+    })?;
+    let store = args.store.open()?;
+    let done = store.deactivate(&args.license_id, overrides::now()?)?;
+    let answer = with_spinner(format!("deactivating with {} …", client.base()), || {
+        client.deactivate(done.armored.as_bytes())
+    });
+    match answer {
+        Ok(receipt) => {
+            let ring = workstation::keyring(&args.keys, Some(&store))?;
+            let receipt = store.import_receipt(receipt.as_bytes(), &ring)?;
+            Ok(Outcome::new(
+                format!(
+                    "deactivated: the vendor freed the seat of license {} (transfer {} of {}); it can now be activated on another machine",
+                    clean(&receipt.license_id),
+                    receipt.transfers_used,
+                    receipt.max_transfers
+                ),
+                json!({ "outcome": "deactivated", "receipt": receipt }),
+            ))
+        }
+        Err(e) if e.is_network() => {
+            let file = PathBuf::from("nodelock-deactivation.req");
+            activation::write_out(&file, &done.armored)?;
+            let mut err = CliError::from(e);
+            err.message = format!(
+                "{}\nThe license is already removed from this machine.\n{}",
+                err.message,
+                offline_steps(
+                    &file,
+                    client.base(),
+                    args.store.store.as_deref(),
+                    "deactivation request"
+                )
+            );
+            Err(err)
+        }
+        Err(refusal) => Err(refusal.into()),
+    }
+}
+
+pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
+    let mut lines = Vec::new();
+    let mut problems = 0;
+    let mut report = serde_json::Map::new();
+
+    // Configuration and server.
+    match config::server(args.server.server.as_deref()) {
+        Ok(Some((url, source))) => {
+            lines.push(format!("server: {url} (from {source})"));
+            let health =
+                Client::new(&url, Duration::from_secs(args.server.timeout.max(1))).and_then(|c| c.health());
+            match &health {
+                Ok(took) => lines.push(format!("server answers: healthy in {} ms", took.as_millis())),
+                Err(e) => {
+                    problems += 1;
+                    lines.push(format!("server does not answer: {e}"));
+                }
+            }
+            report.insert(
+                "server".into(),
+                json!({ "url": url, "source": source, "healthy": health.is_ok(),
+                        "error": health.as_ref().err().map(ClientError::to_string) }),
+            );
+        }
+        Ok(None) => {
+            lines.push("server: none configured (--server, NODELOCK_SERVER or the config file); offline activation only".into());
+            report.insert("server".into(), serde_json::Value::Null);
+        }
+        Err(e) => {
+            problems += 1;
+            lines.push(format!("config: {}", e.message));
+        }
+    }
+    if let Some(path) = config::config_path() {
+        report.insert("config_file".into(), json!(path.display().to_string()));
+    }
+
+    // Machine.
+    match overrides::current_facts().and_then(|f| Ok(Fingerprint::from_facts(&f)?)) {
+        Ok(fp) => {
+            lines.push(format!("workstation id: {}", fp.workstation_id()));
+            if let Some(w) = fp.report().warning {
+                lines.push(format!("warning: {w}"));
+            }
+            report.insert("workstation_id".into(), json!(fp.workstation_id().to_string()));
+            // Store.
+            let store = args.store.open()?;
+            let ring = store.trust_roots()?;
+            let now = overrides::now()?;
+            let entries = store.status(&ring, &fp, now)?;
+            lines.push(format!(
+                "store: {} ({} license(s), {} trusted vendor key(s), {} pending request(s))",
+                store.root().display(),
+                entries.len(),
+                ring.keys().len(),
+                store.pending_requests().len()
+            ));
+            for e in &entries {
+                if e.state != "valid" {
+                    problems += 1;
+                }
+                lines.push(format!(
+                    "  {} {}: {}",
+                    clean(&e.product),
+                    e.state,
+                    clean(&e.message)
+                ));
+            }
+            // Clock against the newest vendor-signed time seen.
+            let newest = store.newest_vendor_time(&ring);
+            match newest {
+                Some(t) if now + nodelock::license::CLOCK_TOLERANCE < t => {
+                    problems += 1;
+                    lines.push(format!(
+                        "clock: {} is behind the newest vendor-signed time seen ({}); set the clock right",
+                        clock::format(now),
+                        clock::format(t)
+                    ));
+                }
+                Some(t) => lines.push(format!(
+                    "clock: {} (newest vendor-signed time seen: {})",
+                    clock::format(now),
+                    clock::format(t)
+                )),
+                None => lines.push(format!(
+                    "clock: {} (no vendor-signed time seen yet)",
+                    clock::format(now)
+                )),
+            }
+            report.insert(
+                "store".into(),
+                json!({ "path": store.root().display().to_string(), "licenses": entries,
+                        "pending_requests": store.pending_requests().len(), "trusted_keys": ring.keys().len() }),
+            );
+            report.insert(
+                "clock".into(),
+                json!({ "now": clock::format(now), "newest_vendor_time": newest.map(clock::format),
+                        "watermark": store.watermark().map(clock::format) }),
+            );
+        }
+        Err(e) => {
+            problems += 1;
+            lines.push(format!("machine: {}", e.message));
+        }
+    }
+    report.insert("problems".into(), json!(problems));
+    lines.push(if problems == 0 {
+        "no problems found".into()
+    } else {
+        format!("{problems} problem(s) found")
+    });
+    let mut out = Outcome::new(lines.join("\n"), serde_json::Value::Object(report));
+    if problems > 0 {
+        out.exit = Exit::DoctorProblems;
+    }
+    Ok(out)
+}
+
+pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NODELOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let vendor = PrivateKey::load(&args.signing_key)?;
+    let ledger_path = args.ledger.path()?;
+    // Open once here so that a bad ledger is a clear error before listening.
+    drop(Ledger::open(&ledger_path)?);
+    let service = Arc::new(Service::new(ledger_path.clone(), vendor)?);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| CliError::new(Exit::Io, format!("cannot listen on {}: {e}", args.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+        {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
+                "listening on http://{addr} (ledger {})",
+                ledger_path.display()
+            );
+            let _ = stdout.flush();
+        }
+        tracing::info!(target: "nodelock::server", %addr, ledger = %ledger_path.display(), "listening");
+        server::serve(listener, service, shutdown_signal())
+            .await
+            .map_err(|e| CliError::new(Exit::Io, e.to_string()))
+    })?;
+    tracing::info!(target: "nodelock::server", "stopped");
+    Ok(Outcome::new("", json!({ "stopped": true })))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!(target: "nodelock::server", "shutting down; finishing requests in flight");
+}

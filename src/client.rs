@@ -1,0 +1,280 @@
+//! The blocking HTTP(S) client for the activation server (ureq over rustls).
+//!
+//! It tells the causes of failure apart, because a person acts differently on
+//! each: a name that does not resolve, nothing listening, no answer in time, a
+//! TLS problem, an HTTP error from something that is not a nodelock server,
+//! and a refusal the server made (no free seat, expired, bad key), which
+//! carries the server's stable code and sentence.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// Largest answer body read; real documents are a few KiB.
+const MAX_ANSWER: u64 = 256 * 1024;
+
+/// Why talking to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not `http://` or `https://`.
+    #[error("'{0}' is not a server URL (http://host:port or https://host)")]
+    BadUrl(String),
+    /// The host name does not resolve.
+    #[error(
+        "the server name in {url} cannot be resolved (DNS); check the address and this machine's network"
+    )]
+    Dns {
+        /// The URL.
+        url: String,
+    },
+    /// Nothing listens there.
+    #[error(
+        "nothing accepts connections at {url} (connection refused); check the address and that the license server is running"
+    )]
+    ConnectionRefused {
+        /// The URL.
+        url: String,
+    },
+    /// No answer in time.
+    #[error("the license server at {url} did not answer within {secs} seconds (timeout)")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// TLS failed (certificate, protocol).
+    #[error(
+        "no secure connection to {url} could be made (TLS: {detail}); check the address and the server's certificate"
+    )]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What rustls said.
+        detail: String,
+    },
+    /// Another network failure.
+    #[error("cannot reach {url}: {detail}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// What happened.
+        detail: String,
+    },
+    /// An HTTP error from something that is not a nodelock answer (a proxy, a 5xx).
+    #[error("the server at {url} answered HTTP {status}: {message}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's words (sanitised, shortened).
+        message: String,
+    },
+    /// The license server refused, with its reason.
+    #[error("the license server refused: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The server's stable code (docs/API.md).
+        code: String,
+        /// The server's sentence.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Network trouble (as opposed to a refusal): the offline flow can finish the job.
+    pub fn is_network(&self) -> bool {
+        !matches!(self, ClientError::Refused { .. } | ClientError::BadUrl(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// A client for one server.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for `base` (`https://licenses.example.com`), giving up after `timeout`.
+    pub fn new(base: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let base = base.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 10 {
+            return Err(ClientError::BadUrl(base));
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .user_agent(format!("nodelock/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Client { agent, base, timeout })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn classify(&self, url: &str, e: ureq::Error) -> ClientError {
+        let url = url.to_owned();
+        match e {
+            ureq::Error::HostNotFound => ClientError::Dns { url },
+            ureq::Error::Timeout(_) => ClientError::Timeout {
+                url,
+                secs: self.timeout.as_secs().max(1),
+            },
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                ClientError::ConnectionRefused { url }
+            }
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ClientError::Timeout {
+                url,
+                secs: self.timeout.as_secs().max(1),
+            },
+            ureq::Error::Tls(detail) => ClientError::Tls {
+                url,
+                detail: detail.to_owned(),
+            },
+            ureq::Error::Rustls(e) => ClientError::Tls {
+                url,
+                detail: e.to_string(),
+            },
+            ureq::Error::Pem(e) => ClientError::Tls {
+                url,
+                detail: e.to_string(),
+            },
+            ureq::Error::TlsRequired => ClientError::Tls {
+                url,
+                detail: "the server requires TLS".into(),
+            },
+            other => ClientError::Network {
+                url,
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    fn post(&self, path: &str, document: &[u8]) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/x-nodelock-document")
+            .send(document)
+            .map_err(|e| self.classify(&url, e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .map_err(|e| self.classify(&url, e))?;
+        if status == 200 {
+            return Ok(body);
+        }
+        if (400..500).contains(&status)
+            && let Ok(parsed) = serde_json::from_str::<ErrorBody>(&body)
+        {
+            return Err(ClientError::Refused {
+                status,
+                code: parsed.error.code,
+                message: parsed.error.message,
+            });
+        }
+        let message: String = body
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_owned();
+        Err(ClientError::Http {
+            url,
+            status,
+            message: if message.is_empty() {
+                "(no message)".into()
+            } else {
+                message
+            },
+        })
+    }
+
+    /// Posts an activation request document; returns the license document.
+    pub fn activate(&self, request: &[u8]) -> Result<String, ClientError> {
+        self.post("/v1/activations", request)
+    }
+
+    /// Posts a deactivation request document; returns the receipt.
+    pub fn deactivate(&self, request: &[u8]) -> Result<String, ClientError> {
+        self.post("/v1/deactivations", request)
+    }
+
+    /// `GET /healthz`: how long the server took to say it is healthy.
+    pub fn health(&self) -> Result<Duration, ClientError> {
+        let url = format!("{}/healthz", self.base);
+        let started = Instant::now();
+        let mut response = self.agent.get(&url).call().map_err(|e| self.classify(&url, e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .unwrap_or_default();
+        if status != 200 {
+            let message: String = body.chars().filter(|c| !c.is_control()).take(200).collect();
+            return Err(ClientError::Http { url, status, message });
+        }
+        Ok(started.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_told_apart() {
+        let refused = Client::new("http://127.0.0.1:1", Duration::from_secs(2)).unwrap();
+        assert!(matches!(
+            refused.health(),
+            Err(ClientError::ConnectionRefused { .. })
+        ));
+        let dns = Client::new("http://nodelock-test.invalid", Duration::from_secs(5)).unwrap();
+        assert!(matches!(
+            dns.health(),
+            Err(ClientError::Dns { .. }) | Err(ClientError::Network { .. })
+        ));
+        assert!(matches!(
+            Client::new("ftp://x", Duration::from_secs(1)),
+            Err(ClientError::BadUrl(_))
+        ));
+    }
+
+    #[test]
+    fn a_silent_server_is_a_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = std::thread::spawn(move || {
+            let conn = listener.accept();
+            std::thread::sleep(Duration::from_millis(1500));
+            drop(conn);
+        });
+        let client = Client::new(&format!("http://{addr}"), Duration::from_millis(300)).unwrap();
+        assert!(matches!(client.activate(b"x"), Err(ClientError::Timeout { .. })));
+        hold.join().unwrap();
+    }
+}
