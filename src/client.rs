@@ -144,6 +144,13 @@ impl Client {
                 url,
                 secs: self.timeout.as_secs().max(1),
             },
+            // rustls reports handshake failures through the I/O layer.
+            ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+                ClientError::Tls {
+                    url,
+                    detail: io.to_string(),
+                }
+            }
             ureq::Error::Tls(detail) => ClientError::Tls {
                 url,
                 detail: detail.to_owned(),
@@ -188,10 +195,25 @@ impl Client {
         if (400..500).contains(&status)
             && let Ok(parsed) = serde_json::from_str::<ErrorBody>(&body)
         {
+            // The server's words reach a terminal: no control characters.
+            let message: String = parsed
+                .error
+                .message
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(500)
+                .collect();
+            let code: String = parsed
+                .error
+                .code
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(40)
+                .collect();
             return Err(ClientError::Refused {
                 status,
-                code: parsed.error.code,
-                message: parsed.error.message,
+                code,
+                message,
             });
         }
         let message: String = body

@@ -86,7 +86,9 @@ pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
                     serde_json::to_string_pretty(&value).unwrap_or_default()
                 ));
             }
-            write_stderr(&format!("nodelock: {}\n", clean(&err.message)));
+            // Errors may carry next steps on further lines; nothing else passes.
+            let text: String = err.message.split('\n').map(clean).collect::<Vec<_>>().join("\n");
+            write_stderr(&format!("nodelock: {text}\n"));
             err.exit
         }
     }

@@ -91,17 +91,22 @@ impl ApiError {
         ApiError::new(status, e.code(), e.to_string())
     }
 
+    /// A body over the limit.
+    pub fn too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!(
+                "the body is larger than {} bytes, far more than any nodelock document",
+                super::BODY_LIMIT
+            ),
+        )
+    }
+
     /// From an axum body rejection (too large, unreadable).
     pub fn from_body(rejection: BytesRejection) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                format!(
-                    "the body is larger than {} bytes, far more than any nodelock document",
-                    super::BODY_LIMIT
-                ),
-            );
+            return ApiError::too_large();
         }
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -134,8 +134,34 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/deactivations", post(api::deactivations))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(log_request))
         .with_state(service)
+}
+
+/// Refuses a body whose declared length is over the limit before reading any
+/// of it (the body limit alone would only stop reading once the limit is passed).
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The portal's multipart body wraps a document in a little framing.
+    let limit = if request.uri().path() == "/portal" {
+        BODY_LIMIT + 4096
+    } else {
+        BODY_LIMIT
+    } as u64;
+    if declared.is_some_and(|n| n > limit) {
+        let mut response = axum::response::IntoResponse::into_response(api::ApiError::too_large());
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    next.run(request).await
 }
 
 /// One structured log line per request.

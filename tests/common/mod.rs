@@ -40,6 +40,12 @@ impl Env {
         self
     }
 
+    /// Uses the system clock (for tests against a running server, which does).
+    pub fn real_clock(mut self) -> Env {
+        self.now = String::new();
+        self
+    }
+
     pub fn at(mut self, now: &str) -> Env {
         self.now = now.into();
         self
@@ -62,7 +68,12 @@ impl Env {
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nodelock"));
         cmd.env_remove("NODELOCK_STORE");
-        cmd.env("NODELOCK_TEST_NOW", &self.now);
+        // An empty `now` means the real clock (tests against a live server).
+        if self.now.is_empty() {
+            cmd.env_remove("NODELOCK_TEST_NOW");
+        } else {
+            cmd.env("NODELOCK_TEST_NOW", &self.now);
+        }
         match &self.facts {
             Some(f) => cmd.env("NODELOCK_TEST_FACTS", f),
             None => cmd.env_remove("NODELOCK_TEST_FACTS"),
