@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,59 +14,6 @@ use nodelock::crypto::PrivateKey;
 use nodelock::facts::Facts;
 use nodelock::fingerprint::Fingerprint;
 use nodelock::ledger::Ledger;
-
-/// A running `nodelock vendor serve`.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(ledger: &Path) -> Server {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nodelock"))
-            .args([
-                "vendor",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--ledger",
-                ledger.to_str().unwrap(),
-            ])
-            .args([
-                "--signing-key",
-                fixture(VENDOR_KEY).to_str().unwrap(),
-                "--workers",
-                "2",
-            ])
-            .env("NODELOCK_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .nth(2)
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn vendor_env() -> (Env, PathBuf) {
     let env = Env::new();

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use std::io::BufRead;
+
 use assert_cmd::Command;
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -153,4 +155,57 @@ pub fn assert_one_sentence(out: &Output) {
     assert!(err.starts_with("nodelock: "), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// A running `nodelock vendor serve`.
+pub struct Server {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(ledger: &Path) -> Server {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nodelock"))
+            .args([
+                "vendor",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ledger",
+                ledger.to_str().unwrap(),
+            ])
+            .args([
+                "--signing-key",
+                fixture(VENDOR_KEY).to_str().unwrap(),
+                "--workers",
+                "2",
+            ])
+            .env("NODELOCK_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
