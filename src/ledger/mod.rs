@@ -318,10 +318,10 @@ fn audit(
     actor: &str,
     detail: &str,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit (at, event, entitlement_id, activation_id, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now, event, entitlement, activation, actor, detail],
-    )?;
+    )?
+    .execute(params![now, event, entitlement, activation, actor, detail])?;
     Ok(())
 }
 
@@ -388,20 +388,19 @@ fn commit_one(
     let actor = prepared.actor.as_str();
 
     let earlier = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id, license_id, entitlement_id, request_hash, license FROM activations
              WHERE install_key = ?1 AND request_nonce = ?2",
-            params![install_key, request.request.nonce],
-            |r| {
-                Ok(Earlier {
-                    activation_id: r.get(0)?,
-                    license_id: r.get(1)?,
-                    entitlement_id: r.get(2)?,
-                    request_hash: r.get(3)?,
-                    license: r.get(4)?,
-                })
-            },
-        )
+        )?
+        .query_row(params![install_key, request.request.nonce], |r| {
+            Ok(Earlier {
+                activation_id: r.get(0)?,
+                license_id: r.get(1)?,
+                entitlement_id: r.get(2)?,
+                request_hash: r.get(3)?,
+                license: r.get(4)?,
+            })
+        })
         .optional()?;
     if let Some(e) = earlier {
         if e.request_hash != request_hash {
@@ -427,14 +426,7 @@ fn commit_one(
         });
     }
 
-    let ent = tx
-        .query_row(
-            &format!("SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE key_hash = ?1"),
-            [request.key.ledger_hash().to_vec()],
-            entitlement_from_row,
-        )
-        .optional()?
-        .ok_or(LedgerError::UnknownKey)?;
+    let ent = entitlement_by_key(tx, &request.key)?.ok_or(LedgerError::UnknownKey)?;
     if let Some(expired_at) = ent.expires_at.filter(|e| now >= *e) {
         return Err(LedgerError::EntitlementExpired { expired_at });
     }
@@ -458,27 +450,27 @@ fn commit_one(
         .or(prepared.signed.as_ref())
         .ok_or(LedgerError::UnknownKey)?;
     let activation_id = new_id("A")?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO activations (id, entitlement_id, license_id, workstation_id, install_key, request_nonce,
             request_hash, license, method, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            activation_id,
-            ent.id,
-            license_id,
-            workstation_id,
-            install_key,
-            request.request.nonce,
-            request_hash,
-            text.as_bytes(),
-            prepared.method,
-            now
-        ],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![
+        activation_id,
+        ent.id,
+        license_id,
+        workstation_id,
+        install_key,
+        request.request.nonce,
+        request_hash,
+        text.as_bytes(),
+        prepared.method,
+        now
+    ])?;
+    tx.prepare_cached(
         "UPDATE entitlements SET seats_used = seats_used + 1, activations_total = activations_total + 1 WHERE id = ?1",
-        [&ent.id],
-    )?;
+    )?
+    .execute([&ent.id])?;
     let detail = format!(
         "workstation {workstation_id}, license {license_id}, seat {} of {}",
         ent.seats_used + 1,
@@ -538,7 +530,26 @@ struct EntitlementRow {
     resets_total: u32,
 }
 
-const ENTITLEMENT_COLUMNS: &str = "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, max_resets_per_year, transfers_used, seats_used, activations_total, resets_total";
+/// The columns `entitlement_from_row` reads, in its order.
+macro_rules! entitlement_columns {
+    () => {
+        "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, \
+         max_resets_per_year, transfers_used, seats_used, activations_total, resets_total"
+    };
+}
+
+const ENTITLEMENT_COLUMNS: &str = entitlement_columns!();
+const ENTITLEMENT_BY_KEY: &str = concat!(
+    "SELECT ",
+    entitlement_columns!(),
+    " FROM entitlements WHERE key_hash = ?1"
+);
+
+fn entitlement_by_key(conn: &Connection, key: &ActivationKey) -> rusqlite::Result<Option<EntitlementRow>> {
+    conn.prepare_cached(ENTITLEMENT_BY_KEY)?
+        .query_row([key.ledger_hash().to_vec()], entitlement_from_row)
+        .optional()
+}
 
 fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntitlementRow> {
     Ok(EntitlementRow {
@@ -707,14 +718,7 @@ impl Ledger {
         actor: &str,
         now: Timestamp,
     ) -> Result<Prepared, LedgerError> {
-        let ent = self
-            .conn
-            .query_row(
-                &format!("SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE key_hash = ?1"),
-                [request.key.ledger_hash().to_vec()],
-                entitlement_from_row,
-            )
-            .optional()?;
+        let ent = entitlement_by_key(&self.conn, &request.key)?;
         let signed = match ent {
             Some(ent) if ent.expires_at.is_none_or(|e| now < e) && ent.seats_used < ent.seats => {
                 let revoked = revoked_for(&self.conn, &ent)?;

@@ -1,0 +1,227 @@
+//! Load benchmark for the activation server: activations per second with N
+//! concurrent HTTP clients on this machine, next to the raw P-256 sign +
+//! verify throughput of the same cores measured in the same run (each
+//! activation costs one verify of the request and one signature of the
+//! license). Target: at least 60 % of the raw figure.
+//!
+//! The clients run in this process, on the same cores as the server. Like
+//! `wrk`, the load generator is a lean keep-alive HTTP/1.1 client so that it
+//! takes as little of the machine as it can; `LOAD_CLIENT=ureq` uses the
+//! `ureq` client that `nodelock activate` uses instead, for comparison.
+//!
+//! `cargo bench --bench server_load` (env `LOAD_CLIENTS`, `LOAD_REQUESTS` to vary).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nodelock::activation::{self, ActivationKey};
+use nodelock::crypto::PrivateKey;
+use nodelock::facts::Facts;
+use nodelock::fingerprint::Fingerprint;
+use nodelock::ledger::{EntitlementSpec, Ledger};
+use nodelock::license::LicenseKind;
+use nodelock::server::{self, Service};
+
+fn fixture(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sign + verify pairs per second on `threads` threads for `secs` seconds.
+fn raw_throughput(vendor: &PrivateKey, threads: usize, secs: f64) -> f64 {
+    let public = vendor.public();
+    let done = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let message = [0x5au8; 800];
+                while started.elapsed().as_secs_f64() < secs {
+                    let sig = vendor.sign_raw(&message);
+                    public.verify_raw(&message, &sig).unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A keep-alive HTTP/1.1 connection that posts bodies and reads answers.
+struct Lean {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Lean {
+    fn connect(addr: SocketAddr) -> Lean {
+        let writer = TcpStream::connect(addr).unwrap();
+        writer.set_nodelay(true).unwrap();
+        let reader = BufReader::new(writer.try_clone().unwrap());
+        Lean { writer, reader }
+    }
+
+    /// Posts `body` to `path`; returns the status.
+    fn post(&mut self, path: &str, body: &[u8]) -> u16 {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-nodelock-document\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.writer.write_all(head.as_bytes()).unwrap();
+        self.writer.write_all(body).unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0u8; length];
+        self.reader.read_exact(&mut answer).unwrap();
+        status
+    }
+}
+
+/// This process's CPU time (user + system) in seconds, where Linux tells it.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench --no-run` and test discovery
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let clients = env_or("LOAD_CLIENTS", 16);
+    let total = env_or("LOAD_REQUESTS", 4000);
+    let warmup = total / 10;
+    let vendor = PrivateKey::load(&fixture("keys/TEST-ONLY-vendor.key")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_path = dir.path().join("ledger.sqlite");
+    let mut ledger = Ledger::open(&ledger_path).unwrap();
+    let spec = EntitlementSpec {
+        product: "surveyor".into(),
+        seats: 10_000_000,
+        kind: LicenseKind::Perpetual,
+        expires_at: None,
+        maintenance_until: None,
+        features: vec!["gnss".into()],
+        customer: Some("ACME".into()),
+        max_transfers: 3,
+        max_resets_per_year: 2,
+    };
+    let (_, key): (String, ActivationKey) = ledger.create_entitlement(&spec, 1_780_000_000, "bench").unwrap();
+    drop(ledger);
+
+    eprintln!("preparing {total} activation requests …");
+    let fp = Fingerprint::from_facts(&Facts::load(&fixture("machines/laptop.json")).unwrap()).unwrap();
+    let install = PrivateKey::generate().unwrap();
+    let bodies: Vec<Vec<u8>> = (0..total)
+        .map(|i| {
+            let mut nonce = [0u8; 16];
+            nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            activation::make_request(&key, &fp, &install, nonce, 1_780_000_000)
+                .unwrap()
+                .1
+                .into_bytes()
+        })
+        .collect();
+
+    let service = Service::new(
+        ledger_path,
+        PrivateKey::load(&fixture("keys/TEST-ONLY-vendor.key")).unwrap(),
+    )
+    .unwrap();
+    let running = server::start("127.0.0.1:0".parse().unwrap(), service, cores).unwrap();
+    let url = format!("http://{}/v1/activations", running.addr);
+
+    let next = AtomicUsize::new(0);
+    let measured_from = AtomicUsize::new(0);
+    let mut measured_start = None;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                let garbage = std::env::var_os("LOAD_GARBAGE").is_some();
+                let expect = if garbage { 400 } else { 200 };
+                let use_ureq = std::env::var("LOAD_CLIENT").is_ok_and(|c| c == "ureq");
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
+                let mut lean = (!use_ureq).then(|| Lean::connect(running.addr));
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { break };
+                    let body: &[u8] = if garbage { b"garbage" } else { &body[..] };
+                    let status = match lean.as_mut() {
+                        Some(conn) => conn.post("/v1/activations", body),
+                        None => {
+                            let mut response = agent.post(&url).send(body).unwrap();
+                            let _ = response.body_mut().read_to_string().unwrap();
+                            response.status().as_u16()
+                        }
+                    };
+                    assert_eq!(status, expect);
+                }
+            });
+        }
+        // Start the clock once the warm-up requests have been handed out.
+        while next.load(Ordering::Relaxed) < warmup && started.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        measured_from.store(next.load(Ordering::Relaxed), Ordering::Relaxed);
+        measured_start = Some((Instant::now(), cpu_seconds()));
+    });
+    let elapsed = measured_start.map_or(started.elapsed(), |(t, _)| t.elapsed());
+    let cpu_busy = match (measured_start.and_then(|(_, c)| c), cpu_seconds()) {
+        (Some(a), Some(b)) => format!(
+            "{:.0} %",
+            100.0 * (b - a) / (elapsed.as_secs_f64() * cores as f64)
+        ),
+        _ => "unknown".into(),
+    };
+    let measured = total - measured_from.load(Ordering::Relaxed);
+    let activations_per_sec = measured as f64 / elapsed.as_secs_f64();
+    running.stop();
+
+    let raw = raw_throughput(&vendor, cores, 3.0);
+    let client = if std::env::var("LOAD_CLIENT").is_ok_and(|c| c == "ureq") {
+        "ureq"
+    } else {
+        "lean keep-alive"
+    };
+    println!(
+        "server_load: {clients} concurrent {client} clients, {measured} activations measured (after {warmup} warm-up), {cores} cores"
+    );
+    println!(
+        "  activations/s through the server:        {activations_per_sec:>8.0}  (CPU busy {cpu_busy} of {cores} cores)"
+    );
+    println!("  raw P-256 sign+verify pairs/s, {cores} threads: {raw:>8.0}");
+    println!(
+        "  ratio: {:.0} % (target ≥ 60 %)",
+        100.0 * activations_per_sec / raw
+    );
+}
