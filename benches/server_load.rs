@@ -107,6 +107,60 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// The async twin of [`Lean`]: all connections on one thread (like `wrk`),
+/// so the load generator costs few context switches.
+async fn lean_async(addr: SocketAddr, bodies: &[Vec<u8>], next: &AtomicUsize, garbage: bool) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    let expect = if garbage { 400 } else { 200 };
+    let mut line = String::new();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(body) = bodies.get(i) else { break };
+        let body: &[u8] = if garbage { b"garbage" } else { &body[..] };
+        let mut request = format!(
+            "POST /v1/activations HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-nodelock-document\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        write.write_all(&request).await.unwrap();
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0u8; length];
+        reader.read_exact(&mut answer).await.unwrap();
+        assert_eq!(status, expect);
+    }
+}
+
+/// Polls every future to completion on the current task.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench --no-run` and test discovery
@@ -156,36 +210,45 @@ fn main() {
     let running = server::start("127.0.0.1:0".parse().unwrap(), service, cores).unwrap();
     let url = format!("http://{}/v1/activations", running.addr);
 
+    eprintln!("load starts");
     let next = AtomicUsize::new(0);
     let measured_from = AtomicUsize::new(0);
     let mut measured_start = None;
     let started = Instant::now();
+    let mode = std::env::var("LOAD_CLIENT").unwrap_or_default();
+    let garbage = std::env::var_os("LOAD_GARBAGE").is_some();
     std::thread::scope(|s| {
-        for _ in 0..clients {
+        if mode == "ureq" || mode == "threads" {
+            for _ in 0..clients {
+                s.spawn(|| {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(60)))
+                        .build()
+                        .into();
+                    let mut lean = (mode == "threads").then(|| Lean::connect(running.addr));
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(body) = bodies.get(i) else { break };
+                        let body: &[u8] = if garbage { b"garbage" } else { &body[..] };
+                        let status = match lean.as_mut() {
+                            Some(conn) => conn.post("/v1/activations", body),
+                            None => {
+                                let mut response = agent.post(&url).send(body).unwrap();
+                                let _ = response.body_mut().read_to_string().unwrap();
+                                response.status().as_u16()
+                            }
+                        };
+                        assert_eq!(status, if garbage { 400 } else { 200 });
+                    }
+                });
+            }
+        } else {
             s.spawn(|| {
-                let garbage = std::env::var_os("LOAD_GARBAGE").is_some();
-                let expect = if garbage { 400 } else { 200 };
-                let use_ureq = std::env::var("LOAD_CLIENT").is_ok_and(|c| c == "ureq");
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
-                let mut lean = (!use_ureq).then(|| Lean::connect(running.addr));
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { break };
-                    let body: &[u8] = if garbage { b"garbage" } else { &body[..] };
-                    let status = match lean.as_mut() {
-                        Some(conn) => conn.post("/v1/activations", body),
-                        None => {
-                            let mut response = agent.post(&url).send(body).unwrap();
-                            let _ = response.body_mut().read_to_string().unwrap();
-                            response.status().as_u16()
-                        }
-                    };
-                    assert_eq!(status, expect);
-                }
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(futures_join_all(
+                    (0..clients).map(|_| lean_async(running.addr, &bodies, &next, garbage)).collect(),
+                ));
             });
         }
         // Start the clock once the warm-up requests have been handed out.
@@ -208,10 +271,10 @@ fn main() {
     running.stop();
 
     let raw = raw_throughput(&vendor, cores, 3.0);
-    let client = if std::env::var("LOAD_CLIENT").is_ok_and(|c| c == "ureq") {
-        "ureq"
-    } else {
-        "lean keep-alive"
+    let client = match mode.as_str() {
+        "ureq" => "ureq (a thread each)",
+        "threads" => "lean keep-alive (a thread each)",
+        _ => "lean keep-alive (all on one async thread)",
     };
     println!(
         "server_load: {clients} concurrent {client} clients, {measured} activations measured (after {warmup} warm-up), {cores} cores"

@@ -120,7 +120,8 @@ pub struct ActivationRequest {
     pub client: String,
     /// The workstation's fingerprint.
     pub fp: CompactFingerprint,
-    /// The install public key, compressed SEC1 (33 bytes).
+    /// The install public key, SEC1: uncompressed (65 bytes, what nodelock
+    /// writes) or compressed (33).
     #[serde(with = "serde_bytes")]
     pub install_key: Vec<u8>,
 }
@@ -155,7 +156,8 @@ pub fn make_request(
         at: now,
         client: client_name(),
         fp: CompactFingerprint::from_fingerprint(fingerprint),
-        install_key: install.public().to_sec1_compressed(),
+        // Uncompressed (65 bytes): the vendor then needs no square root to use it.
+        install_key: install.public().to_sec1_uncompressed(),
     };
     let armored = seal(DocumentKind::ActivationRequest, &request, install)?;
     Ok((request, armored))
@@ -178,11 +180,11 @@ fn decode<T: serde::de::DeserializeOwned>(kind: DocumentKind, bytes: &[u8]) -> R
 pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
     let kind = DocumentKind::ActivationRequest;
     let signed = envelope::parse(input, kind)?;
-    let untrusted: ActivationRequest = decode(kind, signed.untrusted_payload())?;
-    let install_key = PublicKey::from_sec1(&untrusted.install_key)
+    // Decoded once: the verified payload is these same bytes.
+    let request: ActivationRequest = decode(kind, signed.untrusted_payload())?;
+    let install_key = PublicKey::from_sec1(&request.install_key)
         .map_err(|_| invalid(kind, "install_key is not a P-256 public key"))?;
     let verified = signed.verify_with(&install_key)?;
-    let request: ActivationRequest = decode(kind, verified.payload())?;
     if request.v != VERSION {
         return Err(invalid(
             kind,

@@ -246,6 +246,12 @@ impl PublicKey {
         self.inner.to_sec1_point(true).as_bytes().to_vec()
     }
 
+    /// The uncompressed SEC1 point (65 bytes): longer, but reading it back
+    /// needs no square root.
+    pub fn to_sec1_uncompressed(&self) -> Vec<u8> {
+        self.inner.to_sec1_point(false).as_bytes().to_vec()
+    }
+
     /// The SPKI PEM text.
     pub fn to_spki_pem(&self) -> String {
         // Encoding a valid point cannot fail; fall back to an empty string rather than panic.
