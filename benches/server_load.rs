@@ -26,6 +26,10 @@ use nodelock::ledger::{EntitlementSpec, Ledger};
 use nodelock::license::LicenseKind;
 use nodelock::server::{self, Service};
 
+// The same allocator as the `nodelock` binary, whose server this measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn fixture(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
 }
@@ -156,7 +160,11 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) 
     }
     std::future::poll_fn(|cx| {
         set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if set.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     })
     .await;
 }
@@ -210,7 +218,6 @@ fn main() {
     let running = server::start("127.0.0.1:0".parse().unwrap(), service, cores).unwrap();
     let url = format!("http://{}/v1/activations", running.addr);
 
-    eprintln!("load starts");
     let next = AtomicUsize::new(0);
     let measured_from = AtomicUsize::new(0);
     let mut measured_start = None;
@@ -245,9 +252,14 @@ fn main() {
             }
         } else {
             s.spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(futures_join_all(
-                    (0..clients).map(|_| lean_async(running.addr, &bodies, &next, garbage)).collect(),
+                    (0..clients)
+                        .map(|_| lean_async(running.addr, &bodies, &next, garbage))
+                        .collect(),
                 ));
             });
         }
