@@ -90,6 +90,17 @@ impl ClientError {
     }
 }
 
+/// At most `max` characters of `text` from a server, without control
+/// characters: it reaches a terminal.
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -196,13 +207,7 @@ impl Client {
             && let Ok(parsed) = serde_json::from_str::<ErrorBody>(&body)
         {
             // The server's words reach a terminal: no control characters.
-            let message: String = parsed
-                .error
-                .message
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(500)
-                .collect();
+            let message = printable(&parsed.error.message, 500);
             let code: String = parsed
                 .error
                 .code
@@ -216,13 +221,7 @@ impl Client {
                 message,
             });
         }
-        let message: String = body
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect::<String>()
-            .trim()
-            .to_owned();
+        let message = printable(&body, 200);
         Err(ClientError::Http {
             url,
             status,
@@ -257,7 +256,7 @@ impl Client {
             .read_to_string()
             .unwrap_or_default();
         if status != 200 {
-            let message: String = body.chars().filter(|c| !c.is_control()).take(200).collect();
+            let message = printable(&body, 200);
             return Err(ClientError::Http { url, status, message });
         }
         Ok(started.elapsed())

@@ -21,23 +21,6 @@ fn vendor_env() -> (Env, PathBuf) {
     (env, ledger)
 }
 
-fn entitlement(env: &Env, ledger: &Path, seats: u32) -> String {
-    let out = env.run(&[
-        "vendor",
-        "entitlement",
-        "create",
-        "--ledger",
-        ledger.to_str().unwrap(),
-        "--product",
-        "surveyor",
-        "--seats",
-        &seats.to_string(),
-        "--json",
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    json(&out)["activation_key"].as_str().unwrap().to_owned()
-}
-
 fn activate(ws: &Env, key: &str, url: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "activate",

@@ -72,12 +72,7 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
         kind,
         expires_at,
         maintenance_until: end_date(args.maintenance_until.as_deref())?,
-        features: args
-            .features
-            .iter()
-            .map(|f| f.trim().to_owned())
-            .filter(|f| !f.is_empty())
-            .collect(),
+        features: super::feature_list(&args.features),
         customer: args.customer.clone(),
         max_transfers: args.max_transfers,
         max_resets_per_year: args.max_resets,

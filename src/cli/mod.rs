@@ -386,6 +386,14 @@ struct IssueArgs {
     out: PathBuf,
 }
 
+/// `--features a, b,,c` as the list `[a, b, c]`.
+fn feature_list(raw: &[String]) -> Vec<String> {
+    raw.iter()
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
 /// Parses arguments, runs the command, prints, and returns the exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {

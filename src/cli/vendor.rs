@@ -64,12 +64,7 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let terms = Terms {
         product: args.product.clone(),
         kind,
-        features: args
-            .features
-            .iter()
-            .map(|f| f.trim().to_owned())
-            .filter(|f| !f.is_empty())
-            .collect(),
+        features: super::feature_list(&args.features),
         customer: args.customer.clone(),
         entitlement: None,
         not_before: date(args.not_before.as_deref(), false)?,

@@ -209,3 +209,21 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Creates an entitlement for `surveyor` in `ledger`; returns its activation key.
+pub fn entitlement(env: &Env, ledger: &Path, seats: u32) -> String {
+    let out = env.run(&[
+        "vendor",
+        "entitlement",
+        "create",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--product",
+        "surveyor",
+        "--seats",
+        &seats.to_string(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    json(&out)["activation_key"].as_str().unwrap().to_owned()
+}
