@@ -115,19 +115,7 @@ fn wait_for_download(dir: &Path) -> PathBuf {
 fn portal_upload_and_download_in_headless_chromium() {
     let vendor = Env::new();
     let ledger = vendor.path("ledger.sqlite");
-    let out = vendor.run(&[
-        "vendor",
-        "entitlement",
-        "create",
-        "--ledger",
-        ledger.to_str().unwrap(),
-        "--product",
-        "surveyor",
-        "--seats",
-        "1",
-        "--json",
-    ]);
-    let key = json(&out)["activation_key"].as_str().unwrap().to_owned();
+    let key = entitlement(&vendor, &ledger, 1);
     let server = Server::start(&ledger);
 
     let ws = Env::new().on("laptop.json").real_clock();
