@@ -317,9 +317,7 @@ pub fn open_receipt(input: &[u8], keyring: &Keyring) -> Result<DeactivationRecei
 /// The kind of document in `input`, by its armor label or binary envelope,
 /// without verifying anything (for commands that accept several kinds).
 pub fn sniff_kind(input: &[u8]) -> Option<DocumentKind> {
-    DocumentKind::ALL
-        .into_iter()
-        .find(|k| envelope::parse(input, *k).is_ok())
+    envelope::peek_kind(input)
 }
 
 #[cfg(test)]

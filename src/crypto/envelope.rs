@@ -227,6 +227,20 @@ pub fn seal(kind: DocumentKind, payload: &[u8], key: &PrivateKey) -> Result<Vec<
     codec::encode(&wire).map_err(|e| EnvelopeError::Malformed(e.to_string()))
 }
 
+/// The kind a well-formed document declares, parsed once, without verifying
+/// anything: for commands that accept several kinds and dispatch on it.
+pub fn peek_kind(input: &[u8]) -> Option<DocumentKind> {
+    if input.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    if input.first() == Some(&0x85) {
+        return open(input.to_vec()).ok().map(|d| d.kind);
+    }
+    let block = armor::find_block(input).ok()??;
+    let kind = DocumentKind::from_label(&block.label)?;
+    open(block.bytes).ok().filter(|d| d.kind == kind).map(|d| d.kind)
+}
+
 /// Reads a document of `expected` kind from armored text or a binary envelope.
 ///
 /// Tolerant of what transport does to text (BOM, CRLF, re-wrapped lines,
