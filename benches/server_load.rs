@@ -174,7 +174,7 @@ fn main() {
         return; // `cargo bench --no-run` and test discovery
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let clients = env_or("LOAD_CLIENTS", 16);
+    let clients = env_or("LOAD_CLIENTS", 48);
     let total = env_or("LOAD_REQUESTS", 4000);
     let warmup = total / 10;
     let vendor = PrivateKey::load(&fixture("keys/TEST-ONLY-vendor.key")).unwrap();
@@ -210,6 +210,11 @@ fn main() {
         })
         .collect();
 
+    // Log as `vendor serve` does (one line per request), into a sink.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_ansi(false)
+        .init();
     let service = Service::new(
         ledger_path,
         PrivateKey::load(&fixture("keys/TEST-ONLY-vendor.key")).unwrap(),

@@ -20,6 +20,9 @@ use crate::ledger::{Answered, Deactivated, Ledger, LedgerError, Prepared};
 
 /// The most answers committed in one transaction.
 pub const MAX_BATCH: usize = 64;
+/// How long the writer waits for more answers to join a batch.
+pub const GATHER: std::time::Duration = std::time::Duration::from_micros(GATHER_MICROS);
+const GATHER_MICROS: u64 = 1000;
 
 enum Job {
     Activate(Box<Prepared>, oneshot::Sender<Result<Answered, LedgerError>>),
@@ -44,9 +47,13 @@ impl Writer {
             .name("ledger-writer".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
+                    // Gather what arrives within GATHER of the first job: a
+                    // moment's wait makes batches (and so flushes) fewer.
                     let mut jobs = vec![first];
+                    let deadline = std::time::Instant::now() + GATHER;
                     while jobs.len() < MAX_BATCH {
-                        match rx.try_recv() {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
                             Ok(job) => jobs.push(job),
                             Err(_) => break,
                         }
