@@ -10,6 +10,7 @@
 
 mod schema;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -288,7 +289,19 @@ pub struct AuditRow {
 /// An open ledger.
 pub struct Ledger {
     conn: Connection,
+    /// What `prepare_activation` last read per key hash, and when. Staleness
+    /// is harmless: the commit judges seats, limits and the revocation list
+    /// on the ledger as it stands (and re-signs if the list changed); a stale
+    /// entry only costs a signature made in vain or made later.
+    prepared_terms: std::cell::RefCell<HashMap<[u8; 32], (std::time::Instant, PreparedTerms)>>,
 }
+
+/// An entitlement and its customer's revocation list, as prepare last read
+/// them (`None`: no entitlement has the key).
+type PreparedTerms = Option<(EntitlementRow, Vec<String>)>;
+
+/// How long `prepare_activation` trusts what it read.
+const PREPARE_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn new_id(prefix: &str) -> Result<String, LedgerError> {
     Ok(format!(
@@ -513,6 +526,7 @@ struct Recorded {
     receipt: Option<Vec<u8>>,
 }
 
+#[derive(Clone)]
 struct EntitlementRow {
     id: String,
     product: String,
@@ -597,7 +611,10 @@ impl Ledger {
             });
         }
         schema::migrate(&mut conn)?;
-        Ok(Ledger { conn })
+        Ok(Ledger {
+            conn,
+            prepared_terms: Default::default(),
+        })
     }
 
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
@@ -718,10 +735,33 @@ impl Ledger {
         actor: &str,
         now: Timestamp,
     ) -> Result<Prepared, LedgerError> {
-        let ent = entitlement_by_key(&self.conn, &request.key)?;
-        let signed = match ent {
-            Some(ent) if ent.expires_at.is_none_or(|e| now < e) && ent.seats_used < ent.seats => {
-                let revoked = revoked_for(&self.conn, &ent)?;
+        let hash = request.key.ledger_hash();
+        let fresh = self
+            .prepared_terms
+            .borrow()
+            .get(&hash)
+            .filter(|(at, _)| at.elapsed() < PREPARE_CACHE)
+            .map(|(_, terms)| terms.clone());
+        let terms = match fresh {
+            Some(terms) => terms,
+            None => {
+                let terms = match entitlement_by_key(&self.conn, &request.key)? {
+                    Some(ent) => {
+                        let revoked = revoked_for(&self.conn, &ent)?;
+                        Some((ent, revoked))
+                    }
+                    None => None,
+                };
+                let mut cache = self.prepared_terms.borrow_mut();
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(hash, (std::time::Instant::now(), terms.clone()));
+                terms
+            }
+        };
+        let signed = match terms {
+            Some((ent, revoked)) if ent.expires_at.is_none_or(|e| now < e) && ent.seats_used < ent.seats => {
                 Some(sign_license(&ent, revoked, &request, vendor, now)?)
             }
             _ => None,
