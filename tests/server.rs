@@ -426,10 +426,43 @@ fn network_failures_are_named_and_leave_the_offline_files() {
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(code(&ws.run_store(&["check", "--product", "surveyor"])), 0);
-    // All those attempts were one request, and it holds the only seat.
+    // Deactivating with the server unreachable leaves the file to send.
+    let id = json(&ws.run_store(&["status", "--json"]))["licenses"][0]["license_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deact = ws.path("left.deact");
+    let out = ws.run_store(&[
+        "deactivate",
+        &id,
+        "--server",
+        &format!("http://{dead}"),
+        "--request-out",
+        deact.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 41, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already removed from this machine"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&ws.run_store(&["check", "--product", "surveyor"])), 18);
+    let out = vendor.run(&[
+        "vendor",
+        "answer",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--signing-key",
+        fixture(VENDOR_KEY).to_str().unwrap(),
+        deact.to_str().unwrap(),
+        "-o",
+        ws.path("r.rcpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // All those attempts were one request; its seat is free again.
     let report = Ledger::open(&ledger).unwrap().report(0).unwrap();
     assert_eq!(report[0].activations.len(), 1);
-    assert_eq!(report[0].used, 1);
+    assert_eq!(report[0].used, 0);
 }
 
 #[test]

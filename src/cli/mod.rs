@@ -170,6 +170,9 @@ struct DeactivateArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     server: ServerArg,
+    /// Where to leave the request file if the server cannot be reached.
+    #[arg(long, value_name = "FILE", default_value = "nodelock-deactivation.req")]
+    request_out: PathBuf,
     #[command(flatten)]
     keys: KeysArg,
     #[command(flatten)]

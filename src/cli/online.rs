@@ -1,7 +1,7 @@
 //! Online commands: `activate`, `deactivate` (online or to a file), `doctor`,
 //! and `vendor serve`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,14 +147,14 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
             ))
         }
         Err(e) if e.is_network() => {
-            let file = PathBuf::from("nodelock-deactivation.req");
-            activation::write_out(&file, &done.armored)?;
+            let file = &args.request_out;
+            activation::write_out(file, &done.armored)?;
             let mut err = CliError::from(e);
             err.message = format!(
                 "{}\nThe license is already removed from this machine.\n{}",
                 err.message,
                 offline_steps(
-                    &file,
+                    file,
                     client.base(),
                     args.store.store.as_deref(),
                     "deactivation request"
