@@ -69,6 +69,9 @@ impl Env {
     /// The same, as a plain `std::process::Command` (to spawn and kill).
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nodelock"));
+        // Files a command writes by default (left-behind request files) land in
+        // the test's own directory, never in the source tree.
+        cmd.current_dir(self.dir.path());
         cmd.env_remove("NODELOCK_STORE");
         // An empty `now` means the real clock (tests against a live server).
         if self.now.is_empty() {
