@@ -185,21 +185,31 @@ impl Client {
         }
     }
 
-    fn post(&self, path: &str, document: &[u8]) -> Result<String, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/x-nodelock-document")
-            .send(document)
-            .map_err(|e| self.classify(&url, e))?;
+    /// The status and body of an answer (at most [`MAX_ANSWER`] bytes).
+    fn read_answer(
+        &self,
+        url: &str,
+        mut response: ureq::http::Response<ureq::Body>,
+    ) -> Result<(u16, String), ClientError> {
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_string()
+            .map_err(|e| self.classify(url, e))?;
+        Ok((status, body))
+    }
+
+    fn post(&self, path: &str, document: &[u8]) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/x-nodelock-document")
+            .send(document)
             .map_err(|e| self.classify(&url, e))?;
+        let (status, body) = self.read_answer(&url, response)?;
         if status == 200 {
             return Ok(body);
         }
@@ -247,14 +257,8 @@ impl Client {
     pub fn health(&self) -> Result<Duration, ClientError> {
         let url = format!("{}/healthz", self.base);
         let started = Instant::now();
-        let mut response = self.agent.get(&url).call().map_err(|e| self.classify(&url, e))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_string()
-            .unwrap_or_default();
+        let response = self.agent.get(&url).call().map_err(|e| self.classify(&url, e))?;
+        let (status, body) = self.read_answer(&url, response)?;
         if status != 200 {
             let message = printable(&body, 200);
             return Err(ClientError::Http { url, status, message });

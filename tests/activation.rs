@@ -62,6 +62,26 @@ impl Vendor {
         ])
     }
 
+    /// `vendor answer REQUEST -o OUT` as a process to spawn (and kill).
+    fn answer_cmd(&self, request: &Path, out: &Path) -> std::process::Command {
+        let mut cmd = self.env.std_cmd();
+        cmd.args([
+            "vendor",
+            "answer",
+            "--ledger",
+            self.ledger().to_str().unwrap(),
+            "--signing-key",
+        ])
+        .args([
+            fixture(VENDOR_KEY).to_str().unwrap(),
+            request.to_str().unwrap(),
+            "-o",
+        ])
+        .arg(out)
+        .stdout(Stdio::null());
+        cmd
+    }
+
     fn report(&self) -> Value {
         let out = self.run(&["vendor", "report", "--json"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -599,25 +619,12 @@ fn twenty_concurrent_answers_for_five_seats_give_exactly_five_licenses() {
     let requests: Vec<PathBuf> = (0..20)
         .map(|i| request(&ws, &key, &format!("r{i}.req")))
         .collect();
-    let ledger = vendor.ledger();
-    let signing = fixture(VENDOR_KEY);
     let children: Vec<_> = requests
         .iter()
         .enumerate()
         .map(|(i, r)| {
             vendor
-                .env
-                .std_cmd()
-                .args([
-                    "vendor",
-                    "answer",
-                    "--ledger",
-                    ledger.to_str().unwrap(),
-                    "--signing-key",
-                ])
-                .args([signing.to_str().unwrap(), r.to_str().unwrap(), "-o"])
-                .arg(ws.path(&format!("l{i}.lic")))
-                .stdout(Stdio::null())
+                .answer_cmd(r, &ws.path(&format!("l{i}.lic")))
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -657,25 +664,13 @@ fn killing_the_vendor_mid_answer_leaves_every_answer_whole_or_absent() {
     let key = vendor.entitlement(1000, &[]);
     let ws = workstation("laptop.json");
     let ledger_path = vendor.ledger();
-    let signing = fixture(VENDOR_KEY);
     let rounds = 40u64;
     let requests: Vec<PathBuf> = (0..rounds)
         .map(|i| request(&ws, &key, &format!("r{i}.req")))
         .collect();
     for (i, req) in requests.iter().enumerate() {
         let mut child = vendor
-            .env
-            .std_cmd()
-            .args([
-                "vendor",
-                "answer",
-                "--ledger",
-                ledger_path.to_str().unwrap(),
-                "--signing-key",
-            ])
-            .args([signing.to_str().unwrap(), req.to_str().unwrap(), "-o"])
-            .arg(ws.path(&format!("l{i}.lic")))
-            .stdout(Stdio::null())
+            .answer_cmd(req, &ws.path(&format!("l{i}.lic")))
             .stderr(Stdio::null())
             .spawn()
             .unwrap();

@@ -513,6 +513,21 @@ fn server_url_comes_from_flag_then_environment_then_config_file() {
     assert_eq!(d["server"]["source"], "--server");
 }
 
+/// Uploads `content` to the portal as the form's `request` file.
+fn post_portal(
+    agent: &ureq::Agent,
+    server: &str,
+    filename: &str,
+    content: &[u8],
+) -> ureq::http::Response<ureq::Body> {
+    let (ctype, body) = multipart("request", filename, content);
+    agent
+        .post(format!("{server}/portal"))
+        .header("content-type", &ctype)
+        .send(&body[..])
+        .unwrap()
+}
+
 /// A multipart form body with one file field.
 fn multipart(field: &str, filename: &str, content: &[u8]) -> (String, Vec<u8>) {
     let boundary = "nodelock-test-boundary-7MA4YWxkTrZu0gW";
@@ -548,12 +563,7 @@ fn the_portal_page_works_without_javascript() {
         code(&ws.run_store(&["request", &key, "-o", req.to_str().unwrap()])),
         0
     );
-    let (ctype, body) = multipart("request", "r.req", &std::fs::read(&req).unwrap());
-    let mut response = agent
-        .post(format!("{}/portal", server.url))
-        .header("content-type", &ctype)
-        .send(&body[..])
-        .unwrap();
+    let mut response = post_portal(&agent, &server.url, "r.req", &std::fs::read(&req).unwrap());
     assert_eq!(response.status().as_u16(), 200);
     let disposition = response
         .headers()
@@ -584,23 +594,13 @@ fn the_portal_page_works_without_javascript() {
         code(&other.run_store(&["request", &key, "-o", req2.to_str().unwrap()])),
         0
     );
-    let (ctype, body) = multipart("request", "r2.req", &std::fs::read(&req2).unwrap());
-    let mut response = agent
-        .post(format!("{}/portal", server.url))
-        .header("content-type", &ctype)
-        .send(&body[..])
-        .unwrap();
+    let mut response = post_portal(&agent, &server.url, "r2.req", &std::fs::read(&req2).unwrap());
     assert_eq!(response.status().as_u16(), 409);
     let page = response.body_mut().read_to_string().unwrap();
     assert!(
         page.contains("role=\"alert\"") && page.contains("seat(s) of this entitlement are in use"),
         "{page}"
     );
-    let (ctype, body) = multipart("request", "junk.txt", b"hello");
-    let response = agent
-        .post(format!("{}/portal", server.url))
-        .header("content-type", &ctype)
-        .send(&body[..])
-        .unwrap();
+    let response = post_portal(&agent, &server.url, "junk.txt", b"hello");
     assert_eq!(response.status().as_u16(), 400);
 }

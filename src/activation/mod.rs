@@ -314,12 +314,6 @@ pub fn open_receipt(input: &[u8], keyring: &Keyring) -> Result<DeactivationRecei
     decode(kind, verified.payload())
 }
 
-/// The kind of document in `input`, by its armor label or binary envelope,
-/// without verifying anything (for commands that accept several kinds).
-pub fn sniff_kind(input: &[u8]) -> Option<DocumentKind> {
-    envelope::peek_kind(input)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,13 +407,13 @@ mod tests {
         let install = PrivateKey::generate().unwrap();
         let (_, text) = make_deactivation("L-ABC", &install, [1; 16], 0).unwrap();
         assert_eq!(
-            sniff_kind(text.as_bytes()),
+            envelope::peek_kind(text.as_bytes()),
             Some(DocumentKind::DeactivationRequest)
         );
         assert!(matches!(
             open_request(text.as_bytes()),
             Err(ActivationError::Envelope(EnvelopeError::WrongKind { .. }))
         ));
-        assert_eq!(sniff_kind(b"nothing"), None);
+        assert_eq!(envelope::peek_kind(b"nothing"), None);
     }
 }

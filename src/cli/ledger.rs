@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use nodelock::activation::{self, sniff_kind};
+use nodelock::activation;
 use nodelock::clock;
 use nodelock::crypto::PrivateKey;
 use nodelock::crypto::envelope::{self, DocumentKind};
@@ -116,7 +116,7 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
             return Err(err);
         }
     };
-    match sniff_kind(&bytes) {
+    match envelope::peek_kind(&bytes) {
         Some(DocumentKind::DeactivationRequest) => {
             let pending = match activation::open_deactivation(&bytes) {
                 Ok(p) => p,

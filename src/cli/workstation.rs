@@ -178,7 +178,7 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let ring = keyring(&args.keys, Some(&store))?;
     let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
-    if nodelock::activation::sniff_kind(&bytes) == Some(DocumentKind::DeactivationReceipt) {
+    if envelope::peek_kind(&bytes) == Some(DocumentKind::DeactivationReceipt) {
         let receipt = store.import_receipt(&bytes, &ring)?;
         let human = format!(
             "receipt: the vendor freed the seat of license {} ({}, transfer {} of {})",

@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{ApiError, Service};
-use crate::activation::sniff_kind;
 use crate::crypto::DocumentKind;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#111}\
@@ -128,7 +127,7 @@ pub async fn upload(
         );
     };
     let actor = format!("portal {}", addr.ip());
-    let answer = match sniff_kind(&file) {
+    let answer = match crate::crypto::envelope::peek_kind(&file) {
         Some(DocumentKind::DeactivationRequest) => svc
             .deactivate(file, actor)
             .await
