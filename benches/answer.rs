@@ -7,12 +7,12 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BatchSize, Criterion, criterion_group};
-use nodelock::activation::{self, ActivationKey};
-use nodelock::crypto::PrivateKey;
-use nodelock::facts::Facts;
-use nodelock::fingerprint::Fingerprint;
-use nodelock::ledger::{EntitlementSpec, Ledger};
-use nodelock::license::LicenseKind;
+use nodelock::documents::activation::{self, ActivationKey};
+use nodelock::documents::license::LicenseKind;
+use nodelock::format::PrivateKey;
+use nodelock::machine::facts::Facts;
+use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::vendor::ledger::{EntitlementSpec, Ledger};
 
 const NOW: i64 = 1_780_000_000;
 

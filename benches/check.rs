@@ -9,12 +9,12 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group};
 use nodelock::Checker;
-use nodelock::clock::FixedClock;
-use nodelock::crypto::{Keyring, PrivateKey, PublicKey};
-use nodelock::facts::{Facts, RealSystem, Snapshot, SystemSource};
-use nodelock::fingerprint::Fingerprint;
-use nodelock::license::{self, LicenseKind, Terms};
-use nodelock::store::Store;
+use nodelock::base::clock::FixedClock;
+use nodelock::documents::license::{self, LicenseKind, Terms};
+use nodelock::format::{Keyring, PrivateKey, PublicKey};
+use nodelock::machine::facts::{Facts, RealSystem, Snapshot, SystemSource};
+use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::workstation::store::Store;
 
 const NOW: i64 = 1_780_000_000;
 

@@ -18,13 +18,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use nodelock::activation::{self, ActivationKey};
-use nodelock::crypto::PrivateKey;
-use nodelock::facts::Facts;
-use nodelock::fingerprint::Fingerprint;
-use nodelock::ledger::{EntitlementSpec, Ledger};
-use nodelock::license::LicenseKind;
-use nodelock::server::{self, Service};
+use nodelock::documents::activation::{self, ActivationKey};
+use nodelock::documents::license::LicenseKind;
+use nodelock::format::PrivateKey;
+use nodelock::machine::facts::Facts;
+use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::vendor::ledger::{EntitlementSpec, Ledger};
+use nodelock::vendor::server::{self, Service};
 
 // The same allocator as the `nodelock` binary, whose server this measures.
 #[global_allocator]

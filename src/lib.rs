@@ -1,33 +1,33 @@
 //! nodelock binds software licenses to workstations and checks them offline.
 //!
-//! Modules follow trust boundaries, and dependencies point down only:
+//! The folders follow sides and trust boundaries, and dependencies point down
+//! only (a module never imports one listed above it):
 //!
 //! ```text
-//! store        workstation side: installed licenses, trust roots, clock watermark
-//! license      the license document, its policy, and check → Grant | Denial
-//! fingerprint  facts → normalised components → digests → workstation id; matching
-//! facts        SystemSource: this machine, or a facts snapshot (the only OS reader)
-//! crypto       keys, keyrings and the signed, typed, armored envelope
-//! codec        the one module that speaks CBOR
+//! vendor       [feature vendor/server] the ledger and the activation server
+//! online       [feature online] the workstation's HTTP client of that server
+//! workstation  check policy, the local store, Checker (what an application embeds)
+//! documents    licenses, activation/deactivation requests and receipts
+//! machine      facts (the only OS reader) → fingerprint → matching
+//! format       CBOR, keys, the signed typed envelope, PEM armor
+//! base         time, atomic file writes and capped reads
 //! ```
 //!
+//! The command-line tool (`src/cli`, feature `cli`) sits on top of all of them.
 //! An application checks its license at start-up with [`Checker`]; see
-//! `examples/app_startup.rs`.
+//! `examples/app_startup.rs`. It needs none of the features: build with
+//! `default-features = false`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod activation;
-pub mod checker;
-pub mod client;
-pub mod clock;
-pub mod codec;
-pub mod crypto;
-pub mod facts;
-pub mod fingerprint;
-pub mod ledger;
-pub mod license;
-pub mod server;
-pub mod store;
-pub mod typeable;
+pub mod base;
+pub mod documents;
+pub mod format;
+pub mod machine;
+#[cfg(feature = "online")]
+pub mod online;
+#[cfg(feature = "vendor")]
+pub mod vendor;
+pub mod workstation;
 
-pub use checker::{CheckError, Checker};
+pub use workstation::{CheckError, Checker};

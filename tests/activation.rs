@@ -297,7 +297,7 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
 
     // A request edited after signing.
     let text = std::fs::read_to_string(&req).unwrap();
-    let block = nodelock::crypto::armor::find_block(text.as_bytes())
+    let block = nodelock::format::armor::find_block(text.as_bytes())
         .unwrap()
         .unwrap();
     let mut bytes = block.bytes;
@@ -306,7 +306,7 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     let edited = a.path("edited.req");
     std::fs::write(
         &edited,
-        nodelock::crypto::armor::encode(nodelock::crypto::DocumentKind::ActivationRequest, &bytes),
+        nodelock::format::envelope::armor(nodelock::format::DocumentKind::ActivationRequest, &bytes),
     )
     .unwrap();
     let out = vendor.answer(&edited, &a.path("x.lic"));
@@ -330,16 +330,17 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     assert_eq!(code(&import(&c, &c.path("c.lic"))), 0);
     let id_c = license_id(&c);
     let id_a = license_id(&a);
-    let a_key = nodelock::crypto::PrivateKey::load(&a.store().join(format!("keys/{id_a}.key"))).unwrap();
-    let (_, forged) = nodelock::activation::make_deactivation(&id_c, &a_key, [9; 16], 0).unwrap();
+    let a_key = nodelock::format::PrivateKey::load(&a.store().join(format!("keys/{id_a}.key"))).unwrap();
+    let (_, forged) = nodelock::documents::activation::make_deactivation(&id_c, &a_key, [9; 16], 0).unwrap();
     let forged_path = a.path("forged.deact");
     std::fs::write(&forged_path, forged).unwrap();
     let out = vendor.answer(&forged_path, &a.path("r"));
     assert_refused_without_change(&vendor, &out, 28, 2);
 
     // A deactivation signed by a key nobody activated with.
-    let stranger = nodelock::crypto::PrivateKey::generate().unwrap();
-    let (_, forged) = nodelock::activation::make_deactivation(&id_a, &stranger, [9; 16], 0).unwrap();
+    let stranger = nodelock::format::PrivateKey::generate().unwrap();
+    let (_, forged) =
+        nodelock::documents::activation::make_deactivation(&id_a, &stranger, [9; 16], 0).unwrap();
     std::fs::write(&forged_path, forged).unwrap();
     let out = vendor.answer(&forged_path, &a.path("r"));
     assert_refused_without_change(&vendor, &out, 28, 2);
@@ -529,7 +530,8 @@ fn reset_frees_a_dead_machines_seat_is_limited_audited_and_revokes_its_license()
     let req_b = request(&b, &key, "b.req");
     assert_eq!(code(&vendor.answer(&req_b, &b.path("b.lic"))), 0);
     let lic_b =
-        nodelock::license::License::read_unverified(&std::fs::read(b.path("b.lic")).unwrap()).unwrap();
+        nodelock::documents::license::License::read_unverified(&std::fs::read(b.path("b.lic")).unwrap())
+            .unwrap();
     assert_eq!(lic_b.revoked, vec![id_a.clone()]);
 
     // A second reset within the year is over the limit unless forced.
@@ -584,7 +586,7 @@ fn entitlement_past_its_term_is_refused() {
     let req = request(&ws, &key, "r");
     let out = vendor.answer(&req, &ws.path("l"));
     assert_refused_without_change(&vendor, &out, 24, 0);
-    let unknown = nodelock::activation::ActivationKey::generate()
+    let unknown = nodelock::documents::activation::ActivationKey::generate()
         .unwrap()
         .to_string();
     let req = request(&ws, &unknown, "u");
@@ -651,7 +653,7 @@ fn twenty_concurrent_answers_for_five_seats_give_exactly_five_licenses() {
         5
     );
     assert_eq!(vendor.used(), 5);
-    let ledger = nodelock::ledger::Ledger::open(&vendor.ledger()).unwrap();
+    let ledger = nodelock::vendor::ledger::Ledger::open(&vendor.ledger()).unwrap();
     assert_eq!(ledger.integrity_check().unwrap(), "ok");
     assert!(ledger.counter_mismatches().unwrap().is_empty());
 }
@@ -681,7 +683,7 @@ fn killing_the_vendor_mid_answer_leaves_every_answer_whole_or_absent() {
     }
     // Consistency: integrity, and each activation is complete (license stored,
     // audited once); none exists without its audit row or vice versa.
-    let ledger = nodelock::ledger::Ledger::open(&ledger_path).unwrap();
+    let ledger = nodelock::vendor::ledger::Ledger::open(&ledger_path).unwrap();
     assert_eq!(ledger.integrity_check().unwrap(), "ok");
     assert!(ledger.counter_mismatches().unwrap().is_empty());
     let report = vendor.report();

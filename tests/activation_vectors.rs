@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use nodelock::activation::{self, ActivationKey, DeactivationReceipt};
-use nodelock::crypto::{Keyring, PrivateKey, PublicKey};
-use nodelock::facts::Facts;
-use nodelock::fingerprint::Fingerprint;
+use nodelock::documents::activation::{self, ActivationKey, DeactivationReceipt};
+use nodelock::format::{Keyring, PrivateKey, PublicKey};
+use nodelock::machine::facts::Facts;
+use nodelock::machine::fingerprint::Fingerprint;
 
 const AT: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const NONCE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];

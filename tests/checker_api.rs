@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use nodelock::clock::{FixedClock, parse_start};
-use nodelock::facts::{Facts, Snapshot};
-use nodelock::store::StoreError;
+use nodelock::base::clock::{FixedClock, parse_start};
+use nodelock::machine::facts::{Facts, Snapshot};
+use nodelock::workstation::store::StoreError;
 use nodelock::{CheckError, Checker};
 
 const VENDOR_PUBLIC_KEY: &str = include_str!("../fixtures/keys/TEST-ONLY-vendor.pub");

@@ -188,7 +188,7 @@ fn import_of_a_license_issued_in_the_future_moves_the_watermark() {
         .trim()
         .parse()
         .unwrap();
-    assert_eq!(nodelock::clock::format(wm), "2026-06-12T00:00:00Z");
+    assert_eq!(nodelock::base::clock::format(wm), "2026-06-12T00:00:00Z");
     let back = Env {
         dir: ws.dir,
         facts: ws.facts.clone(),

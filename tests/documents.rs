@@ -7,11 +7,11 @@ mod common;
 use std::io::Write;
 
 use common::*;
-use nodelock::crypto::envelope::{self, DocumentKind, EnvelopeError, MAX_DOCUMENT_BYTES};
-use nodelock::crypto::{Keyring, PrivateKey, PublicKey, armor};
-use nodelock::facts::Facts;
-use nodelock::fingerprint::Fingerprint;
-use nodelock::license::{self, Binding, BoundComponent, License, LicenseError, LicenseKind};
+use nodelock::documents::license::{self, Binding, BoundComponent, License, LicenseError, LicenseKind};
+use nodelock::format::envelope::{self, DocumentKind, EnvelopeError, MAX_DOCUMENT_BYTES};
+use nodelock::format::{Keyring, PrivateKey, PublicKey, armor};
+use nodelock::machine::facts::Facts;
+use nodelock::machine::fingerprint::Fingerprint;
 
 fn vendor_key() -> PrivateKey {
     PrivateKey::load(&fixture(VENDOR_KEY)).unwrap()
@@ -69,13 +69,13 @@ fn vector_bytes() -> Vec<u8> {
 fn license_test_vector_reproduces_byte_for_byte() {
     let armored = license::seal_license(&vector_license(), &vendor_key()).unwrap();
     let binary = armor::find_block(armored.as_bytes()).unwrap().unwrap().bytes;
-    let payload = nodelock::codec::encode(&vector_license()).unwrap();
+    let payload = nodelock::format::codec::encode(&vector_license()).unwrap();
     if std::env::var_os("NODELOCK_WRITE_VECTORS").is_some() {
         std::fs::write(vector_path("license.lic"), &armored).unwrap();
         std::fs::write(vector_path("license.bin"), &binary).unwrap();
         std::fs::write(
             vector_path("license.payload.hex"),
-            format!("{}\n", nodelock::crypto::keys::hex(&payload)),
+            format!("{}\n", nodelock::format::keys::hex(&payload)),
         )
         .unwrap();
     }
@@ -88,7 +88,7 @@ fn license_test_vector_reproduces_byte_for_byte() {
         std::fs::read_to_string(vector_path("license.payload.hex"))
             .unwrap()
             .trim(),
-        nodelock::crypto::keys::hex(&payload)
+        nodelock::format::keys::hex(&payload)
     );
 }
 

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command as Std;
 
 use common::*;
-use nodelock::crypto::{PrivateKey, PublicKey};
+use nodelock::format::{PrivateKey, PublicKey};
 
 fn openssl(args: &[&str]) -> std::process::Output {
     Std::new("openssl")

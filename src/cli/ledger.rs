@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use nodelock::activation;
-use nodelock::clock;
-use nodelock::crypto::PrivateKey;
-use nodelock::crypto::envelope::{self, DocumentKind};
-use nodelock::ledger::{EntitlementSpec, Ledger};
-use nodelock::license::{self, LicenseKind};
-use nodelock::store::atomic;
+use nodelock::base::clock;
+use nodelock::base::fsio;
+use nodelock::documents::activation;
+use nodelock::documents::license::{self, LicenseKind};
+use nodelock::format::PrivateKey;
+use nodelock::format::envelope::{self, DocumentKind};
+use nodelock::vendor::ledger::{EntitlementSpec, Ledger};
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean};
@@ -93,7 +93,7 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
 }
 
 fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    atomic::write_file(path, text.as_bytes(), false, false)
+    fsio::write_file(path, text.as_bytes(), false, false)
         .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use exit::{CliError, Exit};
-use nodelock::store::Store;
+use nodelock::workstation::store::Store;
 
 /// Bind software licenses to workstations and check them offline.
 #[derive(Parser)]
@@ -269,10 +269,10 @@ struct EntitlementArgs {
     #[arg(long)]
     customer: Option<String>,
     /// Transfers (deactivate here, activate there) allowed over the entitlement's life.
-    #[arg(long, default_value_t = nodelock::ledger::DEFAULT_MAX_TRANSFERS)]
+    #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_TRANSFERS)]
     max_transfers: u32,
     /// Support resets allowed per rolling year.
-    #[arg(long, default_value_t = nodelock::ledger::DEFAULT_MAX_RESETS_PER_YEAR)]
+    #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_RESETS_PER_YEAR)]
     max_resets: u32,
 }
 

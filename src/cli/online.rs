@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use nodelock::activation::ActivationKey;
-use nodelock::client::{Client, ClientError};
-use nodelock::clock;
-use nodelock::crypto::PrivateKey;
-use nodelock::fingerprint::Fingerprint;
-use nodelock::ledger::Ledger;
-use nodelock::server::{self, Service};
-use nodelock::store::ImportOutcome;
+use nodelock::base::clock;
+use nodelock::documents::activation::ActivationKey;
+use nodelock::format::PrivateKey;
+use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::online::client::{Client, ClientError};
+use nodelock::vendor::ledger::Ledger;
+use nodelock::vendor::server::{self, Service};
+use nodelock::workstation::store::ImportOutcome;
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean};
@@ -237,7 +237,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             // Clock against the newest vendor-signed time seen.
             let newest = store.newest_vendor_time(&ring);
             match newest {
-                Some(t) if now + nodelock::license::CLOCK_TOLERANCE < t => {
+                Some(t) if now + nodelock::base::clock::CLOCK_TOLERANCE < t => {
                     problems += 1;
                     lines.push(format!(
                         "clock: {} is behind the newest vendor-signed time seen ({}); set the clock right",
@@ -323,12 +323,12 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
             );
             let _ = stdout.flush();
         }
-        tracing::info!(target: "nodelock::server", %addr, ledger = %ledger_path.display(), "listening");
+        tracing::info!(target: "nodelock::vendor::server", %addr, ledger = %ledger_path.display(), "listening");
         server::serve(listener, service, shutdown_signal())
             .await
             .map_err(|e| CliError::new(Exit::Io, e.to_string()))
     })?;
-    tracing::info!(target: "nodelock::server", "stopped");
+    tracing::info!(target: "nodelock::vendor::server", "stopped");
     Ok(Outcome::new("", json!({ "stopped": true })))
 }
 
@@ -351,5 +351,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!(target: "nodelock::server", "shutting down; finishing requests in flight");
+    tracing::info!(target: "nodelock::vendor::server", "shutting down; finishing requests in flight");
 }

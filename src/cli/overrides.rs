@@ -6,8 +6,8 @@
 //! `cargo test` runs) or with the `insecure-test-overrides` feature; a release
 //! build has no code that reads them (docs/CONTRIBUTING.md).
 
-use nodelock::clock::Timestamp;
-use nodelock::facts::Facts;
+use nodelock::base::clock::Timestamp;
+use nodelock::machine::facts::Facts;
 
 use super::exit::CliError;
 
@@ -33,7 +33,7 @@ fn test_now() -> Option<String> {
 
 /// This machine's facts (or, in test builds, the snapshot a test names).
 pub fn current_facts() -> Result<Facts, CliError> {
-    use nodelock::facts::{RealSystem, SystemSource};
+    use nodelock::machine::facts::{RealSystem, SystemSource};
     match test_facts() {
         Some(path) => Ok(Facts::load(&path)?),
         None => Ok(RealSystem.facts()?),
@@ -42,7 +42,7 @@ pub fn current_facts() -> Result<Facts, CliError> {
 
 /// The time now (or, in test builds, the time a test names).
 pub fn now() -> Result<Timestamp, CliError> {
-    use nodelock::clock::{Clock, SystemClock, parse_start};
+    use nodelock::base::clock::{Clock, SystemClock, parse_start};
     match test_now() {
         Some(text) => parse_start(&text).map_err(|e| CliError::new(super::exit::Exit::Usage, e.to_string())),
         None => Ok(SystemClock.now()),

@@ -4,12 +4,12 @@ use std::path::Path;
 
 use serde_json::json;
 
-use nodelock::clock;
-use nodelock::crypto::PrivateKey;
-use nodelock::crypto::keys::write_key_pair;
-use nodelock::fingerprint::Identity;
-use nodelock::license::{self, LicenseKind, Terms};
-use nodelock::store::atomic;
+use nodelock::base::clock;
+use nodelock::base::fsio;
+use nodelock::documents::license::{self, LicenseKind, Terms};
+use nodelock::format::PrivateKey;
+use nodelock::format::keys::write_key_pair;
+use nodelock::machine::fingerprint::Identity;
 
 use super::IssueArgs;
 use super::exit::{CliError, Exit};
@@ -51,7 +51,7 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let origin = args.fingerprint.display().to_string();
     let bytes = std::fs::read(&args.fingerprint)
         .map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
-    let report = nodelock::fingerprint::Report::from_json(&bytes, &origin)?;
+    let report = nodelock::machine::fingerprint::Report::from_json(&bytes, &origin)?;
     let fingerprint = report.fingerprint(&origin)?;
     let expires_at = date(args.expires.as_deref(), true)?;
     let kind = match args.kind.as_deref() {
@@ -75,7 +75,7 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     };
     let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;
-    atomic::write_file(&args.out, text.as_bytes(), false, false)
+    fsio::write_file(&args.out, text.as_bytes(), false, false)
         .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", args.out.display())))?;
     let workstation = fingerprint.workstation_id().to_string();
     let mut outcome = Outcome::new(
@@ -93,11 +93,14 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
             "workstation_id": workstation,
             "file": args.out.display().to_string(),
             "expires_at": lic.expires_at.map(clock::format),
-            "warning": (fingerprint.identity() == Identity::CloneOnly).then_some(nodelock::fingerprint::CLONE_ONLY_WARNING),
+            "warning": (fingerprint.identity() == Identity::CloneOnly).then_some(nodelock::machine::fingerprint::CLONE_ONLY_WARNING),
         }),
     );
     if fingerprint.identity() == Identity::CloneOnly {
-        outcome = outcome.note(format!("warning: {}", nodelock::fingerprint::CLONE_ONLY_WARNING));
+        outcome = outcome.note(format!(
+            "warning: {}",
+            nodelock::machine::fingerprint::CLONE_ONLY_WARNING
+        ));
     }
     Ok(outcome)
 }

@@ -4,13 +4,14 @@ use std::path::Path;
 
 use serde_json::json;
 
-use nodelock::clock;
-use nodelock::crypto::envelope::{self, DocumentKind};
-use nodelock::crypto::{Keyring, PublicKey};
-use nodelock::facts::Facts;
-use nodelock::fingerprint::{self, ComponentOutcome, Fingerprint, Report, Verdict};
-use nodelock::license::{self, CheckContext, Grant};
-use nodelock::store::{ImportOutcome, Store};
+use nodelock::base::clock;
+use nodelock::documents::license;
+use nodelock::format::envelope::{self, DocumentKind};
+use nodelock::format::{Keyring, PublicKey};
+use nodelock::machine::facts::Facts;
+use nodelock::machine::fingerprint::{self, ComponentOutcome, Fingerprint, Report, Verdict};
+use nodelock::workstation::check::{self, CheckContext, Grant};
+use nodelock::workstation::store::{ImportOutcome, Store};
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean};
@@ -103,7 +104,7 @@ pub fn keyring(keys: &KeysArg, store: Option<&Store>) -> Result<Keyring, CliErro
         ring = store.trust_roots()?;
     }
     if ring.is_empty() {
-        return Err(nodelock::store::StoreError::NoTrustRoots.into());
+        return Err(nodelock::workstation::store::StoreError::NoTrustRoots.into());
     }
     Ok(ring)
 }
@@ -169,7 +170,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
         watermark: store.as_ref().and_then(Store::watermark),
         revoked: &revoked,
     };
-    let grant = license::check(&verified, &ctx)?;
+    let grant = check::check(&verified, &ctx)?;
     let json = json!({ "grant": grant, "signer": verified.signer().to_string() });
     Ok(grant_outcome(grant, json))
 }

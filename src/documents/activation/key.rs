@@ -1,0 +1,163 @@
+//! Activation keys: what a customer types to claim a seat.
+//!
+//! 18 random Crockford base32 characters (90 bits) and two check characters,
+//! shown in four groups of five (`K7Q2M-9TX4H-PAR3V-WJ8NB`). The first check
+//! character is Luhn mod 32, which catches every single typo and every swap of
+//! neighbours; the second is the first character of a SHA-256 over the rest,
+//! which catches 31 of 32 other mistakes. Both are checked on the workstation
+//! before anything is sent. The vendor's ledger stores only a hash of the key.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::format::KeyError;
+use crate::format::keys::random_bytes;
+use crate::format::typeable;
+
+const BODY_CHARS: usize = 18;
+const KEY_CHARS: usize = BODY_CHARS + 2;
+const HASH_DOMAIN: &[u8] = b"nodelock/v1/activation-key";
+const LEDGER_DOMAIN: &[u8] = b"nodelock/v1/activation-key-ledger";
+
+/// Why a typed activation key was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyFormatError {
+    /// A character outside the key alphabet.
+    #[error(
+        "the activation key contains a character that is not in activation keys (letters and digits only, no U); check what you typed"
+    )]
+    BadCharacter,
+    /// Too short or too long.
+    #[error("the activation key has {0} characters instead of {KEY_CHARS}; check what you typed")]
+    BadLength(usize),
+    /// A check character does not match: a typo.
+    #[error(
+        "the activation key has a typo (its check characters do not match); check what you typed against the key you received"
+    )]
+    Typo,
+}
+
+/// A well-formed activation key (check characters verified).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActivationKey(String);
+
+impl fmt::Debug for ActivationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActivationKey({}…)", &self.0[..5])
+    }
+}
+
+fn second_check(body_and_first: &str) -> char {
+    let digest = Sha256::new()
+        .chain_update(HASH_DOMAIN)
+        .chain_update(body_and_first.as_bytes())
+        .finalize();
+    typeable::base32(&digest, 1).chars().next().unwrap_or('0')
+}
+
+impl ActivationKey {
+    /// A new random key.
+    pub fn generate() -> Result<ActivationKey, KeyError> {
+        let body = typeable::base32(&random_bytes::<12>()?, BODY_CHARS);
+        let first = format!("{body}{}", typeable::check_char(&body));
+        let second = second_check(&first);
+        Ok(ActivationKey(format!("{first}{second}")))
+    }
+
+    /// The key with this 18-character body and its check characters; for test
+    /// vectors, which need a fixed key.
+    #[doc(hidden)]
+    pub fn from_body(body: &str) -> Option<ActivationKey> {
+        let body = typeable::canonical(body).filter(|b| b.len() == BODY_CHARS)?;
+        let first = format!("{body}{}", typeable::check_char(&body));
+        let second = second_check(&first);
+        Some(ActivationKey(format!("{first}{second}")))
+    }
+
+    /// Reads a typed key: case, dashes, spaces and the read-alikes I/L/O do
+    /// not matter; length and both check characters do.
+    pub fn parse(typed: &str) -> Result<ActivationKey, KeyFormatError> {
+        let canonical = typeable::canonical(typed.trim()).ok_or(KeyFormatError::BadCharacter)?;
+        if canonical.len() != KEY_CHARS {
+            return Err(KeyFormatError::BadLength(canonical.len()));
+        }
+        let (first, second) = canonical.split_at(KEY_CHARS - 1);
+        if !typeable::is_valid(first) || !second.starts_with(second_check(first)) {
+            return Err(KeyFormatError::Typo);
+        }
+        Ok(ActivationKey(canonical))
+    }
+
+    /// The canonical characters (what documents carry).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash the vendor's ledger stores instead of the key.
+    pub fn ledger_hash(&self) -> [u8; 32] {
+        Sha256::new()
+            .chain_update(LEDGER_DOMAIN)
+            .chain_update(self.0.as_bytes())
+            .finalize()
+            .into()
+    }
+}
+
+impl fmt::Display for ActivationKey {
+    /// Grouped for people: `K7Q2M-9TX4H-PAR3V-WJ8NB`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chars: Vec<char> = self.0.chars().collect();
+        let groups: Vec<String> = chars.chunks(5).map(|c| c.iter().collect()).collect();
+        f.write_str(&groups.join("-"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_in_any_spelling() {
+        let key = ActivationKey::generate().unwrap();
+        let shown = key.to_string();
+        assert_eq!(shown.len(), 23);
+        assert_eq!(ActivationKey::parse(&shown).unwrap(), key);
+        assert_eq!(
+            ActivationKey::parse(&shown.to_lowercase().replace('-', " ")).unwrap(),
+            key
+        );
+    }
+
+    #[test]
+    fn every_single_typo_is_caught() {
+        let key = ActivationKey::generate().unwrap();
+        let chars: Vec<char> = key.as_str().chars().collect();
+        for i in 0..chars.len() {
+            for c in "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+                .chars()
+                .filter(|c| *c != chars[i])
+            {
+                let mut typo = chars.clone();
+                typo[i] = c;
+                let typed: String = typo.into_iter().collect();
+                assert!(ActivationKey::parse(&typed).is_err(), "{typed}");
+            }
+        }
+        assert!(matches!(
+            ActivationKey::parse("ABCDE"),
+            Err(KeyFormatError::BadLength(5))
+        ));
+        assert!(matches!(
+            ActivationKey::parse("ABCDE-FGHJK-MNPQR-STVWU"),
+            Err(KeyFormatError::BadCharacter)
+        ));
+    }
+
+    #[test]
+    fn ledger_hash_does_not_contain_the_key() {
+        let key = ActivationKey::generate().unwrap();
+        let hex = crate::format::keys::hex(&key.ledger_hash());
+        assert!(!hex.to_uppercase().contains(&key.as_str()[..6]));
+    }
+}

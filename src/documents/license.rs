@@ -1,0 +1,371 @@
+//! The license document: what a vendor grants, to which machine, for how long.
+//!
+//! docs/FORMAT.md §4 specifies the payload. A [`VerifiedLicense`] can only come
+//! out of [`verify`], so [`check`](check::check) cannot be handed a license whose
+//! signature nobody looked at.
+
+use serde::{Deserialize, Serialize};
+
+use crate::base::clock::{CLOCK_TOLERANCE, Timestamp};
+use crate::format::codec;
+use crate::format::envelope::{self, DocumentKind, EnvelopeError};
+use crate::format::typeable;
+use crate::format::{KeyId, Keyring, PrivateKey, PublicKey};
+use crate::machine::fingerprint::{
+    Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity,
+};
+
+/// Payload version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Why a license could not be issued or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenseError {
+    /// The envelope was refused (damaged, wrong kind, bad signature, unknown signer).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The signed payload is not a license this build understands.
+    #[error("the license content is not valid: {0}")]
+    Invalid(String),
+    /// The binding cannot be used.
+    #[error(transparent)]
+    Fingerprint(#[from] FingerprintError),
+    /// A license may not be issued as asked.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Perpetual, subscription, and the kinds later modules issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LicenseKind {
+    /// Runs forever; may carry a maintenance end.
+    Perpetual,
+    /// Runs until `expires_at`.
+    Subscription,
+    /// A floating pool's license (seats).
+    FloatingPool,
+    /// Borrowed from a pool, until `expires_at`.
+    Borrowed,
+    /// Evaluation, until `expires_at`.
+    Trial,
+}
+
+impl LicenseKind {
+    /// The kind as written in documents and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseKind::Perpetual => "perpetual",
+            LicenseKind::Subscription => "subscription",
+            LicenseKind::FloatingPool => "floating-pool",
+            LicenseKind::Borrowed => "borrowed",
+            LicenseKind::Trial => "trial",
+        }
+    }
+}
+
+/// One bound component digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundComponent {
+    /// Component name.
+    pub name: ComponentName,
+    /// 32-byte digest.
+    #[serde(with = "serde_bytes")]
+    pub digest: Vec<u8>,
+}
+
+/// Which machine the license belongs to, and how strictly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// Fingerprint algorithm of the digests.
+    pub algorithm: u32,
+    /// Whether a machine without hardware anchors may hold this license.
+    pub allow_clone_only: bool,
+    /// The bound digests.
+    pub components: Vec<BoundComponent>,
+}
+
+/// The license payload (CBOR map with these text keys, in this order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct License {
+    /// Payload version, [`VERSION`].
+    pub v: u32,
+    /// Unique license id (`L-` and 16 base32 characters).
+    pub id: String,
+    /// Product name.
+    pub product: String,
+    /// Enabled features.
+    pub features: Vec<String>,
+    /// Kind.
+    pub kind: LicenseKind,
+    /// Customer name, free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// Vendor's entitlement reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlement: Option<String>,
+    /// When the vendor signed it.
+    pub issued_at: Timestamp,
+    /// Not valid before this instant.
+    pub not_before: Timestamp,
+    /// Not valid from this instant on (exclusive end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Builds released after this instant are not covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_until: Option<Timestamp>,
+    /// Seats (pools only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u32>,
+    /// The machine binding.
+    pub binding: Binding,
+    /// The workstation's install public key (compressed SEC1), when activated
+    /// by request; proves later deactivations.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub install_key: Option<Vec<u8>>,
+    /// The nonce of the activation request this license answers; the
+    /// workstation imports it only if it made that request.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub request_nonce: Option<Vec<u8>>,
+    /// Ids of this customer's licenses that support reset (dead machines):
+    /// a workstation that sees this list stops honouring them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
+}
+
+/// Is `name` usable as a product name (and so as a file name in a store)?
+pub fn valid_product(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Is `id` a well-formed license id (1-64 letters, digits and dashes; it names
+/// files in a store)?
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+impl License {
+    /// Reads the payload of a license document *without* verifying it, for
+    /// housekeeping on licenses this store verified when it imported them.
+    pub fn read_unverified(input: &[u8]) -> Option<License> {
+        let doc = envelope::parse(input, DocumentKind::License).ok()?;
+        codec::decode(doc.untrusted_payload()).ok()
+    }
+
+    /// The bound fingerprint.
+    pub fn bound_fingerprint(&self) -> Result<Fingerprint, LicenseError> {
+        let components = self
+            .binding
+            .components
+            .iter()
+            .map(|c| {
+                <[u8; 32]>::try_from(c.digest.as_slice())
+                    .map(|d| Component {
+                        name: c.name,
+                        digest: ComponentDigest(d),
+                    })
+                    .map_err(|_| LicenseError::Invalid(format!("the {} digest is not 32 bytes", c.name)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Fingerprint::from_components(self.binding.algorithm, components)?)
+    }
+
+    /// The install public key, if any.
+    pub fn install_public_key(&self) -> Result<Option<PublicKey>, LicenseError> {
+        self.install_key
+            .as_deref()
+            .map(|k| {
+                PublicKey::from_sec1(k)
+                    .map_err(|_| LicenseError::Invalid("install_key is not a P-256 point".into()))
+            })
+            .transpose()
+    }
+
+    /// Structural rules the signature cannot express.
+    /// Every rule, for licenses read from outside.
+    fn validate(&self) -> Result<(), LicenseError> {
+        self.check_fields()?;
+        self.bound_fingerprint()?;
+        self.install_public_key()?;
+        Ok(())
+    }
+
+    /// The rules that do not parse the binding or the install key: enough for
+    /// a license `issue` built from a `Fingerprint` and a `PublicKey`, which
+    /// are valid by construction (parsing the key again costs a square root).
+    fn check_fields(&self) -> Result<(), LicenseError> {
+        let invalid = |m: &str| Err(LicenseError::Invalid(m.to_owned()));
+        if self.v != VERSION {
+            return invalid(&format!(
+                "version {} (this nodelock reads {VERSION}); update nodelock",
+                self.v
+            ));
+        }
+        if !valid_product(&self.product) {
+            return invalid("the product name is not valid");
+        }
+        if self.install_key.is_some() != self.request_nonce.is_some() {
+            return invalid("install_key and request_nonce come together");
+        }
+        if !valid_id(&self.id) {
+            return invalid("the license id is not valid");
+        }
+        if self.expires_at.is_some_and(|e| e <= self.not_before) {
+            return invalid("it expires before it starts");
+        }
+        if matches!(
+            self.kind,
+            LicenseKind::Subscription | LicenseKind::Borrowed | LicenseKind::Trial
+        ) && self.expires_at.is_none()
+        {
+            return invalid(&format!("a {} license must have an expiry", self.kind.as_str()));
+        }
+        Ok(())
+    }
+}
+
+/// A license whose signature verified under a trusted key.
+#[derive(Debug, Clone)]
+pub struct VerifiedLicense {
+    license: License,
+    signer: KeyId,
+    envelope: Vec<u8>,
+}
+
+impl VerifiedLicense {
+    /// The license terms.
+    pub fn license(&self) -> &License {
+        &self.license
+    }
+    /// The vendor key that signed it.
+    pub fn signer(&self) -> KeyId {
+        self.signer
+    }
+    /// The binary envelope exactly as received.
+    pub fn envelope(&self) -> &[u8] {
+        &self.envelope
+    }
+    /// The license armored for storage or sending.
+    pub fn armored(&self) -> String {
+        envelope::armor(DocumentKind::License, &self.envelope)
+    }
+}
+
+/// Parses, verifies and validates a license document (armored or binary).
+pub fn verify(input: &[u8], keyring: &Keyring) -> Result<VerifiedLicense, LicenseError> {
+    let doc = envelope::parse(input, DocumentKind::License)?.verify(keyring)?;
+    let license: License = codec::decode(doc.payload()).map_err(|e| LicenseError::Invalid(e.to_string()))?;
+    license.validate()?;
+    Ok(VerifiedLicense {
+        license,
+        signer: doc.signer(),
+        envelope: doc.envelope().to_vec(),
+    })
+}
+
+/// What the vendor decides when issuing a license.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    /// Product name.
+    pub product: String,
+    /// Kind.
+    pub kind: LicenseKind,
+    /// Features.
+    pub features: Vec<String>,
+    /// Customer.
+    pub customer: Option<String>,
+    /// Entitlement reference.
+    pub entitlement: Option<String>,
+    /// Start; `None` means the issue time minus [`CLOCK_TOLERANCE`](crate::base::clock::CLOCK_TOLERANCE), so that a
+    /// workstation whose clock runs a little behind can use it at once.
+    pub not_before: Option<Timestamp>,
+    /// End (exclusive).
+    pub expires_at: Option<Timestamp>,
+    /// Maintenance end.
+    pub maintenance_until: Option<Timestamp>,
+    /// Whether a clone-only machine may hold it.
+    pub allow_clone_only: bool,
+    /// License ids to revoke (see [`License::revoked`]).
+    pub revoked: Vec<String>,
+}
+
+/// The activation request a license answers: the workstation's install key
+/// and the request's nonce.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// The install public key.
+    pub install_key: &'a PublicKey,
+    /// The request nonce.
+    pub nonce: &'a [u8],
+}
+
+/// Issues a license bound to `fingerprint`, signed by `key`, and returns the
+/// payload and the armored document.
+pub fn issue(
+    terms: &Terms,
+    fingerprint: &Fingerprint,
+    requester: Option<Requester<'_>>,
+    now: Timestamp,
+    key: &PrivateKey,
+) -> Result<(License, String), LicenseError> {
+    if !valid_product(&terms.product) {
+        return Err(LicenseError::Refused(format!(
+            "'{}' is not a valid product name (1-64 letters, digits, '.', '_' or '-', starting with a letter or digit)",
+            terms.product
+        )));
+    }
+    if fingerprint.identity() == Identity::CloneOnly && !terms.allow_clone_only {
+        return Err(LicenseError::Refused(
+            "this machine has only clone-shared identifiers and the policy requires a hardware identifier"
+                .into(),
+        ));
+    }
+    let random =
+        crate::format::keys::random_bytes::<10>().map_err(|e| LicenseError::Refused(e.to_string()))?;
+    let license = License {
+        v: VERSION,
+        id: format!("L-{}", typeable::base32(&random, 16)),
+        product: terms.product.clone(),
+        features: terms.features.clone(),
+        kind: terms.kind,
+        customer: terms.customer.clone(),
+        entitlement: terms.entitlement.clone(),
+        issued_at: now,
+        not_before: terms.not_before.unwrap_or(now - CLOCK_TOLERANCE),
+        expires_at: terms.expires_at,
+        maintenance_until: terms.maintenance_until,
+        seats: None,
+        binding: Binding {
+            algorithm: fingerprint.algorithm(),
+            allow_clone_only: terms.allow_clone_only,
+            components: fingerprint
+                .components()
+                .map(|c| BoundComponent {
+                    name: c.name,
+                    digest: c.digest.0.to_vec(),
+                })
+                .collect(),
+        },
+        install_key: requester.map(|r| r.install_key.to_sec1_compressed()),
+        request_nonce: requester.map(|r| r.nonce.to_vec()),
+        revoked: terms.revoked.clone(),
+    };
+    license.check_fields()?;
+    let payload = codec::encode(&license).map_err(|e| LicenseError::Invalid(e.to_string()))?;
+    let env = envelope::seal(DocumentKind::License, &payload, key)?;
+    Ok((license, envelope::armor(DocumentKind::License, &env)))
+}
+
+/// Issues from explicit parts; used by test-vector generation and by tests.
+#[doc(hidden)]
+pub fn seal_license(license: &License, key: &PrivateKey) -> Result<String, LicenseError> {
+    let payload = codec::encode(license).map_err(|e| LicenseError::Invalid(e.to_string()))?;
+    let env = envelope::seal(DocumentKind::License, &payload, key)?;
+    Ok(envelope::armor(DocumentKind::License, &env))
+}

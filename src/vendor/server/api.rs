@@ -1,0 +1,191 @@
+//! `POST /v1/activations`, `POST /v1/deactivations`, `GET /healthz`, and the
+//! JSON error every failure becomes (docs/API.md).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::Service;
+use crate::documents::activation::ActivationError;
+use crate::format::EnvelopeError;
+use crate::vendor::ledger::LedgerError;
+
+/// Media type of nodelock documents in HTTP bodies.
+pub const DOCUMENT_TYPE: &str = "application/x-nodelock-document";
+
+/// A failure as the API reports it: a status, a stable code, a sentence.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status (4xx for anything the client can fix, 503 when the ledger is unavailable).
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// One sentence for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The server cannot answer now.
+    pub fn unavailable(message: &str) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A document that did not parse or verify.
+    pub fn from_document(e: ActivationError) -> ApiError {
+        let (status, code) = match &e {
+            ActivationError::Envelope(EnvelopeError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too-large")
+            }
+            ActivationError::Envelope(
+                EnvelopeError::WrongKind { .. } | EnvelopeError::UnknownLabel { .. },
+            ) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong-kind"),
+            ActivationError::Envelope(EnvelopeError::BadSignature | EnvelopeError::UnknownSigner(_)) => {
+                (StatusCode::BAD_REQUEST, "bad-signature")
+            }
+            ActivationError::Key(_) => (StatusCode::BAD_REQUEST, "bad-activation-key"),
+            _ => (StatusCode::BAD_REQUEST, "bad-document"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+
+    /// A ledger refusal or failure.
+    pub fn from_ledger(e: LedgerError) -> ApiError {
+        let status = match &e {
+            LedgerError::UnknownKey | LedgerError::UnknownLicense(_) | LedgerError::UnknownActivation(_) => {
+                StatusCode::NOT_FOUND
+            }
+            LedgerError::EntitlementExpired { .. } | LedgerError::WrongInstallKey(_) => StatusCode::FORBIDDEN,
+            LedgerError::NoFreeSeat { .. }
+            | LedgerError::TransferLimit { .. }
+            | LedgerError::ResetLimit { .. }
+            | LedgerError::NonceReuse
+            | LedgerError::AlreadyEnded { .. } => StatusCode::CONFLICT,
+            LedgerError::Document(_) | LedgerError::License(_) => StatusCode::BAD_REQUEST,
+            LedgerError::Database(_)
+            | LedgerError::Io { .. }
+            | LedgerError::Key(_)
+            | LedgerError::NewerSchema { .. }
+            | LedgerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(target: "nodelock::vendor::ledger", error = %e, "ledger failure");
+            return ApiError::unavailable(
+                "the license server cannot reach its ledger right now; try again in a minute",
+            );
+        }
+        ApiError::new(status, e.code(), e.to_string())
+    }
+
+    /// A body over the limit.
+    pub fn too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!(
+                "the body is larger than {} bytes, far more than any nodelock document",
+                super::BODY_LIMIT
+            ),
+        )
+    }
+
+    /// From an axum body rejection (too large, unreadable).
+    pub fn from_body(rejection: BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large();
+        }
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            "the request body could not be read",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let mut response = (self.status, body).into_response();
+        if let Ok(v) = HeaderValue::from_str(self.code) {
+            response.headers_mut().insert("x-nodelock-code", v);
+        }
+        response
+    }
+}
+
+fn document_response(text: String, headers: &[(&'static str, String)]) -> Response {
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, DOCUMENT_TYPE)], text).into_response();
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, v);
+        }
+    }
+    response
+}
+
+fn actor(addr: &SocketAddr) -> String {
+    format!("online {}", addr.ip())
+}
+
+pub async fn activations(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let answered = svc.activate(body.to_vec(), actor(&addr)).await?;
+    Ok(document_response(
+        answered.license,
+        &[
+            ("x-nodelock-license-id", answered.license_id),
+            ("x-nodelock-activation-id", answered.activation_id),
+            ("x-nodelock-replayed", answered.replayed.to_string()),
+        ],
+    ))
+}
+
+pub async fn deactivations(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let done = svc.deactivate(body.to_vec(), actor(&addr)).await?;
+    Ok(document_response(
+        done.receipt,
+        &[
+            ("x-nodelock-license-id", done.license_id),
+            ("x-nodelock-replayed", done.replayed.to_string()),
+        ],
+    ))
+}
+
+pub async fn healthz(State(svc): State<Arc<Service>>) -> Response {
+    let svc2 = svc.clone();
+    match tokio::task::spawn_blocking(move || svc2.healthy()).await {
+        Ok(Ok(())) => Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })).into_response(),
+        _ => ApiError::unavailable("the ledger does not answer").into_response(),
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such endpoint; see docs/API.md (POST /v1/activations, POST /v1/deactivations, GET /healthz)",
+    )
+}

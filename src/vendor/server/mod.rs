@@ -1,0 +1,281 @@
+//! The online activation server and the offline portal page, on axum.
+//!
+//! A transport over the same ledger and documents as the offline flow
+//! (docs/API.md): the body of `POST /v1/activations` is an activation request
+//! document exactly as `nodelock request` writes it, and the answer is the
+//! license document `vendor answer` would write. Verification and signing run
+//! on every core; the ledger's single [`writer`] commits answers in batches.
+//!
+//! Bad input never reaches the ledger: bodies over the limit are refused from
+//! their `Content-Length` before they are read; documents that fail to parse or
+//! verify are answered with a 4xx JSON error and leave no trace (the audit
+//! records refusals of *verified* requests only, so anonymous garbage cannot
+//! fill it).
+
+mod api;
+mod portal;
+pub mod writer;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::base::clock::{Clock, SystemClock};
+use crate::documents::activation::{self, ActivationError};
+use crate::format::PrivateKey;
+use crate::format::envelope::MAX_DOCUMENT_BYTES;
+use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError};
+use writer::Writer;
+
+pub use api::ApiError;
+
+/// Largest request body accepted: one document.
+pub const BODY_LIMIT: usize = MAX_DOCUMENT_BYTES;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Binding or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// What answers requests: the ledger (a writer and a pool of readers) and the
+/// vendor key.
+pub struct Service {
+    writer: Writer,
+    readers: Mutex<Vec<Ledger>>,
+    ledger_path: PathBuf,
+    vendor: Arc<PrivateKey>,
+}
+
+impl Service {
+    /// Opens the ledger and starts its writer.
+    pub fn new(ledger_path: PathBuf, vendor: PrivateKey) -> Result<Service, LedgerError> {
+        let vendor = Arc::new(vendor);
+        let writer = Writer::start(Ledger::open(&ledger_path)?, vendor.clone());
+        Ok(Service {
+            writer,
+            readers: Mutex::new(Vec::new()),
+            ledger_path,
+            vendor,
+        })
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Ledger) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let reader = match pooled {
+            Some(r) => r,
+            None => Ledger::open(&self.ledger_path)?,
+        };
+        let out = f(&reader);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(reader);
+        }
+        out
+    }
+
+    /// Answers an activation request document with a license.
+    ///
+    /// Verifying the request and signing the license (about 0.2 ms of CPU)
+    /// run right on the runtime's worker: handing them to the blocking pool
+    /// cost more in thread switches than it saved, and with one worker per
+    /// core the runtime stays busy with exactly this work.
+    pub async fn activate(self: &Arc<Self>, body: Vec<u8>, actor: String) -> Result<Answered, ApiError> {
+        let request = activation::open_request(&body).map_err(ApiError::from_document)?;
+        let prepared = self
+            .with_reader(|reader| {
+                reader.prepare_activation(request, &self.vendor, "online", &actor, SystemClock.now())
+            })
+            .map_err(ApiError::from_ledger)?;
+        self.writer
+            .activate(prepared)
+            .await
+            .map_err(ApiError::from_ledger)
+    }
+
+    /// Answers a deactivation request document with a receipt.
+    pub async fn deactivate(self: &Arc<Self>, body: Vec<u8>, actor: String) -> Result<Deactivated, ApiError> {
+        let pending = activation::open_deactivation(&body).map_err(ApiError::from_document)?;
+        self.writer
+            .deactivate(pending, actor)
+            .await
+            .map_err(ApiError::from_ledger)
+    }
+
+    /// Whether the ledger answers.
+    pub fn healthy(&self) -> Result<(), LedgerError> {
+        self.with_reader(|r| r.integrity_check().map(|_| ()))
+    }
+}
+
+/// The router: API, health, portal.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/", get(portal::page))
+        .route("/portal", post(portal::upload))
+        .route("/healthz", get(api::healthz))
+        .route("/v1/activations", post(api::activations))
+        .route("/v1/deactivations", post(api::deactivations))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(middleware::from_fn(log_request))
+        .with_state(service)
+}
+
+/// Refuses a body whose declared length is over the limit before reading any
+/// of it (the body limit alone would only stop reading once the limit is passed).
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The portal's multipart body wraps a document in a little framing.
+    let limit = if request.uri().path() == "/portal" {
+        BODY_LIMIT + 4096
+    } else {
+        BODY_LIMIT
+    } as u64;
+    if declared.is_some_and(|n| n > limit) {
+        let mut response = axum::response::IntoResponse::into_response(api::ApiError::too_large());
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    next.run(request).await
+}
+
+/// One structured log line per request.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let code = response
+        .headers()
+        .get("x-nodelock-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    tracing::info!(
+        target: "nodelock::http",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        code,
+        remote,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves on `listener` until `shutdown` resolves, then finishes the requests
+/// in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    axum::serve(
+        listener,
+        router(service).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|source| ServerError::Io { addr, source })
+}
+
+/// A server running on its own thread (for benchmarks and embedding).
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops it, finishing requests in flight.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a server on `listen` on a thread of its own with `workers` runtime threads.
+pub fn start(listen: SocketAddr, service: Service, workers: usize) -> Result<Running, ServerError> {
+    let io = |source| ServerError::Io {
+        addr: listen.to_string(),
+        source,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = Arc::new(service);
+    let thread = std::thread::Builder::new()
+        .name("nodelock-server".into())
+        .spawn(move || {
+            let _ = runtime.block_on(serve(listener, service, async {
+                let _ = stopped.await;
+            }));
+        })
+        .map_err(io)?;
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+impl From<ActivationError> for ApiError {
+    fn from(e: ActivationError) -> ApiError {
+        ApiError::from_document(e)
+    }
+}

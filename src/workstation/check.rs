@@ -1,0 +1,354 @@
+//! `check`: a verified license, this machine, and a time → grant or one denial.
+//!
+//! The order of the checks decides which single reason a person sees: the
+//! wrong product first (nothing else matters), then the machine, then the clock,
+//! then the license's dates, then maintenance.
+
+use serde::Serialize;
+
+use crate::base::clock::{self, CLOCK_TOLERANCE, Timestamp};
+use crate::documents::license::{LicenseKind, VerifiedLicense};
+use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, Verdict};
+
+/// Everything a check depends on besides the license; nothing here is read
+/// from the OS, so tests and callers pin all of it.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckContext<'a> {
+    /// The product the application is; `None` accepts any.
+    pub product: Option<&'a str>,
+    /// This machine's fingerprint.
+    pub current: &'a Fingerprint,
+    /// The time now.
+    pub now: Timestamp,
+    /// The application build's release date, for maintenance; `None` skips it.
+    pub build_date: Option<Timestamp>,
+    /// The latest trusted time the store has seen.
+    pub watermark: Option<Timestamp>,
+    /// License ids the vendor has revoked (support resets), as the store knows them.
+    pub revoked: &'a [String],
+}
+
+/// A successful check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    /// License id.
+    pub license_id: String,
+    /// Product.
+    pub product: String,
+    /// Kind.
+    pub kind: LicenseKind,
+    /// Features.
+    pub features: Vec<String>,
+    /// Customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// Expiry (RFC 3339), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Whole days left, if it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    /// Maintenance end (RFC 3339), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_until: Option<String>,
+    /// Something the user should know even though the license holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// The one reason a license is refused, with what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Denial {
+    /// For another product.
+    #[error("this license is for product '{found}', not '{wanted}'; install the license for '{wanted}'")]
+    WrongProduct {
+        /// The product asked for.
+        wanted: String,
+        /// The product licensed.
+        found: String,
+    },
+    /// Revoked by the vendor (its activation was reset by support).
+    #[error(
+        "license {license_id} was revoked by the vendor (support reset its activation); activate this machine again with an activation key"
+    )]
+    Revoked {
+        /// The license.
+        license_id: String,
+    },
+    /// Bound to another machine.
+    #[error("the license is bound to another machine: {} (changed: {}); ask the vendor to transfer it to this machine", .report.reason, changed_list(&.report.changed()))]
+    OtherMachine {
+        /// The comparison.
+        report: Box<MatchReport>,
+    },
+    /// The clock is earlier than a time already seen.
+    #[error("the system clock ({}) is earlier than a time this machine has already seen ({}); set the clock to the correct time", clock::format(*.now), clock::format(*.watermark))]
+    ClockSetBack {
+        /// Now, as the clock says.
+        now: Timestamp,
+        /// The watermark.
+        watermark: Timestamp,
+    },
+    /// Before its start.
+    #[error("the license is valid from {}; check the system clock or wait until then", clock::format(*.not_before))]
+    NotYetValid {
+        /// Start.
+        not_before: Timestamp,
+    },
+    /// After its end.
+    #[error("the license expired ({}); renew it with the vendor", clock::format_end(*.expired_at))]
+    Expired {
+        /// End.
+        expired_at: Timestamp,
+    },
+    /// The build is newer than the maintenance period.
+    #[error("maintenance ended ({}) and this build was released {}; use a build released before then or renew maintenance", clock::format_end(*.until), clock::format(*.build_date))]
+    MaintenanceEnded {
+        /// Maintenance end.
+        until: Timestamp,
+        /// This build's date.
+        build_date: Timestamp,
+    },
+}
+
+fn changed_list(names: &[ComponentName]) -> String {
+    if names.is_empty() {
+        return "nothing readable".to_owned();
+    }
+    names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+impl Denial {
+    /// A stable code for scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::WrongProduct { .. } => "wrong-product",
+            Denial::Revoked { .. } => "revoked",
+            Denial::OtherMachine { .. } => "other-machine",
+            Denial::ClockSetBack { .. } => "clock-set-back",
+            Denial::NotYetValid { .. } => "not-yet-valid",
+            Denial::Expired { .. } => "expired",
+            Denial::MaintenanceEnded { .. } => "maintenance-ended",
+        }
+    }
+}
+
+/// Checks a verified license against this machine and time.
+pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant, Denial> {
+    let lic = verified.license();
+    if let Some(wanted) = ctx.product
+        && wanted != lic.product
+    {
+        return Err(Denial::WrongProduct {
+            wanted: wanted.to_owned(),
+            found: lic.product.clone(),
+        });
+    }
+    if ctx.revoked.contains(&lic.id) {
+        return Err(Denial::Revoked {
+            license_id: lic.id.clone(),
+        });
+    }
+    // `verify` already proved the binding parses; an error here cannot happen
+    // for a VerifiedLicense, and is treated as "other machine" rather than a panic.
+    let report = match lic.bound_fingerprint() {
+        Ok(bound) => fingerprint::compare(&bound, ctx.current, lic.binding.allow_clone_only),
+        Err(_) => {
+            let same = fingerprint::compare(ctx.current, ctx.current, false);
+            return Err(Denial::OtherMachine {
+                report: Box::new(same),
+            });
+        }
+    };
+    if report.verdict == Verdict::Fails {
+        return Err(Denial::OtherMachine {
+            report: Box::new(report),
+        });
+    }
+    if let Some(watermark) = ctx.watermark
+        && ctx.now < watermark - CLOCK_TOLERANCE
+    {
+        return Err(Denial::ClockSetBack {
+            now: ctx.now,
+            watermark,
+        });
+    }
+    if ctx.now < lic.not_before {
+        return Err(Denial::NotYetValid {
+            not_before: lic.not_before,
+        });
+    }
+    if let Some(expired_at) = lic.expires_at
+        && ctx.now >= expired_at
+    {
+        return Err(Denial::Expired { expired_at });
+    }
+    if let (Some(until), Some(build_date)) = (lic.maintenance_until, ctx.build_date)
+        && build_date >= until
+    {
+        return Err(Denial::MaintenanceEnded { until, build_date });
+    }
+    Ok(Grant {
+        license_id: lic.id.clone(),
+        product: lic.product.clone(),
+        kind: lic.kind,
+        features: lic.features.clone(),
+        customer: lic.customer.clone(),
+        expires_at: lic.expires_at.map(clock::format),
+        days_left: lic.expires_at.map(|e| clock::days_left(ctx.now, e)),
+        maintenance_until: lic.maintenance_until.map(clock::format),
+        warning: report.warning,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::clock::DAY;
+    use crate::documents::license::{Terms, issue, verify};
+    use crate::format::{Keyring, PrivateKey};
+    use crate::machine::facts::{Facts, Interface};
+
+    const NOW: Timestamp = 1_800_000_000;
+
+    fn fp(mid: &str, mac: &str) -> Fingerprint {
+        let mut f = Facts::empty();
+        f.machine_id = Some(mid.into());
+        f.network = Some(vec![Interface {
+            name: Some("eth0".into()),
+            mac: Some(mac.into()),
+            physical: Some(true),
+        }]);
+        Fingerprint::from_facts(&f).unwrap()
+    }
+
+    fn terms() -> Terms {
+        Terms {
+            product: "surveyor".into(),
+            kind: LicenseKind::Subscription,
+            features: vec!["gnss".into()],
+            customer: Some("ACME".into()),
+            entitlement: None,
+            not_before: None,
+            expires_at: Some(NOW + 10 * DAY),
+            maintenance_until: Some(NOW + 5 * DAY),
+            allow_clone_only: true,
+            revoked: Vec::new(),
+        }
+    }
+
+    fn issued(machine: &Fingerprint) -> VerifiedLicense {
+        let key = PrivateKey::generate().unwrap();
+        let (_, text) = issue(&terms(), machine, None, NOW, &key).unwrap();
+        verify(text.as_bytes(), &[key.public()].into_iter().collect::<Keyring>()).unwrap()
+    }
+
+    fn ctx<'a>(current: &'a Fingerprint) -> CheckContext<'a> {
+        CheckContext {
+            product: Some("surveyor"),
+            current,
+            now: NOW + DAY,
+            build_date: None,
+            watermark: None,
+            revoked: &[],
+        }
+    }
+
+    #[test]
+    fn grant_reports_days_left() {
+        let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
+        let grant = check(&issued(&here), &ctx(&here)).unwrap();
+        assert_eq!(grant.days_left, Some(9));
+        assert_eq!(grant.features, vec!["gnss"]);
+    }
+
+    #[test]
+    fn each_denial_is_reported_alone() {
+        let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
+        let lic = issued(&here);
+        let c = ctx(&here);
+        let code = |c: CheckContext<'_>| check(&lic, &c).unwrap_err().code();
+        assert_eq!(
+            code(CheckContext {
+                product: Some("other"),
+                ..c
+            }),
+            "wrong-product"
+        );
+        let there = fp("81be44d2c9", "3c:52:82:aa:bb:dd");
+        assert_eq!(code(CheckContext { current: &there, ..c }), "other-machine");
+        let revoked = [lic.license().id.clone()];
+        assert_eq!(
+            code(CheckContext {
+                revoked: &revoked,
+                ..c
+            }),
+            "revoked"
+        );
+        assert_eq!(
+            code(CheckContext {
+                watermark: Some(NOW + 3 * DAY),
+                ..c
+            }),
+            "clock-set-back"
+        );
+        assert_eq!(
+            code(CheckContext {
+                now: NOW - 2 * DAY,
+                ..c
+            }),
+            "not-yet-valid"
+        );
+        assert_eq!(
+            code(CheckContext {
+                now: NOW + 10 * DAY,
+                ..c
+            }),
+            "expired"
+        );
+        assert_eq!(
+            code(CheckContext {
+                build_date: Some(NOW + 6 * DAY),
+                ..c
+            }),
+            "maintenance-ended"
+        );
+        assert!(
+            check(
+                &lic,
+                &CheckContext {
+                    build_date: Some(NOW + 4 * DAY),
+                    ..c
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &lic,
+                &CheckContext {
+                    watermark: Some(NOW + DAY + CLOCK_TOLERANCE - 1),
+                    ..c
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn other_machine_names_changed_components_without_values() {
+        let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
+        let there = fp("81be44d2c9", "3c:52:82:aa:bb:dd");
+        let msg = check(
+            &issued(&here),
+            &CheckContext {
+                current: &there,
+                ..ctx(&here)
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("machine_id, mac"), "{msg}");
+        assert!(!msg.contains("3c:52"), "{msg}");
+    }
+}

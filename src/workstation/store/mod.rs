@@ -1,0 +1,474 @@
+//! The workstation's local store: installed licenses, trusted vendor keys, and
+//! the clock watermark.
+//!
+//! Layout of a store directory (docs/FORMAT.md §5):
+//!
+//! ```text
+//! licenses/<product>.lic   the armored license as received, one per product
+//! keys/<license id>.key    the install key of a license activated by request (owner-only)
+//! pending/<nonce>.key      the install key of a request not answered yet (owner-only)
+//! pending/<nonce>.req      that request, as sent
+//! outbox/<license id>.deact  a deactivation request made, until its receipt is imported
+//! trust/<key id>.pub       vendor public keys (SPKI PEM)
+//! revoked                  license ids the vendor revoked, one per line
+//! clock                    the watermark: latest trusted Unix time seen, decimal
+//! .lock                    taken exclusively by every writer
+//! ```
+//!
+//! Every write is atomic ([`fsio::write_file`]) and happens under the lock,
+//! so two processes importing at once, or a crash mid-import, never lose or
+//! mix a license. Readers do not lock: renames make every file they see whole.
+
+mod requests;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::base::clock::{self, Timestamp};
+use crate::base::fsio;
+use crate::documents::license::{self, LicenseError, LicenseKind, VerifiedLicense};
+use crate::format::envelope::{self, DocumentKind};
+use crate::format::{Keyring, PublicKey};
+use crate::machine::fingerprint::Fingerprint;
+use crate::workstation::check::{self, CheckContext, Denial, Grant};
+
+/// How far the watermark must fall behind before a successful check moves it,
+/// so that an application start does not write to disk every time.
+const WATERMARK_STEP: i64 = 3600;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The license document was refused.
+    #[error(transparent)]
+    License(#[from] LicenseError),
+    /// The license is valid but not usable here and now.
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// No license for the product is installed.
+    #[error("no license for '{product}' is installed in {store}; import one with `nodelock import LICENSE`")]
+    NotFound {
+        /// The product.
+        product: String,
+        /// The store directory.
+        store: String,
+    },
+    /// Would replace a newer license with an older one.
+    #[error(
+        "a newer license for '{product}' (issued {installed}) is already installed; this one was issued {offered} and is not imported"
+    )]
+    Older {
+        /// Product.
+        product: String,
+        /// Issue time of the installed one.
+        installed: String,
+        /// Issue time of the offered one.
+        offered: String,
+    },
+    /// An answered license for a request this store did not make.
+    #[error(
+        "this license answers an activation request this store did not make ({reason}); import it on the machine that made the request"
+    )]
+    NotRequested {
+        /// What did not match.
+        reason: String,
+    },
+    /// No installed license has this id.
+    #[error("no license '{license_id}' is installed in {store} (see `nodelock status`)")]
+    NotInstalled {
+        /// The id asked for.
+        license_id: String,
+        /// The store.
+        store: String,
+    },
+    /// The license was not activated by request, so there is no key to prove a deactivation.
+    #[error(
+        "license '{license_id}' was not activated with `nodelock request`, so it cannot be deactivated offline; ask the vendor to reset it"
+    )]
+    NoInstallKey {
+        /// The license.
+        license_id: String,
+    },
+    /// An activation document was refused.
+    #[error(transparent)]
+    Activation(#[from] crate::documents::activation::ActivationError),
+    /// An install key could not be made or read.
+    #[error(transparent)]
+    Key(#[from] crate::format::KeyError),
+    /// Nothing to verify against.
+    #[error(
+        "no vendor public key is known; pass --pubkey vendor.pub or install one with `nodelock trust add vendor.pub`"
+    )]
+    NoTrustRoots,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum ImportOutcome {
+    /// Stored (possibly replacing an older license for the product).
+    Installed {
+        /// The grant the new license gives here and now.
+        grant: Grant,
+        /// The id of the license it replaced.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaced: Option<String>,
+    },
+    /// This exact license was already installed.
+    AlreadyInstalled {
+        /// The grant it gives.
+        grant: Grant,
+    },
+}
+
+/// One installed license as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    /// License id (`null` when the file cannot be read as a license).
+    pub license_id: Option<String>,
+    /// Product.
+    pub product: String,
+    /// Kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<LicenseKind>,
+    /// `valid`, a denial code, or `damaged`/`untrusted`.
+    pub state: String,
+    /// Expiry, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Whole days left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    /// One sentence for a person.
+    pub message: String,
+    /// The clone warning, when it applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// A store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Held while writing; dropping it releases the lock.
+struct StoreLock(#[allow(dead_code)] File);
+
+impl Store {
+    /// The store at `root` (created on first write).
+    pub fn open(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    /// The platform's per-user data directory plus `nodelock`
+    /// (`~/.local/share/nodelock`, `~/Library/Application Support/nodelock`,
+    /// `%APPDATA%\nodelock`).
+    pub fn default_location() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join("nodelock"))
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn license_path(&self, product: &str) -> PathBuf {
+        self.root.join("licenses").join(format!("{product}.lic"))
+    }
+
+    fn lock(&self) -> Result<StoreLock, StoreError> {
+        for dir in ["", "licenses", "trust", "keys", "pending", "outbox"].map(|d| self.root.join(d)) {
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let path = self.root.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.lock().map_err(io_err(&path))?;
+        Ok(StoreLock(file))
+    }
+
+    /// Vendor keys installed in the store.
+    pub fn trust_roots(&self) -> Result<Keyring, StoreError> {
+        let dir = self.root.join("trust");
+        let mut ring = Keyring::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ring),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "pub")
+                && let Ok(key) = PublicKey::load(&entry.path())
+            {
+                ring.add(key);
+            }
+        }
+        Ok(ring)
+    }
+
+    /// Installs a vendor key; false if it was already there.
+    pub fn add_trust_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
+        let _lock = self.lock()?;
+        let path = self.root.join("trust").join(format!("{}.pub", key.id()));
+        if path.exists() {
+            return Ok(false);
+        }
+        fsio::write_file(&path, key.to_spki_pem().as_bytes(), false, false).map_err(io_err(&path))?;
+        Ok(true)
+    }
+
+    /// License ids the vendor has revoked, as this store has learned them.
+    pub fn revoked(&self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join("revoked"))
+            .map(|t| {
+                t.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn add_revoked_locked(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut all = self.revoked();
+        let before = all.len();
+        all.extend(ids.iter().cloned());
+        all.sort();
+        all.dedup();
+        if all.len() == before {
+            return Ok(());
+        }
+        let path = self.root.join("revoked");
+        let text: String = all.iter().map(|id| format!("{id}\n")).collect();
+        fsio::write_file(&path, text.as_bytes(), false, false).map_err(io_err(&path))
+    }
+
+    /// The latest trusted time this store has seen. A missing or unreadable
+    /// clock file counts as none (see the threat model in the README).
+    pub fn watermark(&self) -> Option<Timestamp> {
+        std::fs::read_to_string(self.root.join("clock"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn advance_watermark_locked(&self, to: Timestamp) -> Result<(), StoreError> {
+        if self.watermark().is_some_and(|w| w >= to) {
+            return Ok(());
+        }
+        let path = self.root.join("clock");
+        fsio::write_file(&path, format!("{to}\n").as_bytes(), false, false).map_err(io_err(&path))
+    }
+
+    /// Verifies a license, checks it against this machine and time, and stores
+    /// it. Refuses, changing nothing, if any of that fails or if a newer license
+    /// for the product is installed.
+    pub fn import(
+        &self,
+        input: &[u8],
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<ImportOutcome, StoreError> {
+        if keyring.is_empty() {
+            return Err(StoreError::NoTrustRoots);
+        }
+        let verified = license::verify(input, keyring)?;
+        let _lock = self.lock()?;
+        let lic = verified.license();
+        let revoked = self.revoked();
+        let ctx = CheckContext {
+            product: None,
+            current,
+            now,
+            build_date: None,
+            watermark: self.watermark(),
+            revoked: &revoked,
+        };
+        let grant = check::check(&verified, &ctx)?;
+        let path = self.license_path(&lic.product);
+        let mut replaced = None;
+        if let Ok(existing) = self.read_license(&path, keyring) {
+            let old = existing.license();
+            if existing.envelope() == verified.envelope() {
+                return Ok(ImportOutcome::AlreadyInstalled { grant });
+            }
+            if old.issued_at > lic.issued_at && !lic.revoked.contains(&old.id) {
+                return Err(StoreError::Older {
+                    product: lic.product.clone(),
+                    installed: clock::format(old.issued_at),
+                    offered: clock::format(lic.issued_at),
+                });
+            }
+            replaced = Some(old.id.clone());
+        }
+        // A license answering a request must match a request this store made;
+        // its install key then moves from pending/ to keys/.
+        let pending = match (&lic.request_nonce, &lic.install_key) {
+            (Some(nonce), Some(install)) => Some(self.take_pending_key(nonce, install, &lic.id)?),
+            _ => None,
+        };
+        fsio::write_file(&path, verified.armored().as_bytes(), false, false).map_err(io_err(&path))?;
+        if let Some(nonce_hex) = pending {
+            self.drop_pending(&nonce_hex);
+        }
+        self.add_revoked_locked(&lic.revoked)?;
+        self.remove_revoked_licenses_locked(keyring)?;
+        self.advance_watermark_locked(now.max(lic.issued_at))?;
+        Ok(ImportOutcome::Installed { grant, replaced })
+    }
+
+    fn read_license(&self, path: &Path, keyring: &Keyring) -> Result<VerifiedLicense, StoreError> {
+        let bytes = envelope::read_file(path, DocumentKind::License).map_err(LicenseError::from)?;
+        Ok(license::verify(&bytes, keyring)?)
+    }
+
+    /// The application-start check: the installed license for `product`,
+    /// verified and checked; moves the watermark forward on success.
+    pub fn check(
+        &self,
+        product: &str,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+        build_date: Option<Timestamp>,
+    ) -> Result<Grant, StoreError> {
+        if !license::valid_product(product) {
+            return Err(self.not_found(product));
+        }
+        let path = self.license_path(product);
+        let verified = match self.read_license(&path, keyring) {
+            Err(StoreError::License(LicenseError::Envelope(envelope::EnvelopeError::Io {
+                source, ..
+            }))) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.not_found(product));
+            }
+            other => other?,
+        };
+        let watermark = self.watermark();
+        let revoked = self.revoked();
+        let ctx = CheckContext {
+            product: Some(product),
+            current,
+            now,
+            build_date,
+            watermark,
+            revoked: &revoked,
+        };
+        let grant = check::check(&verified, &ctx)?;
+        if watermark.is_none_or(|w| now > w + WATERMARK_STEP) {
+            let _lock = self.lock()?;
+            self.advance_watermark_locked(now)?;
+        }
+        Ok(grant)
+    }
+
+    fn not_found(&self, product: &str) -> StoreError {
+        StoreError::NotFound {
+            product: product.to_owned(),
+            store: self.root.display().to_string(),
+        }
+    }
+
+    /// Every installed license with its state now. Read-only.
+    pub fn status(
+        &self,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<Vec<StatusEntry>, StoreError> {
+        let dir = self.root.join("licenses");
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "lic"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        paths.sort();
+        let watermark = self.watermark();
+        let revoked = self.revoked();
+        Ok(paths
+            .into_iter()
+            .map(|path| {
+                let product = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match self.read_license(&path, keyring) {
+                    Err(e) => StatusEntry {
+                        license_id: None,
+                        product,
+                        kind: None,
+                        state: match e {
+                            StoreError::License(LicenseError::Envelope(
+                                envelope::EnvelopeError::UnknownSigner(_),
+                            )) => "untrusted",
+                            _ => "damaged",
+                        }
+                        .to_owned(),
+                        expires_at: None,
+                        days_left: None,
+                        message: e.to_string(),
+                        warning: None,
+                    },
+                    Ok(v) => {
+                        let lic = v.license();
+                        let ctx = CheckContext {
+                            product: None,
+                            current,
+                            now,
+                            build_date: None,
+                            watermark,
+                            revoked: &revoked,
+                        };
+                        let (state, message, warning) = match check::check(&v, &ctx) {
+                            Ok(g) => (
+                                "valid".to_owned(),
+                                "the license is valid on this machine".to_owned(),
+                                g.warning,
+                            ),
+                            Err(d) => (d.code().to_owned(), d.to_string(), None),
+                        };
+                        StatusEntry {
+                            license_id: Some(lic.id.clone()),
+                            product: lic.product.clone(),
+                            kind: Some(lic.kind),
+                            state,
+                            expires_at: lic.expires_at.map(clock::format),
+                            days_left: lic.expires_at.map(|e| clock::days_left(now, e)),
+                            message,
+                            warning,
+                        }
+                    }
+                }
+            })
+            .collect())
+    }
+}
