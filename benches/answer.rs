@@ -12,7 +12,7 @@ use nodelock::documents::license::LicenseKind;
 use nodelock::format::PrivateKey;
 use nodelock::machine::facts::Facts;
 use nodelock::machine::fingerprint::Fingerprint;
-use nodelock::vendor::ledger::{EntitlementSpec, Ledger};
+use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
 
 const NOW: i64 = 1_780_000_000;
 
@@ -62,7 +62,7 @@ fn benches(c: &mut Criterion) {
             |text| {
                 let request = activation::open_request(text.as_bytes()).unwrap();
                 ledger
-                    .answer_activation(&request, &vendor, "offline", NOW, "bench")
+                    .answer_activation(&request, &vendor, Method::Offline, NOW, "bench")
                     .unwrap()
             },
             BatchSize::SmallInput,

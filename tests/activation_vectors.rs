@@ -37,17 +37,17 @@ fn activation_request_vector() {
     let (request, text) = activation::make_request(&key, &fp, &install(), NONCE, AT).unwrap();
     check_vector("activation-request.req", &text);
     let verified = activation::open_request(text.as_bytes()).unwrap();
-    assert_eq!(verified.request, request);
+    assert_eq!(verified.payload(), &request);
     assert_eq!(
-        verified.request.client,
+        verified.payload().client,
         format!("nodelock {}", env!("CARGO_PKG_VERSION"))
     );
-    assert_eq!(verified.install_key, install().public());
+    assert_eq!(verified.install_key(), &install().public());
     assert_eq!(
-        verified.fingerprint.workstation_id().to_string(),
+        verified.fingerprint().workstation_id().to_string(),
         "KSTC-00TN-J0JG-Y"
     );
-    assert!(verified.envelope.len() < 520);
+    assert!(verified.envelope().len() < 520);
 }
 
 #[test]
@@ -55,8 +55,8 @@ fn deactivation_request_vector() {
     let (request, text) = activation::make_deactivation("L-VECT0R0000000001", &install(), NONCE, AT).unwrap();
     check_vector("deactivation-request.deact", &text);
     let pending = activation::open_deactivation(text.as_bytes()).unwrap();
-    assert_eq!(pending.untrusted_license_id(), "L-VECT0R0000000001");
-    assert_eq!(pending.verify(&install().public()).unwrap().0, request);
+    assert_eq!(pending.claimed_license_id(), "L-VECT0R0000000001");
+    assert_eq!(pending.verify(&install().public()).unwrap().payload(), &request);
 }
 
 #[test]
@@ -77,5 +77,10 @@ fn deactivation_receipt_vector() {
     let ring: Keyring = [PublicKey::load(&fixture(VENDOR_PUB)).unwrap()]
         .into_iter()
         .collect();
-    assert_eq!(activation::open_receipt(text.as_bytes(), &ring).unwrap(), receipt);
+    assert_eq!(
+        activation::open_receipt(text.as_bytes(), &ring)
+            .unwrap()
+            .receipt(),
+        &receipt
+    );
 }

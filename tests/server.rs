@@ -102,7 +102,12 @@ fn activate_check_deactivate_and_move_online() {
     let report = Ledger::open(&ledger).unwrap().report(0).unwrap();
     assert_eq!(report[0].used, 1);
     assert_eq!(report[0].activations.len(), 2, "B's retry took no second seat");
-    assert!(report[0].activations.iter().all(|a| a.method == "online"));
+    assert!(
+        report[0]
+            .activations
+            .iter()
+            .all(|a| a.method == nodelock::vendor::ledger::Method::Online)
+    );
 }
 
 #[test]

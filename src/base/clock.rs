@@ -93,6 +93,20 @@ pub fn format(ts: Timestamp) -> String {
         .unwrap_or_else(|| format!("@{ts}"))
 }
 
+/// Serialises a timestamp as RFC 3339 (`serialize_with`), for reports whose
+/// JSON shows instants as text while the value stays a number in memory.
+pub fn serialize_rfc3339<S: serde::Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format(*ts))
+}
+
+/// [`serialize_rfc3339`] for an optional instant (`None` as null).
+pub fn serialize_rfc3339_opt<S: serde::Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match ts {
+        Some(ts) => s.serialize_str(&format(*ts)),
+        None => s.serialize_none(),
+    }
+}
+
 /// An exclusive end as people read it: an end at midnight UTC is the end of
 /// the day before (`2027-12-31, end of day UTC`); other instants as RFC 3339.
 pub fn format_end(ts: Timestamp) -> String {

@@ -10,7 +10,7 @@ use nodelock::documents::activation;
 use nodelock::documents::license::{self, LicenseKind};
 use nodelock::format::PrivateKey;
 use nodelock::format::envelope::{self, DocumentKind};
-use nodelock::vendor::ledger::{EntitlementSpec, Ledger};
+use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean};
@@ -151,7 +151,7 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
                 Ok(r) => r,
                 Err(e) => return Err(refuse(&mut ledger, "activation request", e.into(), now, &actor)),
             };
-            let answered = ledger.answer_activation(&request, &vendor, "offline", now, &actor)?;
+            let answered = ledger.answer_activation(&request, &vendor, Method::Offline, now, &actor)?;
             write_out(&args.out, &answered.license)?;
             let human = if answered.replayed {
                 format!(
@@ -241,9 +241,11 @@ pub fn report(args: &LedgerArg) -> Result<Outcome, CliError> {
                 a.workstation_id,
                 a.license_id,
                 a.method,
-                a.activated_at,
+                clock::format(a.activated_at),
                 a.state,
-                a.ended_at.as_deref().map(|t| format!(" {t}")).unwrap_or_default()
+                a.ended_at
+                    .map(|t| format!(" {}", clock::format(t)))
+                    .unwrap_or_default()
             ));
         }
     }
@@ -259,7 +261,7 @@ pub fn audit(args: &LedgerArg) -> Result<Outcome, CliError> {
             format!(
                 "{:>5} {} {:<22} {:<16} {:<16} {:<10} {}\n",
                 r.seq,
-                r.at,
+                clock::format(r.at),
                 r.event,
                 r.entitlement_id.as_deref().unwrap_or("-"),
                 r.activation_id.as_deref().unwrap_or("-"),

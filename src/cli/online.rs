@@ -135,7 +135,7 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
     match answer {
         Ok(receipt) => {
             let ring = workstation::keyring(&args.keys, Some(&store))?;
-            let receipt = store.import_receipt(receipt.as_bytes(), &ring)?;
+            let receipt = store.import_receipt(receipt.as_bytes(), &ring)?.into_receipt();
             Ok(Outcome::new(
                 format!(
                     "deactivated: the vendor freed the seat of license {} (transfer {} of {}); it can now be activated on another machine",
@@ -297,7 +297,11 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
     let ledger_path = args.ledger.path()?;
     // Open once here so that a bad ledger is a clear error before listening.
     drop(Ledger::open(&ledger_path)?);
-    let service = Arc::new(Service::new(ledger_path.clone(), vendor)?);
+    let service = Arc::new(Service::with_clock(
+        ledger_path.clone(),
+        vendor,
+        overrides::clock()?,
+    )?);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         runtime.worker_threads(n.max(1));

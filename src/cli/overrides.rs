@@ -48,3 +48,13 @@ pub fn now() -> Result<Timestamp, CliError> {
         None => Ok(SystemClock.now()),
     }
 }
+
+/// The clock a server runs on: the system clock, or in test builds the
+/// fixed time a test names (so server tests need no real clock).
+pub fn clock() -> Result<std::sync::Arc<dyn nodelock::base::clock::Clock + Send + Sync>, CliError> {
+    use nodelock::base::clock::{FixedClock, SystemClock};
+    Ok(match test_now() {
+        Some(_) => std::sync::Arc::new(FixedClock(now()?)),
+        None => std::sync::Arc::new(SystemClock),
+    })
+}

@@ -180,7 +180,7 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let ring = keyring(&args.keys, Some(&store))?;
     let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
     if envelope::peek_kind(&bytes) == Some(DocumentKind::DeactivationReceipt) {
-        let receipt = store.import_receipt(&bytes, &ring)?;
+        let receipt = store.import_receipt(&bytes, &ring)?.into_receipt();
         let human = format!(
             "receipt: the vendor freed the seat of license {} ({}, transfer {} of {})",
             clean(&receipt.license_id),

@@ -62,6 +62,39 @@ impl LicenseKind {
             LicenseKind::Trial => "trial",
         }
     }
+
+    /// Every kind, in the order documents list them.
+    pub const ALL: [LicenseKind; 5] = [
+        LicenseKind::Perpetual,
+        LicenseKind::Subscription,
+        LicenseKind::FloatingPool,
+        LicenseKind::Borrowed,
+        LicenseKind::Trial,
+    ];
+}
+
+impl std::fmt::Display for LicenseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A kind name that is not one of [`LicenseKind::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a license kind (perpetual, subscription, floating-pool, borrowed, trial)")]
+pub struct UnknownKind(String);
+
+impl std::str::FromStr for LicenseKind {
+    type Err = UnknownKind;
+
+    /// Exactly the names [`LicenseKind::as_str`] writes; anything else is an
+    /// error, never a default.
+    fn from_str(s: &str) -> Result<LicenseKind, UnknownKind> {
+        LicenseKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownKind(s.to_owned()))
+    }
 }
 
 /// One bound component digest.

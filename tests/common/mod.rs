@@ -9,6 +9,8 @@ use std::io::BufRead;
 
 use assert_cmd::Command;
 
+pub mod desk;
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
 }

@@ -7,19 +7,23 @@
 //! half can later prove a deactivation. Receipts are signed by the vendor.
 //! Pure format code: no files, no clock, no database.
 
+mod deactivation;
 pub mod key;
+mod request;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::base::clock::Timestamp;
+use crate::format::PrivateKey;
 use crate::format::codec;
-use crate::format::envelope::{self, DocumentKind, EnvelopeError, SignedDocument};
-use crate::format::{KeyId, Keyring, PrivateKey, PublicKey};
-use crate::machine::fingerprint::{
-    Component, ComponentClass, ComponentDigest, ComponentName, Fingerprint, FingerprintError,
-};
+use crate::format::envelope::{self, DocumentKind, EnvelopeError};
+use crate::machine::fingerprint::FingerprintError;
 
+pub use deactivation::{
+    DeactivationReceipt, DeactivationRequest, UnverifiedDeactivation, VerifiedDeactivation, VerifiedReceipt,
+    make_deactivation, make_receipt, open_deactivation, open_receipt,
+};
 pub use key::{ActivationKey, KeyFormatError};
+pub use request::{ActivationRequest, CompactFingerprint, VerifiedRequest, make_request, open_request};
 
 /// Payload version of every activation document.
 pub const VERSION: u32 = 1;
@@ -60,109 +64,6 @@ fn invalid(kind: DocumentKind, reason: impl Into<String>) -> ActivationError {
     }
 }
 
-/// A fingerprint in the compact form requests carry: `[[code, digest], …]`,
-/// anchors and the machine id only (descriptive components do not bind).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompactFingerprint {
-    /// Fingerprint algorithm.
-    pub alg: u32,
-    /// `(component code, 32-byte digest)` pairs.
-    pub c: Vec<(u8, serde_bytes::ByteBuf)>,
-}
-
-impl CompactFingerprint {
-    fn from_fingerprint(fp: &Fingerprint) -> CompactFingerprint {
-        CompactFingerprint {
-            alg: fp.algorithm(),
-            c: fp
-                .components()
-                .filter(|c| c.name.class() != ComponentClass::Descriptive)
-                .map(|c| (c.name.code(), serde_bytes::ByteBuf::from(c.digest.0.to_vec())))
-                .collect(),
-        }
-    }
-
-    fn to_fingerprint(&self) -> Result<Fingerprint, ActivationError> {
-        let kind = DocumentKind::ActivationRequest;
-        let components = self
-            .c
-            .iter()
-            .map(|(code, digest)| {
-                let name = ComponentName::from_code(*code)
-                    .ok_or_else(|| invalid(kind, format!("unknown component code {code}")))?;
-                let digest = <[u8; 32]>::try_from(digest.as_slice())
-                    .map_err(|_| invalid(kind, "a digest is not 32 bytes"))?;
-                Ok(Component {
-                    name,
-                    digest: ComponentDigest(digest),
-                })
-            })
-            .collect::<Result<Vec<_>, ActivationError>>()?;
-        Ok(Fingerprint::from_components(self.alg, components)?)
-    }
-}
-
-/// The activation request payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActivationRequest {
-    /// Payload version.
-    pub v: u32,
-    /// The activation key, canonical characters.
-    pub key: String,
-    /// Random, 16 bytes; names this request.
-    #[serde(with = "serde_bytes")]
-    pub nonce: Vec<u8>,
-    /// When the workstation made it (informative; workstation clocks lie).
-    pub at: Timestamp,
-    /// Client software and version.
-    pub client: String,
-    /// The workstation's fingerprint.
-    pub fp: CompactFingerprint,
-    /// The install public key, SEC1: uncompressed (65 bytes, what nodelock
-    /// writes) or compressed (33).
-    #[serde(with = "serde_bytes")]
-    pub install_key: Vec<u8>,
-}
-
-/// An activation request whose install-key signature verified.
-#[derive(Debug, Clone)]
-pub struct VerifiedRequest {
-    /// The payload.
-    pub request: ActivationRequest,
-    /// The parsed activation key.
-    pub key: ActivationKey,
-    /// The workstation's fingerprint.
-    pub fingerprint: Fingerprint,
-    /// The install public key.
-    pub install_key: PublicKey,
-    /// The binary envelope as received.
-    pub envelope: Vec<u8>,
-}
-
-/// Makes and signs an activation request; returns it armored.
-pub fn make_request(
-    key: &ActivationKey,
-    fingerprint: &Fingerprint,
-    install: &PrivateKey,
-    nonce: [u8; NONCE_LEN],
-    now: Timestamp,
-) -> Result<(ActivationRequest, String), ActivationError> {
-    let request = ActivationRequest {
-        v: VERSION,
-        key: key.as_str().to_owned(),
-        nonce: nonce.to_vec(),
-        at: now,
-        client: client_name(),
-        fp: CompactFingerprint::from_fingerprint(fingerprint),
-        // Uncompressed (65 bytes): the vendor then needs no square root to use it.
-        install_key: install.public().to_sec1_uncompressed(),
-    };
-    let armored = seal(DocumentKind::ActivationRequest, &request, install)?;
-    Ok((request, armored))
-}
-
 fn seal<T: Serialize>(kind: DocumentKind, payload: &T, key: &PrivateKey) -> Result<String, ActivationError> {
     let bytes = codec::encode(payload).map_err(|e| invalid(kind, e.to_string()))?;
     Ok(envelope::armor(kind, &envelope::seal(kind, &bytes, key)?))
@@ -172,152 +73,11 @@ fn decode<T: serde::de::DeserializeOwned>(kind: DocumentKind, bytes: &[u8]) -> R
     codec::decode(bytes).map_err(|e| invalid(kind, e.to_string()))
 }
 
-/// Parses an activation request and verifies it with the install key it carries.
-///
-/// The signature proves the request was not edited after signing and that
-/// its sender holds the install key's private half; it does not prove who the
-/// sender is (the activation key does that).
-pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
-    let kind = DocumentKind::ActivationRequest;
-    let signed = envelope::parse(input, kind)?;
-    // Decoded once: the verified payload is these same bytes.
-    let request: ActivationRequest = decode(kind, signed.untrusted_payload())?;
-    let install_key = PublicKey::from_sec1(&request.install_key)
-        .map_err(|_| invalid(kind, "install_key is not a P-256 public key"))?;
-    let verified = signed.verify_with(&install_key)?;
-    if request.v != VERSION {
-        return Err(invalid(
-            kind,
-            format!("version {} (this nodelock reads {VERSION})", request.v),
-        ));
-    }
-    if request.nonce.len() != NONCE_LEN {
-        return Err(invalid(kind, "the nonce is not 16 bytes"));
-    }
-    let key = ActivationKey::parse(&request.key)?;
-    let fingerprint = request.fp.to_fingerprint()?;
-    Ok(VerifiedRequest {
-        request,
-        key,
-        fingerprint,
-        install_key,
-        envelope: verified.envelope().to_vec(),
-    })
-}
-
-/// The deactivation request payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeactivationRequest {
-    /// Payload version.
-    pub v: u32,
-    /// The license given up.
-    pub license_id: String,
-    /// Random, 16 bytes.
-    #[serde(with = "serde_bytes")]
-    pub nonce: Vec<u8>,
-    /// When (informative).
-    pub at: Timestamp,
-    /// Client software and version.
-    pub client: String,
-}
-
-/// Makes a deactivation request signed by the license's install key.
-pub fn make_deactivation(
-    license_id: &str,
-    install: &PrivateKey,
-    nonce: [u8; NONCE_LEN],
-    now: Timestamp,
-) -> Result<(DeactivationRequest, String), ActivationError> {
-    let request = DeactivationRequest {
-        v: VERSION,
-        license_id: license_id.to_owned(),
-        nonce: nonce.to_vec(),
-        at: now,
-        client: client_name(),
-    };
-    let armored = seal(DocumentKind::DeactivationRequest, &request, install)?;
-    Ok((request, armored))
-}
-
-/// A deactivation request read but not verified yet: the vendor must look up
-/// the install key recorded for `license_id` and call [`PendingDeactivation::verify`].
-#[derive(Debug, Clone)]
-pub struct PendingDeactivation {
-    signed: SignedDocument,
-    untrusted: DeactivationRequest,
-}
-
-impl PendingDeactivation {
-    /// The license id the request names (untrusted until verified).
-    pub fn untrusted_license_id(&self) -> &str {
-        &self.untrusted.license_id
-    }
-
-    /// The key id that signed it (untrusted).
-    pub fn signer(&self) -> KeyId {
-        self.signed.key_id()
-    }
-
-    /// Verifies with the install key recorded at activation.
-    pub fn verify(self, install_key: &PublicKey) -> Result<(DeactivationRequest, Vec<u8>), ActivationError> {
-        let kind = DocumentKind::DeactivationRequest;
-        let verified = self.signed.verify_with(install_key)?;
-        let request: DeactivationRequest = decode(kind, verified.payload())?;
-        if request.v != VERSION || request.nonce.len() != NONCE_LEN {
-            return Err(invalid(kind, "unsupported version or bad nonce"));
-        }
-        Ok((request, verified.envelope().to_vec()))
-    }
-}
-
-/// Parses a deactivation request (signature checked later, see [`PendingDeactivation`]).
-pub fn open_deactivation(input: &[u8]) -> Result<PendingDeactivation, ActivationError> {
-    let kind = DocumentKind::DeactivationRequest;
-    let signed = envelope::parse(input, kind)?;
-    let untrusted: DeactivationRequest = decode(kind, signed.untrusted_payload())?;
-    Ok(PendingDeactivation { signed, untrusted })
-}
-
-/// The vendor's deactivation receipt payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeactivationReceipt {
-    /// Payload version.
-    pub v: u32,
-    /// The license given up.
-    pub license_id: String,
-    /// The ledger's activation id.
-    pub activation_id: String,
-    /// The entitlement whose seat was freed.
-    pub entitlement: String,
-    /// When the vendor recorded it.
-    pub deactivated_at: Timestamp,
-    /// The nonce of the deactivation request it answers.
-    #[serde(with = "serde_bytes")]
-    pub request_nonce: Vec<u8>,
-    /// Transfers used on the entitlement, this one included.
-    pub transfers_used: u32,
-    /// Transfers the entitlement allows.
-    pub max_transfers: u32,
-}
-
-/// Signs a receipt; returns it armored.
-pub fn make_receipt(receipt: &DeactivationReceipt, vendor: &PrivateKey) -> Result<String, ActivationError> {
-    seal(DocumentKind::DeactivationReceipt, receipt, vendor)
-}
-
-/// Verifies a vendor receipt.
-pub fn open_receipt(input: &[u8], keyring: &Keyring) -> Result<DeactivationReceipt, ActivationError> {
-    let kind = DocumentKind::DeactivationReceipt;
-    let verified = envelope::parse(input, kind)?.verify(keyring)?;
-    decode(kind, verified.payload())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::machine::facts::{Facts, Interface};
+    use crate::machine::fingerprint::Fingerprint;
 
     fn fp() -> Fingerprint {
         let mut f = Facts::empty();
@@ -351,15 +111,15 @@ mod tests {
         let key = ActivationKey::generate().unwrap();
         let (req, text) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
         let verified = open_request(text.as_bytes()).unwrap();
-        assert_eq!(verified.request, req);
-        assert_eq!(verified.key, key);
-        assert_eq!(verified.install_key, install.public());
+        assert_eq!(verified.payload(), &req);
+        assert_eq!(verified.key(), &key);
+        assert_eq!(verified.install_key(), &install.public());
         let payload = codec::encode(&req).unwrap();
         assert!(payload.len() < 400, "payload is {} bytes", payload.len());
         assert!(
-            verified.envelope.len() < 520,
+            verified.envelope().len() < 520,
             "envelope is {} bytes",
-            verified.envelope.len()
+            verified.envelope().len()
         );
     }
 
@@ -399,10 +159,13 @@ mod tests {
         let install = PrivateKey::generate().unwrap();
         let (_, text) = make_deactivation("L-ABC", &install, [1; 16], 0).unwrap();
         let pending = open_deactivation(text.as_bytes()).unwrap();
-        assert_eq!(pending.untrusted_license_id(), "L-ABC");
+        assert_eq!(pending.claimed_license_id(), "L-ABC");
         let other = PrivateKey::generate().unwrap().public();
         assert!(pending.clone().verify(&other).is_err());
-        assert_eq!(pending.verify(&install.public()).unwrap().0.license_id, "L-ABC");
+        assert_eq!(
+            pending.verify(&install.public()).unwrap().payload().license_id,
+            "L-ABC"
+        );
     }
 
     #[test]

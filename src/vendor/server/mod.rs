@@ -32,7 +32,7 @@ use crate::base::clock::{Clock, SystemClock};
 use crate::documents::activation::{self, ActivationError};
 use crate::format::PrivateKey;
 use crate::format::envelope::MAX_DOCUMENT_BYTES;
-use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError};
+use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError, Method};
 use writer::Writer;
 
 pub use api::ApiError;
@@ -63,18 +63,30 @@ pub struct Service {
     readers: Mutex<Vec<Ledger>>,
     ledger_path: PathBuf,
     vendor: Arc<PrivateKey>,
+    clock: Arc<dyn Clock + Send + Sync>,
 }
 
 impl Service {
-    /// Opens the ledger and starts its writer.
+    /// Opens the ledger and starts its writer, on the system clock.
     pub fn new(ledger_path: PathBuf, vendor: PrivateKey) -> Result<Service, LedgerError> {
+        Service::with_clock(ledger_path, vendor, Arc::new(SystemClock))
+    }
+
+    /// Opens the ledger and starts its writer; every answer's time (issue
+    /// times, ledger rows) comes from `clock`.
+    pub fn with_clock(
+        ledger_path: PathBuf,
+        vendor: PrivateKey,
+        clock: Arc<dyn Clock + Send + Sync>,
+    ) -> Result<Service, LedgerError> {
         let vendor = Arc::new(vendor);
-        let writer = Writer::start(Ledger::open(&ledger_path)?, vendor.clone());
+        let writer = Writer::start(Ledger::open(&ledger_path)?, vendor.clone(), clock.clone())?;
         Ok(Service {
             writer,
             readers: Mutex::new(Vec::new()),
             ledger_path,
             vendor,
+            clock,
         })
     }
 
@@ -101,7 +113,7 @@ impl Service {
         let request = activation::open_request(&body).map_err(ApiError::from_document)?;
         let prepared = self
             .with_reader(|reader| {
-                reader.prepare_activation(request, &self.vendor, "online", &actor, SystemClock.now())
+                reader.prepare_activation(request, &self.vendor, Method::Online, &actor, self.clock.now())
             })
             .map_err(ApiError::from_ledger)?;
         self.writer

@@ -1,104 +1,107 @@
 //! The ledger's single writer: one thread that owns the write connection and
-//! commits activations in batches.
+//! commits answers in batches.
 //!
-//! Handlers verify and sign in parallel (on tokio's blocking pool, with read
-//! connections), then queue the prepared answer here. The writer takes
-//! whatever has queued up (up to [`MAX_BATCH`]) and commits it in one
-//! transaction, so many answers share one flush to disk, and each handler
-//! gets its answer only after that commit: a client never holds a license the
-//! ledger could lose.
+//! Handlers verify and sign in parallel (with read connections), then queue
+//! the prepared answer here. The writer takes whatever has queued up (up to
+//! [`MAX_BATCH`]) and commits it in one transaction, in the order it arrived,
+//! so many answers share one flush to disk, and each handler gets its answer
+//! only after that commit: a client never holds a license the ledger could lose.
 
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
 use tokio::sync::oneshot;
 
-use crate::base::clock::{Clock, SystemClock};
-use crate::documents::activation::PendingDeactivation;
+use crate::base::clock::Clock;
+use crate::documents::activation::UnverifiedDeactivation;
 use crate::format::PrivateKey;
-use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError, Prepared};
+use crate::vendor::ledger::{Answered, Change, Deactivated, Ledger, LedgerError, Outcome, Prepared};
 
 /// The most answers committed in one transaction.
 pub const MAX_BATCH: usize = 64;
 /// How long the writer waits for more answers to join a batch.
-pub const GATHER: std::time::Duration = std::time::Duration::from_micros(GATHER_MICROS);
-const GATHER_MICROS: u64 = 1000;
+pub const GATHER: std::time::Duration = std::time::Duration::from_micros(1000);
 
-enum Job {
-    Activate(Box<Prepared>, oneshot::Sender<Result<Answered, LedgerError>>),
-    Deactivate(
-        PendingDeactivation,
-        String,
-        oneshot::Sender<Result<Deactivated, LedgerError>>,
-    ),
+/// Where a change's outcome goes.
+enum Reply {
+    Activated(oneshot::Sender<Result<Answered, LedgerError>>),
+    Deactivated(oneshot::Sender<Result<Deactivated, LedgerError>>),
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        // A handler that stopped waiting (its client hung up) is no error here.
+        match (self, outcome) {
+            (Reply::Activated(tx), Outcome::Activated(r)) => drop(tx.send(r)),
+            (Reply::Deactivated(tx), Outcome::Deactivated(r)) => drop(tx.send(r)),
+            (reply, _) => reply.fail("the ledger answered a change with the wrong kind of outcome"),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        let err = || LedgerError::Unavailable(message.to_owned());
+        match self {
+            Reply::Activated(tx) => drop(tx.send(Err(err()))),
+            Reply::Deactivated(tx) => drop(tx.send(Err(err()))),
+        }
+    }
 }
 
 /// A handle to the writer thread; cloning it is cheap.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<(Change, Reply)>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `ledger`.
-    pub fn start(mut ledger: Ledger, vendor: std::sync::Arc<PrivateKey>) -> Writer {
-        let (jobs, rx) = mpsc::channel::<Job>();
+    /// Starts the writer thread on `ledger`; the batch's time comes from `clock`.
+    pub fn start(
+        mut ledger: Ledger,
+        vendor: Arc<PrivateKey>,
+        clock: Arc<dyn Clock + Send + Sync>,
+    ) -> Result<Writer, LedgerError> {
+        let (jobs, rx) = mpsc::channel::<(Change, Reply)>();
         thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     // Gather what arrives within GATHER of the first job: a
                     // moment's wait makes batches (and so flushes) fewer.
-                    let mut jobs = vec![first];
+                    let mut batch = vec![first];
                     let deadline = std::time::Instant::now() + GATHER;
-                    while jobs.len() < MAX_BATCH {
+                    while batch.len() < MAX_BATCH {
                         let left = deadline.saturating_duration_since(std::time::Instant::now());
                         match rx.recv_timeout(left) {
-                            Ok(job) => jobs.push(job),
+                            Ok(job) => batch.push(job),
                             Err(_) => break,
                         }
                     }
-                    let mut activations = Vec::new();
-                    let mut others = Vec::new();
-                    for job in jobs {
-                        match job {
-                            Job::Activate(p, reply) => activations.push((*p, reply)),
-                            other => others.push(other),
-                        }
-                    }
-                    let now = SystemClock.now();
-                    if !activations.is_empty() {
-                        let (prepared, replies): (Vec<_>, Vec<_>) = activations.into_iter().unzip();
-                        match ledger.commit_activations(prepared, &vendor, now) {
-                            Ok(results) => {
-                                for (reply, result) in replies.into_iter().zip(results) {
-                                    let _ = reply.send(result);
-                                }
-                            }
-                            Err(e) => {
-                                let message = e.to_string();
-                                for reply in replies {
-                                    let _ = reply.send(Err(LedgerError::Unavailable(message.clone())));
-                                }
+                    let (changes, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    match ledger.commit_batch(changes, &vendor, clock.now()) {
+                        Ok(outcomes) => {
+                            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                                reply.send(outcome);
                             }
                         }
-                    }
-                    for job in others {
-                        if let Job::Deactivate(pending, actor, reply) = job {
-                            let _ = reply.send(ledger.answer_deactivation(pending, &vendor, now, &actor));
+                        Err(e) => {
+                            let message = e.to_string();
+                            for reply in replies {
+                                reply.fail(&message);
+                            }
                         }
                     }
                 }
             })
-            .ok();
-        Writer { jobs }
+            .map_err(|e| LedgerError::Unavailable(format!("cannot start the ledger writer thread: {e}")))?;
+        Ok(Writer { jobs })
     }
 
     /// Queues a prepared activation and waits for its commit.
     pub async fn activate(&self, prepared: Prepared) -> Result<Answered, LedgerError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Job::Activate(Box::new(prepared), tx))
+            .send((Change::Activate(Box::new(prepared)), Reply::Activated(tx)))
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
@@ -106,12 +109,12 @@ impl Writer {
     /// Queues a deactivation and waits for its commit.
     pub async fn deactivate(
         &self,
-        pending: PendingDeactivation,
+        request: UnverifiedDeactivation,
         actor: String,
     ) -> Result<Deactivated, LedgerError> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Job::Deactivate(pending, actor, tx))
+            .send((Change::Deactivate(request, actor), Reply::Deactivated(tx)))
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
@@ -119,4 +122,39 @@ impl Writer {
 
 fn closed() -> LedgerError {
     LedgerError::Unavailable("the ledger writer stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::clock::FixedClock;
+    use crate::vendor::ledger::Method;
+    use crate::vendor::ledger::tests::{NOW, deactivation, request, request_and_install_key, spec};
+
+    #[test]
+    fn a_deactivation_queued_before_an_activation_frees_the_seat_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let vendor = Arc::new(PrivateKey::generate().unwrap());
+        let (_, key) = ledger.create_entitlement(&spec(1), NOW, "t").unwrap();
+        let (first, install) = request_and_install_key(&key, 1);
+        let held = ledger
+            .answer_activation(&first, &vendor, Method::Offline, NOW, "t")
+            .unwrap();
+        let next = ledger
+            .prepare_activation(request(&key, 2), &vendor, Method::Online, "t", NOW)
+            .unwrap();
+        let writer = Writer::start(ledger, vendor, Arc::new(FixedClock(NOW))).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // join! polls in order, so the deactivation is queued first and both
+        // land in one batch (well inside GATHER).
+        let (freed, taken) = runtime.block_on(async {
+            tokio::join!(
+                writer.deactivate(deactivation(&held.license_id, &install), "t".into()),
+                writer.activate(next)
+            )
+        });
+        assert!(freed.is_ok(), "{freed:?}");
+        assert!(taken.is_ok(), "{taken:?}");
+    }
 }

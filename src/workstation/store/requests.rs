@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{Store, StoreError, io_err};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
-use crate::documents::activation::{self, ActivationKey, DeactivationReceipt, NONCE_LEN};
+use crate::documents::activation::{self, ActivationKey, NONCE_LEN, VerifiedReceipt};
 use crate::documents::license::{self, License};
 use crate::format::envelope::{self, DocumentKind};
 use crate::format::keys::{hex, random_bytes};
@@ -231,16 +231,17 @@ impl Store {
     }
 
     /// Verifies a vendor's deactivation receipt and clears the outbox entry.
-    pub fn import_receipt(&self, input: &[u8], keyring: &Keyring) -> Result<DeactivationReceipt, StoreError> {
+    pub fn import_receipt(&self, input: &[u8], keyring: &Keyring) -> Result<VerifiedReceipt, StoreError> {
         if keyring.is_empty() {
             return Err(StoreError::NoTrustRoots);
         }
-        let receipt = activation::open_receipt(input, keyring)?;
-        if license::valid_id(&receipt.license_id) {
+        let verified = activation::open_receipt(input, keyring)?;
+        let license_id = &verified.receipt().license_id;
+        if license::valid_id(license_id) {
             let _lock = self.lock()?;
-            let _ = std::fs::remove_file(self.outbox_path(&receipt.license_id));
+            let _ = std::fs::remove_file(self.outbox_path(license_id));
         }
-        Ok(receipt)
+        Ok(verified)
     }
 }
 
@@ -252,9 +253,9 @@ impl Store {
         self.pending_requests().into_iter().find_map(|nonce_hex| {
             let armored = std::fs::read_to_string(self.pending_path(&nonce_hex, "req")).ok()?;
             let verified = activation::open_request(armored.as_bytes()).ok()?;
-            (verified.key == *key && self.pending_path(&nonce_hex, "key").exists()).then(|| PendingRequest {
-                size: verified.envelope.len(),
-                workstation_id: verified.fingerprint.workstation_id().to_string(),
+            (verified.key() == key && self.pending_path(&nonce_hex, "key").exists()).then(|| PendingRequest {
+                size: verified.envelope().len(),
+                workstation_id: verified.fingerprint().workstation_id().to_string(),
                 nonce: nonce_hex,
                 armored,
             })

@@ -1,0 +1,331 @@
+//! The activation rules: which request gets a seat and a license.
+//!
+//! A request is answered in two halves. [`Ledger::prepare_activation`] reads
+//! (without the write lock) and signs the license the request would get;
+//! [`Ledger::commit_activations`] judges a batch in one write transaction, each
+//! request on the ledger as it stands after the ones before it. A refusal is
+//! audited and changes nothing else, because every check runs before the
+//! first write.
+
+use sha2::{Digest, Sha256};
+
+use super::error::LedgerError;
+use super::model::{AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
+use super::storage::{Reads, WriteTx};
+use super::{Ledger, PREPARE_CACHE, PreparedTerms, new_id};
+use crate::base::clock::Timestamp;
+use crate::documents::activation::VerifiedRequest;
+use crate::documents::license::{self, Requester, Terms};
+use crate::format::PrivateKey;
+
+/// A license answered for a request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Answered {
+    /// Ledger activation id.
+    pub activation_id: String,
+    /// License id.
+    pub license_id: String,
+    /// The entitlement whose seat it holds.
+    pub entitlement_id: String,
+    /// Workstation id from the request.
+    pub workstation_id: String,
+    /// True when this request had been answered before (same license, no new seat).
+    pub replayed: bool,
+    /// The license, armored.
+    #[serde(skip)]
+    pub license: String,
+}
+
+/// An activation request prepared outside the write lock (see
+/// [`Ledger::prepare_activation`]).
+pub struct Prepared {
+    request: VerifiedRequest,
+    signed: Option<SignedLicense>,
+    method: Method,
+    actor: String,
+}
+
+/// A license signed in preparation, and what it was signed against.
+struct SignedLicense {
+    entitlement_id: String,
+    revoked: Vec<String>,
+    license_id: String,
+    text: String,
+}
+
+/// Whether the entitlement could grant a seat now, as far as its own terms go
+/// (the transfer limit needs the ledger's counters and is judged at commit).
+fn open_for_activation(ent: &Entitlement, now: Timestamp) -> Result<(), LedgerError> {
+    if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
+        return Err(LedgerError::EntitlementExpired { expired_at });
+    }
+    if ent.seats_used >= ent.spec.seats {
+        return Err(LedgerError::NoFreeSeat {
+            seats: ent.spec.seats,
+        });
+    }
+    // Seats freed by deactivation may be re-used up to the transfer limit;
+    // seats freed by support resets are limited by the reset policy instead.
+    let allowed = u64::from(ent.spec.seats)
+        + u64::from(ent.transfers_used.min(ent.spec.max_transfers))
+        + u64::from(ent.resets_total);
+    if u64::from(ent.activations_total) >= allowed {
+        return Err(LedgerError::TransferLimit {
+            max: ent.spec.max_transfers,
+        });
+    }
+    Ok(())
+}
+
+fn sign_license(
+    ent: &Entitlement,
+    revoked: Vec<String>,
+    request: &VerifiedRequest,
+    vendor: &PrivateKey,
+    now: Timestamp,
+) -> Result<SignedLicense, LedgerError> {
+    let terms = Terms {
+        product: ent.spec.product.clone(),
+        kind: ent.spec.kind,
+        features: ent.spec.features.clone(),
+        customer: ent.spec.customer.clone(),
+        entitlement: Some(ent.id.clone()),
+        not_before: None,
+        expires_at: ent.spec.expires_at,
+        maintenance_until: ent.spec.maintenance_until,
+        allow_clone_only: true,
+        revoked: revoked.clone(),
+    };
+    let requester = Requester {
+        install_key: request.install_key(),
+        nonce: request.nonce(),
+    };
+    let (lic, text) = license::issue(&terms, request.fingerprint(), Some(requester), now, vendor)?;
+    Ok(SignedLicense {
+        entitlement_id: ent.id.clone(),
+        revoked,
+        license_id: lic.id,
+        text,
+    })
+}
+
+fn reset_licenses(reads: &dyn Reads, ent: &Entitlement) -> Result<Vec<String>, LedgerError> {
+    Ok(reads.reset_licenses(&ent.id, ent.spec.customer.as_deref())?)
+}
+
+/// Judges and records one prepared request inside the batch transaction.
+fn commit_one(
+    tx: &mut dyn WriteTx,
+    prepared: &Prepared,
+    vendor: &PrivateKey,
+    now: Timestamp,
+) -> Result<Answered, LedgerError> {
+    let request = &prepared.request;
+    let install_key = request.install_key().to_sec1_compressed();
+    let request_hash = Sha256::digest(request.envelope()).to_vec();
+    let workstation_id = request.fingerprint().workstation_id().to_string();
+    let actor = prepared.actor.as_str();
+
+    if let Some(earlier) = tx.reads().answer_for_request(&install_key, request.nonce())? {
+        if earlier.request_hash != request_hash {
+            return Err(LedgerError::NonceReuse);
+        }
+        let a = earlier.activation;
+        tx.append_audit(&AuditEntry {
+            at: now,
+            event: AuditEvent::ActivationReplayed,
+            entitlement_id: Some(&a.entitlement_id),
+            activation_id: Some(&a.id),
+            actor,
+            detail: "the same request answered again; no seat taken",
+        })?;
+        return Ok(Answered {
+            activation_id: a.id,
+            license_id: a.license_id,
+            entitlement_id: a.entitlement_id,
+            workstation_id,
+            replayed: true,
+            license: String::from_utf8_lossy(&earlier.license).into_owned(),
+        });
+    }
+
+    let ent = tx
+        .reads()
+        .entitlement_by_key(&request.key().ledger_hash())?
+        .ok_or(LedgerError::UnknownKey)?;
+    open_for_activation(&ent, now)?;
+    let revoked = reset_licenses(tx.reads(), &ent)?;
+    let fresh;
+    let signed = match &prepared.signed {
+        Some(s) if s.entitlement_id == ent.id && s.revoked == revoked => s,
+        _ => {
+            fresh = sign_license(&ent, revoked, request, vendor, now)?;
+            &fresh
+        }
+    };
+    let activation_id = new_id("A")?;
+    tx.insert_activation(&NewActivation {
+        id: &activation_id,
+        entitlement_id: &ent.id,
+        license_id: &signed.license_id,
+        workstation_id: &workstation_id,
+        install_key: &install_key,
+        request_nonce: request.nonce(),
+        request_hash: &request_hash,
+        license: signed.text.as_bytes(),
+        method: prepared.method,
+        created_at: now,
+    })?;
+    let detail = format!(
+        "workstation {workstation_id}, license {}, seat {} of {}",
+        signed.license_id,
+        u64::from(ent.seats_used) + 1,
+        ent.spec.seats
+    );
+    tx.append_audit(&AuditEntry {
+        at: now,
+        event: AuditEvent::Activated,
+        entitlement_id: Some(&ent.id),
+        activation_id: Some(&activation_id),
+        actor,
+        detail: &detail,
+    })?;
+    Ok(Answered {
+        activation_id,
+        license_id: signed.license_id.clone(),
+        entitlement_id: ent.id,
+        workstation_id,
+        replayed: false,
+        license: signed.text.clone(),
+    })
+}
+
+impl Ledger {
+    /// Answers a verified activation request: checks the key, the term, free
+    /// seats and the transfer limit, records the activation and issues the
+    /// license. The same request answered again returns the same license.
+    /// A refusal is audited and changes nothing else.
+    ///
+    /// This is [`Ledger::prepare_activation`] and [`Ledger::commit_activations`]
+    /// for a batch of one; a server runs the two halves apart so that signing
+    /// happens in parallel and many answers share one commit.
+    pub fn answer_activation(
+        &mut self,
+        request: &VerifiedRequest,
+        vendor: &PrivateKey,
+        method: Method,
+        now: Timestamp,
+        actor: &str,
+    ) -> Result<Answered, LedgerError> {
+        let prepared = self.prepare_activation(request.clone(), vendor, method, actor, now)?;
+        let mut results = self.commit_activations(vec![prepared], vendor, now)?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(LedgerError::Unavailable("a batch of one came back empty".into())))
+    }
+
+    /// The read-only half of answering: looks up the entitlement the key names
+    /// and signs the license it would grant, without taking the write lock.
+    /// Whether a seat is free is decided by [`Ledger::commit_activations`].
+    pub fn prepare_activation(
+        &self,
+        request: VerifiedRequest,
+        vendor: &PrivateKey,
+        method: Method,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Prepared, LedgerError> {
+        let hash = request.key().ledger_hash();
+        let fresh = self
+            .prepared_terms
+            .borrow()
+            .get(&hash)
+            .filter(|(at, _)| at.elapsed() < PREPARE_CACHE)
+            .map(|(_, terms)| terms.clone());
+        let terms: PreparedTerms = match fresh {
+            Some(terms) => terms,
+            None => {
+                let reads = self.backend.reads();
+                let terms = match reads.entitlement_by_key(&hash)? {
+                    Some(ent) => {
+                        let revoked = reset_licenses(reads, &ent)?;
+                        Some((ent, revoked))
+                    }
+                    None => None,
+                };
+                let mut cache = self.prepared_terms.borrow_mut();
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(hash, (std::time::Instant::now(), terms.clone()));
+                terms
+            }
+        };
+        let signed = match terms {
+            Some((ent, revoked)) if open_for_activation(&ent, now).is_ok() => {
+                Some(sign_license(&ent, revoked, &request, vendor, now)?)
+            }
+            _ => None,
+        };
+        Ok(Prepared {
+            request,
+            signed,
+            method,
+            actor: actor.to_owned(),
+        })
+    }
+
+    /// The writing half: one write transaction for the whole batch (one disk
+    /// flush), each request judged on the ledger as it stands after the ones
+    /// before it. Refusals are audited in the same transaction and change
+    /// nothing else. A license signed in preparation is re-signed here if the
+    /// revocation list changed meanwhile.
+    pub fn commit_activations(
+        &mut self,
+        batch: Vec<Prepared>,
+        vendor: &PrivateKey,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Answered, LedgerError>>, LedgerError> {
+        let mut tx = self.backend.begin()?;
+        let mut results = Vec::with_capacity(batch.len());
+        for prepared in batch {
+            results.push(commit_or_refuse(tx.as_mut(), &prepared, vendor, now)?);
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+}
+
+/// Commits one request, or audits its refusal; `Err` only when the storage
+/// failed, which aborts the whole batch.
+pub(super) fn commit_or_refuse(
+    tx: &mut dyn WriteTx,
+    prepared: &Prepared,
+    vendor: &PrivateKey,
+    now: Timestamp,
+) -> Result<Result<Answered, LedgerError>, LedgerError> {
+    match commit_one(tx, prepared, vendor, now) {
+        Ok(answered) => Ok(Ok(answered)),
+        Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
+        Err(refusal) => {
+            let request = &prepared.request;
+            let entitlement = tx
+                .reads()
+                .entitlement_by_key(&request.key().ledger_hash())?
+                .map(|e| e.id);
+            let detail = format!(
+                "activation request from workstation {}: {refusal}",
+                request.fingerprint().workstation_id()
+            );
+            tx.append_audit(&AuditEntry {
+                at: now,
+                event: AuditEvent::Refused,
+                entitlement_id: entitlement.as_deref(),
+                activation_id: None,
+                actor: &prepared.actor,
+                detail: &detail,
+            })?;
+            Ok(Err(refusal))
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The narrow interface between the activation rules and a database.
+//!
+//! The rules (`activate.rs`, `end.rs`) decide; a backend only reads and
+//! writes rows. Everything a rule reads while deciding happens inside the
+//! write transaction it then writes in, so a backend must give each
+//! [`WriteTx`] serialisable isolation against other writers (SQLite's
+//! `BEGIN IMMEDIATE`; `SERIALIZABLE` or a row lock on the entitlement in
+//! PostgreSQL). The seat counters are the backend's to keep in step with
+//! the activations it records: [`WriteTx::insert_activation`] takes a seat and
+//! [`WriteTx::end_activation`] frees one, in the same transaction.
+
+use super::error::StorageError;
+use super::model::{Activation, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec};
+use crate::base::clock::Timestamp;
+
+/// Reads the rules need.
+pub trait Reads {
+    /// The entitlement whose activation key hashes to `key_hash`.
+    fn entitlement_by_key(&self, key_hash: &[u8; 32]) -> Result<Option<Entitlement>, StorageError>;
+
+    /// The entitlement with this id.
+    fn entitlement(&self, id: &str) -> Result<Option<Entitlement>, StorageError>;
+
+    /// The answer already given to the request with this install key and nonce.
+    fn answer_for_request(
+        &self,
+        install_key: &[u8],
+        nonce: &[u8],
+    ) -> Result<Option<EarlierAnswer>, StorageError>;
+
+    /// The activation that issued `license_id`.
+    fn activation_by_license(&self, license_id: &str) -> Result<Option<Activation>, StorageError>;
+
+    /// The activation with this id.
+    fn activation(&self, id: &str) -> Result<Option<Activation>, StorageError>;
+
+    /// The receipt kept for a deactivated activation.
+    fn receipt(&self, activation_id: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Ids of licenses support reset on any entitlement of `customer` (or, without
+    /// a customer, on `entitlement_id` alone), sorted.
+    fn reset_licenses(
+        &self,
+        entitlement_id: &str,
+        customer: Option<&str>,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Resets on this entitlement that ended after `since`.
+    fn resets_since(&self, entitlement_id: &str, since: Timestamp) -> Result<u32, StorageError>;
+}
+
+/// One write transaction. Dropping it without [`commit`](WriteTx::commit)
+/// rolls everything back.
+pub trait WriteTx {
+    /// Reads inside this transaction, seeing its own writes.
+    fn reads(&self) -> &dyn Reads;
+
+    /// Records a new entitlement whose activation key hashes to `key_hash`.
+    fn insert_entitlement(
+        &mut self,
+        id: &str,
+        key_hash: &[u8; 32],
+        spec: &EntitlementSpec,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
+
+    /// Records an activation and takes a seat of its entitlement.
+    fn insert_activation(&mut self, activation: &super::model::NewActivation<'_>)
+    -> Result<(), StorageError>;
+
+    /// Ends an active activation and frees its seat (counting a transfer or a reset).
+    fn end_activation(
+        &mut self,
+        activation: &Activation,
+        ending: &Ending<'_>,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
+
+    /// Appends one row to the append-only audit.
+    fn append_audit(&mut self, entry: &AuditEntry<'_>) -> Result<(), StorageError>;
+
+    /// Makes every write of this transaction durable at once.
+    fn commit(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// A ledger database.
+pub trait Backend: Send {
+    /// Reads outside any write transaction (each sees committed data).
+    fn reads(&self) -> &dyn Reads;
+
+    /// Starts a write transaction, waiting for other writers.
+    fn begin(&mut self) -> Result<Box<dyn WriteTx + '_>, StorageError>;
+
+    /// The backend's own consistency check: "ok" when sound.
+    fn integrity_check(&self) -> Result<String, StorageError>;
+
+    /// Ids of entitlements whose counters disagree with their activations.
+    fn counter_mismatches(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Every entitlement, oldest first, handed over one at a time.
+    fn each_entitlement(
+        &self,
+        each: &mut dyn FnMut(Entitlement) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+
+    /// The activations of one entitlement, oldest first.
+    fn each_activation(
+        &self,
+        entitlement_id: &str,
+        each: &mut dyn FnMut(Activation) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+
+    /// The audit, oldest first.
+    fn each_audit_row(
+        &self,
+        each: &mut dyn FnMut(AuditRow) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+}

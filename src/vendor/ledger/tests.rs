@@ -1,0 +1,197 @@
+//! Unit tests of the rules on a real SQLite ledger in a temporary directory.
+
+use super::*;
+use crate::documents::activation::{
+    UnverifiedDeactivation, VerifiedRequest, make_deactivation, make_request, open_deactivation, open_request,
+};
+use crate::documents::license::LicenseKind;
+use crate::format::PrivateKey;
+use crate::machine::facts::Facts;
+use crate::machine::fingerprint::Fingerprint;
+
+pub(crate) const NOW: Timestamp = 1_780_000_000;
+
+pub(crate) fn spec(seats: u32) -> EntitlementSpec {
+    EntitlementSpec {
+        product: "surveyor".into(),
+        seats,
+        kind: LicenseKind::Perpetual,
+        expires_at: None,
+        maintenance_until: None,
+        features: vec![],
+        customer: Some("ACME".into()),
+        max_transfers: 3,
+        max_resets_per_year: 2,
+    }
+}
+
+pub(crate) fn request(key: &ActivationKey, n: u8) -> VerifiedRequest {
+    request_and_install_key(key, n).0
+}
+
+/// A verified request from machine `n`, and the install key that can later
+/// deactivate what it gets.
+pub(crate) fn request_and_install_key(key: &ActivationKey, n: u8) -> (VerifiedRequest, PrivateKey) {
+    let mut facts = Facts::empty();
+    facts.machine_id = Some(format!("3d1219c7c4c5404aaa1f6d2a48adf{n:03}"));
+    let fp = Fingerprint::from_facts(&facts).unwrap();
+    let install = PrivateKey::generate().unwrap();
+    let (_, text) = make_request(key, &fp, &install, [n; 16], NOW).unwrap();
+    (open_request(text.as_bytes()).unwrap(), install)
+}
+
+/// The deactivation request `install` signs for `license_id`.
+pub(crate) fn deactivation(license_id: &str, install: &PrivateKey) -> UnverifiedDeactivation {
+    let (_, text) = make_deactivation(license_id, install, [9; 16], NOW).unwrap();
+    open_deactivation(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_seat_given_back_in_a_batch_is_free_for_the_activation_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (_, key) = ledger.create_entitlement(&spec(1), NOW, "t").unwrap();
+    let (first, install) = request_and_install_key(&key, 1);
+    let held = ledger
+        .answer_activation(&first, &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    let next = ledger
+        .prepare_activation(request(&key, 2), &vendor, Method::Online, "t", NOW)
+        .unwrap();
+    let outcomes = ledger
+        .commit_batch(
+            vec![
+                Change::Deactivate(deactivation(&held.license_id, &install), "t".into()),
+                Change::Activate(Box::new(next)),
+            ],
+            &vendor,
+            NOW,
+        )
+        .unwrap();
+    assert!(matches!(&outcomes[0], Outcome::Deactivated(Ok(d)) if !d.replayed));
+    assert!(matches!(&outcomes[1], Outcome::Activated(Ok(a)) if !a.replayed));
+    assert!(ledger.counter_mismatches().unwrap().is_empty());
+
+    // The other order: the activation comes first and finds the seat taken.
+    let (_, key) = ledger.create_entitlement(&spec(1), NOW, "t").unwrap();
+    let (first, install) = request_and_install_key(&key, 3);
+    let held = ledger
+        .answer_activation(&first, &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    let next = ledger
+        .prepare_activation(request(&key, 4), &vendor, Method::Online, "t", NOW)
+        .unwrap();
+    let outcomes = ledger
+        .commit_batch(
+            vec![
+                Change::Activate(Box::new(next)),
+                Change::Deactivate(deactivation(&held.license_id, &install), "t".into()),
+            ],
+            &vendor,
+            NOW,
+        )
+        .unwrap();
+    assert!(matches!(
+        &outcomes[0],
+        Outcome::Activated(Err(LedgerError::NoFreeSeat { seats: 1 }))
+    ));
+    assert!(matches!(&outcomes[1], Outcome::Deactivated(Ok(_))));
+}
+
+#[test]
+fn unknown_stored_kinds_and_features_are_errors_not_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (id, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+    drop(ledger);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE entitlements SET kind = 'floating' WHERE id = ?1", [&id])
+        .unwrap();
+    let mut ledger = Ledger::open(&path).unwrap();
+    let err = ledger
+        .answer_activation(&request(&key, 1), &vendor, Method::Offline, NOW, "t")
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            LedgerError::Database(StorageError::Unreadable {
+                what: "license kind",
+                ..
+            })
+        ),
+        "{err}"
+    );
+    conn.execute(
+        "UPDATE entitlements SET kind = 'perpetual', features = 'gnss' WHERE id = ?1",
+        [&id],
+    )
+    .unwrap();
+    let err = ledger.report(NOW).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            LedgerError::Database(StorageError::Unreadable {
+                what: "feature list",
+                ..
+            })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_batch_is_judged_in_order_and_refusals_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (_, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+    let batch: Vec<Prepared> = (0..3)
+        .map(|n| {
+            ledger
+                .prepare_activation(request(&key, n), &vendor, Method::Online, "t", NOW)
+                .unwrap()
+        })
+        .collect();
+    let results = ledger.commit_activations(batch, &vendor, NOW).unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert!(matches!(results[2], Err(LedgerError::NoFreeSeat { seats: 2 })));
+    assert!(ledger.counter_mismatches().unwrap().is_empty());
+    let events: Vec<String> = ledger
+        .audit()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        events,
+        ["entitlement-created", "activated", "activated", "refused"]
+    );
+}
+
+#[test]
+fn a_license_prepared_before_a_reset_is_re_signed_with_the_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (_, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+    let first = ledger
+        .answer_activation(&request(&key, 1), &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    let prepared = ledger
+        .prepare_activation(request(&key, 2), &vendor, Method::Online, "t", NOW)
+        .unwrap();
+    ledger
+        .reset(&first.activation_id, "died", false, NOW, "t")
+        .unwrap();
+    let answered = ledger
+        .commit_activations(vec![prepared], &vendor, NOW)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+    let lic = crate::documents::license::License::read_unverified(answered.license.as_bytes()).unwrap();
+    assert_eq!(lic.revoked, vec![first.license_id]);
+}
