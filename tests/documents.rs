@@ -75,7 +75,7 @@ fn license_test_vector_reproduces_byte_for_byte() {
         std::fs::write(vector_path("license.bin"), &binary).unwrap();
         std::fs::write(
             vector_path("license.payload.hex"),
-            format!("{}\n", nodelock::format::keys::hex(&payload)),
+            format!("{}\n", base16ct::lower::encode_string(&payload)),
         )
         .unwrap();
     }
@@ -88,7 +88,7 @@ fn license_test_vector_reproduces_byte_for_byte() {
         std::fs::read_to_string(vector_path("license.payload.hex"))
             .unwrap()
             .trim(),
-        nodelock::format::keys::hex(&payload)
+        base16ct::lower::encode_string(&payload)
     );
 }
 

@@ -1,4 +1,5 @@
-//! The bottom layer: time and files. Nothing here knows what a license is.
+//! The bottom layer: time, files and printable text. Nothing here knows what a license is.
 
 pub mod clock;
 pub mod fsio;
+pub mod text;

@@ -2,19 +2,13 @@
 
 use serde_json::json;
 
-use nodelock::base::fsio;
 use nodelock::documents::activation::ActivationKey;
 use nodelock::machine::fingerprint::{CLONE_ONLY_WARNING, Fingerprint, Identity};
 
 use super::exit::{CliError, Exit};
-use super::output::Outcome;
+use super::output::{Outcome, write_out};
 use super::overrides;
 use super::{DeactivateArgs, RequestArgs};
-
-pub fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    fsio::write_file(path, text.as_bytes(), false, false)
-        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
-}
 
 pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
     let key =

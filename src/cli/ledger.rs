@@ -5,17 +5,16 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use nodelock::base::clock;
-use nodelock::base::fsio;
 use nodelock::documents::activation;
-use nodelock::documents::license::{self, LicenseKind};
+use nodelock::documents::license;
 use nodelock::format::PrivateKey;
 use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
 
 use super::exit::{CliError, Exit};
-use super::output::{Outcome, clean};
-use super::overrides;
+use super::output::{Outcome, clean, write_out};
 use super::{AnswerArgs, EntitlementArgs, LedgerArg, ResetArgs};
+use super::{overrides, values};
 
 impl LedgerArg {
     pub fn path(&self) -> Result<PathBuf, CliError> {
@@ -43,11 +42,6 @@ impl LedgerArg {
     }
 }
 
-fn end_date(text: Option<&str>) -> Result<Option<clock::Timestamp>, CliError> {
-    text.map(|t| clock::parse_end(t).map_err(|e| CliError::new(Exit::Usage, e.to_string())))
-        .transpose()
-}
-
 pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
     if !license::valid_product(&args.product) {
         return Err(CliError::new(
@@ -58,21 +52,15 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
     if args.seats == 0 {
         return Err(CliError::new(Exit::Usage, "--seats must be at least 1"));
     }
-    let expires_at = end_date(args.expires.as_deref())?;
-    let kind = match (args.kind.as_deref(), expires_at) {
-        (Some("subscription"), None) => {
-            return Err(CliError::new(Exit::Usage, "a subscription needs --expires DATE"));
-        }
-        (Some("subscription"), _) | (None, Some(_)) => LicenseKind::Subscription,
-        _ => LicenseKind::Perpetual,
-    };
+    let expires_at = args.expires;
+    let kind = values::license_kind(args.kind, expires_at)?;
     let spec = EntitlementSpec {
         product: args.product.clone(),
         seats: args.seats,
         kind,
         expires_at,
-        maintenance_until: end_date(args.maintenance_until.as_deref())?,
-        features: super::feature_list(&args.features),
+        maintenance_until: args.maintenance_until,
+        features: values::feature_list(&args.features),
         customer: args.customer.clone(),
         max_transfers: args.max_transfers,
         max_resets_per_year: args.max_resets,
@@ -90,11 +78,6 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
         human,
         json!({ "entitlement_id": id, "activation_key": key.to_string(), "product": spec.product, "seats": spec.seats }),
     ))
-}
-
-fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    fsio::write_file(path, text.as_bytes(), false, false)
-        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
 
 pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {

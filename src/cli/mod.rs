@@ -9,6 +9,7 @@ mod ledger;
 mod online;
 mod output;
 mod overrides;
+mod values;
 mod vendor;
 mod workstation;
 
@@ -118,8 +119,8 @@ struct VerifyArgs {
     #[arg(long)]
     product: Option<String>,
     /// The application build's release date, for licenses with a maintenance end.
-    #[arg(long, value_name = "DATE")]
-    build_date: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::start_date)]
+    build_date: Option<nodelock::base::clock::Timestamp>,
     #[command(flatten)]
     store: StoreArg,
     /// The license file (armored or binary).
@@ -142,8 +143,8 @@ struct CheckArgs {
     #[arg(long)]
     product: String,
     /// The application build's release date, for licenses with a maintenance end.
-    #[arg(long, value_name = "DATE")]
-    build_date: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::start_date)]
+    build_date: Option<nodelock::base::clock::Timestamp>,
     #[command(flatten)]
     keys: KeysArg,
     #[command(flatten)]
@@ -253,15 +254,15 @@ struct EntitlementArgs {
     /// Machines that may hold it at once.
     #[arg(long)]
     seats: u32,
-    /// perpetual or subscription (default: subscription with --expires, else perpetual).
-    #[arg(long, value_parser = ["perpetual", "subscription"])]
-    kind: Option<String>,
+    /// Default: subscription with --expires, else perpetual.
+    #[arg(long, value_enum)]
+    kind: Option<values::KindArg>,
     /// Last day of the subscription (UTC, end of day).
-    #[arg(long, value_name = "DATE")]
-    expires: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    expires: Option<nodelock::base::clock::Timestamp>,
     /// Last day of maintenance (UTC, end of day).
-    #[arg(long, value_name = "DATE")]
-    maintenance_until: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    maintenance_until: Option<nodelock::base::clock::Timestamp>,
     /// Features, comma-separated.
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
@@ -363,18 +364,18 @@ struct IssueArgs {
     /// Product name.
     #[arg(long)]
     product: String,
-    /// perpetual or subscription (default: subscription with --expires, else perpetual).
-    #[arg(long, value_parser = ["perpetual", "subscription", "trial"])]
-    kind: Option<String>,
+    /// Default: subscription with --expires, else perpetual.
+    #[arg(long, value_enum)]
+    kind: Option<values::KindArg>,
     /// Last day of validity (UTC; the license runs to the end of that day) or an RFC 3339 instant.
-    #[arg(long, value_name = "DATE")]
-    expires: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    expires: Option<nodelock::base::clock::Timestamp>,
     /// Builds released after this day are not covered (perpetual licenses).
-    #[arg(long, value_name = "DATE")]
-    maintenance_until: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    maintenance_until: Option<nodelock::base::clock::Timestamp>,
     /// First day of validity (default: now, less the clock tolerance).
-    #[arg(long, value_name = "DATE")]
-    not_before: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = values::start_date)]
+    not_before: Option<nodelock::base::clock::Timestamp>,
     /// Features, comma-separated.
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
@@ -387,14 +388,6 @@ struct IssueArgs {
     /// Where to write the license.
     #[arg(short, long, value_name = "FILE")]
     out: PathBuf,
-}
-
-/// `--features a, b,,c` as the list `[a, b, c]`.
-fn feature_list(raw: &[String]) -> Vec<String> {
-    raw.iter()
-        .map(|f| f.trim().to_owned())
-        .filter(|f| !f.is_empty())
-        .collect()
 }
 
 /// Parses arguments, runs the command, prints, and returns the exit code.

@@ -17,7 +17,7 @@ use nodelock::vendor::server::{self, Service};
 use nodelock::workstation::store::ImportOutcome;
 
 use super::exit::{CliError, Exit};
-use super::output::{Outcome, clean};
+use super::output::{Outcome, clean, write_out};
 use super::{
     ActivateArgs, DeactivateArgs, DoctorArgs, ServeArgs, ServerArg, activation, config, overrides,
     workstation,
@@ -77,7 +77,7 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
     let license = match answer {
         Ok(license) => license,
         Err(e) if e.is_network() => {
-            activation::write_out(&args.request_out, &pending.armored)?;
+            write_out(&args.request_out, &pending.armored)?;
             let mut err = CliError::from(e);
             err.message = format!(
                 "{}\n{}",
@@ -148,7 +148,7 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
         }
         Err(e) if e.is_network() => {
             let file = &args.request_out;
-            activation::write_out(file, &done.armored)?;
+            write_out(file, &done.armored)?;
             let mut err = CliError::from(e);
             err.message = format!(
                 "{}\nThe license is already removed from this machine.\n{}",

@@ -36,11 +36,13 @@ impl Outcome {
     }
 }
 
-/// Replaces control characters so that a hostile document cannot drive the terminal.
-pub fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+/// Every value from outside is printed through this (see `base::text`).
+pub use nodelock::base::text::printable as clean;
+
+/// Writes a document the user asked for to `path`, atomically.
+pub fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    nodelock::base::fsio::write_file(path, text.as_bytes(), false, false)
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
 
 fn write_stdout(text: &str) {

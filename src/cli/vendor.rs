@@ -5,16 +5,15 @@ use std::path::Path;
 use serde_json::json;
 
 use nodelock::base::clock;
-use nodelock::base::fsio;
-use nodelock::documents::license::{self, LicenseKind, Terms};
+use nodelock::documents::license::{self, Terms};
 use nodelock::format::PrivateKey;
 use nodelock::format::keys::write_key_pair;
 use nodelock::machine::fingerprint::Identity;
 
 use super::IssueArgs;
 use super::exit::{CliError, Exit};
-use super::output::Outcome;
-use super::overrides;
+use super::output::{Outcome, write_out};
+use super::{overrides, values};
 
 pub fn keygen(dir: &Path, force: bool) -> Result<Outcome, CliError> {
     let key = PrivateKey::generate()?;
@@ -34,18 +33,6 @@ pub fn keygen(dir: &Path, force: bool) -> Result<Outcome, CliError> {
     ))
 }
 
-fn date(text: Option<&str>, end: bool) -> Result<Option<clock::Timestamp>, CliError> {
-    text.map(|t| {
-        if end {
-            clock::parse_end(t)
-        } else {
-            clock::parse_start(t)
-        }
-        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))
-    })
-    .transpose()
-}
-
 pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let key = PrivateKey::load(&args.signing_key)?;
     let origin = args.fingerprint.display().to_string();
@@ -53,30 +40,23 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
         .map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
     let report = nodelock::machine::fingerprint::Report::from_json(&bytes, &origin)?;
     let fingerprint = report.fingerprint(&origin)?;
-    let expires_at = date(args.expires.as_deref(), true)?;
-    let kind = match args.kind.as_deref() {
-        Some("perpetual") => LicenseKind::Perpetual,
-        Some("trial") => LicenseKind::Trial,
-        Some(_) => LicenseKind::Subscription,
-        None if expires_at.is_some() => LicenseKind::Subscription,
-        None => LicenseKind::Perpetual,
-    };
+    let expires_at = args.expires;
+    let kind = values::license_kind(args.kind, expires_at)?;
     let terms = Terms {
         product: args.product.clone(),
         kind,
-        features: super::feature_list(&args.features),
+        features: values::feature_list(&args.features),
         customer: args.customer.clone(),
         entitlement: None,
-        not_before: date(args.not_before.as_deref(), false)?,
+        not_before: args.not_before,
         expires_at,
-        maintenance_until: date(args.maintenance_until.as_deref(), true)?,
+        maintenance_until: args.maintenance_until,
         allow_clone_only: !args.require_hardware_id,
         revoked: Vec::new(),
     };
     let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;
-    fsio::write_file(&args.out, text.as_bytes(), false, false)
-        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", args.out.display())))?;
+    write_out(&args.out, &text)?;
     let workstation = fingerprint.workstation_id().to_string();
     let mut outcome = Outcome::new(
         format!(

@@ -109,11 +109,6 @@ pub fn keyring(keys: &KeysArg, store: Option<&Store>) -> Result<Keyring, CliErro
     Ok(ring)
 }
 
-fn parse_date(text: Option<&str>) -> Result<Option<clock::Timestamp>, CliError> {
-    text.map(|t| clock::parse_start(t).map_err(|e| CliError::new(Exit::Usage, e.to_string())))
-        .transpose()
-}
-
 fn grant_human(grant: &Grant) -> String {
     let mut s = format!(
         "license {} grants {} ({})",
@@ -161,14 +156,11 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
     let verified = license::verify(&bytes, &ring)?;
     let current = current_fingerprint()?;
-    let revoked = store.as_ref().map(Store::revoked).unwrap_or_default();
+    let state = store.as_ref().map(Store::state).unwrap_or_default();
     let ctx = CheckContext {
         product: args.product.as_deref(),
-        current: &current,
-        now: overrides::now()?,
-        build_date: parse_date(args.build_date.as_deref())?,
-        watermark: store.as_ref().and_then(Store::watermark),
-        revoked: &revoked,
+        build_date: args.build_date,
+        ..state.context(&current, overrides::now()?)
     };
     let grant = check::check(&verified, &ctx)?;
     let json = json!({ "grant": grant, "signer": verified.signer().to_string() });
@@ -252,13 +244,7 @@ pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let ring = keyring(&args.keys, Some(&store))?;
     let current = current_fingerprint()?;
-    let grant = store.check(
-        &args.product,
-        &ring,
-        &current,
-        overrides::now()?,
-        parse_date(args.build_date.as_deref())?,
-    )?;
+    let grant = store.check(&args.product, &ring, &current, overrides::now()?, args.build_date)?;
     let json = json!({ "grant": grant });
     Ok(grant_outcome(grant, json))
 }

@@ -192,7 +192,7 @@ impl License {
     }
 
     /// The bound fingerprint.
-    pub fn bound_fingerprint(&self) -> Result<Fingerprint, LicenseError> {
+    fn bound_fingerprint(&self) -> Result<Fingerprint, LicenseError> {
         let components = self
             .binding
             .components
@@ -210,7 +210,7 @@ impl License {
     }
 
     /// The install public key, if any.
-    pub fn install_public_key(&self) -> Result<Option<PublicKey>, LicenseError> {
+    fn install_public_key(&self) -> Result<Option<PublicKey>, LicenseError> {
         self.install_key
             .as_deref()
             .map(|k| {
@@ -220,13 +220,12 @@ impl License {
             .transpose()
     }
 
-    /// Structural rules the signature cannot express.
-    /// Every rule, for licenses read from outside.
-    fn validate(&self) -> Result<(), LicenseError> {
+    /// Every structural rule the signature cannot express, for licenses read
+    /// from outside; returns the binding and install key it parsed, so that
+    /// nothing parses them again.
+    fn validate(&self) -> Result<(Fingerprint, Option<PublicKey>), LicenseError> {
         self.check_fields()?;
-        self.bound_fingerprint()?;
-        self.install_public_key()?;
-        Ok(())
+        Ok((self.bound_fingerprint()?, self.install_public_key()?))
     }
 
     /// The rules that do not parse the binding or the install key: enough for
@@ -263,10 +262,14 @@ impl License {
     }
 }
 
-/// A license whose signature verified under a trusted key.
+/// A license whose signature verified under a trusted key and whose
+/// structure is valid. Only [`verify`] makes one; it carries the binding and
+/// install key already parsed, so a check compares and never re-parses.
 #[derive(Debug, Clone)]
 pub struct VerifiedLicense {
     license: License,
+    binding: Fingerprint,
+    install_key: Option<PublicKey>,
     signer: KeyId,
     envelope: Vec<u8>,
 }
@@ -275,6 +278,14 @@ impl VerifiedLicense {
     /// The license terms.
     pub fn license(&self) -> &License {
         &self.license
+    }
+    /// The fingerprint the license is bound to.
+    pub fn binding(&self) -> &Fingerprint {
+        &self.binding
+    }
+    /// The install key a deactivation must be signed by (activated licenses only).
+    pub fn install_key(&self) -> Option<&PublicKey> {
+        self.install_key.as_ref()
     }
     /// The vendor key that signed it.
     pub fn signer(&self) -> KeyId {
@@ -294,9 +305,11 @@ impl VerifiedLicense {
 pub fn verify(input: &[u8], keyring: &Keyring) -> Result<VerifiedLicense, LicenseError> {
     let doc = envelope::parse(input, DocumentKind::License)?.verify(keyring)?;
     let license: License = codec::decode(doc.payload()).map_err(|e| LicenseError::Invalid(e.to_string()))?;
-    license.validate()?;
+    let (binding, install_key) = license.validate()?;
     Ok(VerifiedLicense {
         license,
+        binding,
+        install_key,
         signer: doc.signer(),
         envelope: doc.envelope().to_vec(),
     })

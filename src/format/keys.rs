@@ -92,7 +92,7 @@ impl KeyId {
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex(&self.0))
+        f.write_str(&base16ct::lower::encode_string(&self.0))
     }
 }
 
@@ -100,17 +100,6 @@ impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyId({self})")
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Fills a fresh buffer from the operating system's random source.
@@ -421,7 +410,7 @@ mod tests {
     #[test]
     fn debug_output_never_shows_the_secret() {
         let key = PrivateKey::generate().unwrap();
-        let secret_hex = hex(&key.inner.to_bytes());
+        let secret_hex = base16ct::lower::encode_string(&key.inner.to_bytes());
         let shown = format!("{key:?}");
         assert!(!shown.contains(&secret_hex));
         assert!(shown.contains("redacted"));

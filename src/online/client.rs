@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::base::text::printable_prefix;
+
 /// Largest answer body read; real documents are a few KiB.
 const MAX_ANSWER: u64 = 256 * 1024;
 
@@ -92,15 +94,6 @@ impl ClientError {
 
 /// At most `max` characters of `text` from a server, without control
 /// characters: it reaches a terminal.
-fn printable(text: &str, max: usize) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -155,8 +148,12 @@ impl Client {
                 url,
                 secs: self.timeout.as_secs().max(1),
             },
-            // rustls reports handshake failures through the I/O layer.
-            ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            // rustls reports handshake failures through the I/O layer as
+            // InvalidData; on an https URL nothing else does. (Telling them by
+            // the rustls error type would tie this to ureq's rustls version.)
+            ureq::Error::Io(io)
+                if url.starts_with("https://") && io.kind() == std::io::ErrorKind::InvalidData =>
+            {
                 ClientError::Tls {
                     url,
                     detail: io.to_string(),
@@ -217,7 +214,7 @@ impl Client {
             && let Ok(parsed) = serde_json::from_str::<ErrorBody>(&body)
         {
             // The server's words reach a terminal: no control characters.
-            let message = printable(&parsed.error.message, 500);
+            let message = printable_prefix(&parsed.error.message, 500);
             let code: String = parsed
                 .error
                 .code
@@ -231,7 +228,7 @@ impl Client {
                 message,
             });
         }
-        let message = printable(&body, 200);
+        let message = printable_prefix(&body, 200);
         Err(ClientError::Http {
             url,
             status,
@@ -260,7 +257,7 @@ impl Client {
         let response = self.agent.get(&url).call().map_err(|e| self.classify(&url, e))?;
         let (status, body) = self.read_answer(&url, response)?;
         if status != 200 {
-            let message = printable(&body, 200);
+            let message = printable_prefix(&body, 200);
             return Err(ClientError::Http { url, status, message });
         }
         Ok(started.elapsed())

@@ -149,24 +149,14 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
             license_id: lic.id.clone(),
         });
     }
-    // `verify` already proved the binding parses; an error here cannot happen
-    // for a VerifiedLicense, and is treated as "other machine" rather than a panic.
-    let report = match lic.bound_fingerprint() {
-        Ok(bound) => fingerprint::compare(&bound, ctx.current, lic.binding.allow_clone_only),
-        Err(_) => {
-            let same = fingerprint::compare(ctx.current, ctx.current, false);
-            return Err(Denial::OtherMachine {
-                report: Box::new(same),
-            });
-        }
-    };
+    let report = fingerprint::compare(verified.binding(), ctx.current, lic.binding.allow_clone_only);
     if report.verdict == Verdict::Fails {
         return Err(Denial::OtherMachine {
             report: Box::new(report),
         });
     }
     if let Some(watermark) = ctx.watermark
-        && ctx.now < watermark - CLOCK_TOLERANCE
+        && ctx.now < watermark.saturating_sub(CLOCK_TOLERANCE)
     {
         return Err(Denial::ClockSetBack {
             now: ctx.now,

@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn ledger_hash_does_not_contain_the_key() {
         let key = ActivationKey::generate().unwrap();
-        let hex = crate::format::keys::hex(&key.ledger_hash());
+        let hex = base16ct::lower::encode_string(&key.ledger_hash());
         assert!(!hex.to_uppercase().contains(&key.as_str()[..6]));
     }
 }

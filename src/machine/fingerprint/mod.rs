@@ -16,7 +16,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::format::keys::hex;
 use crate::format::typeable;
 use crate::machine::facts::Facts;
 
@@ -158,7 +157,7 @@ pub struct ComponentDigest(pub [u8; 32]);
 
 impl fmt::Debug for ComponentDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex(&self.0[..8]))
+        f.write_str(&base16ct::lower::encode_string(&self.0[..8]))
     }
 }
 
@@ -370,7 +369,7 @@ impl Fingerprint {
                 .map(|c| ReportComponent {
                     name: c.name,
                     class: c.name.class(),
-                    digest: hex(&c.digest.0),
+                    digest: base16ct::lower::encode_string(&c.digest.0),
                 })
                 .collect(),
         }
@@ -419,14 +418,9 @@ pub struct ReportComponent {
 
 /// Parses 64 hex digits.
 pub fn parse_digest(text: &str) -> Option<ComponentDigest> {
-    if text.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(ComponentDigest(out))
+    let decoded = base16ct::mixed::decode(text, &mut out).ok()?;
+    (decoded.len() == 32).then_some(ComponentDigest(out))
 }
 
 impl Report {

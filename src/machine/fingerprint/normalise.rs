@@ -98,14 +98,9 @@ fn uuid_bytes(raw: &str) -> Option<[u8; 16]> {
         .chars()
         .filter(|c| !matches!(c, '-' | '{' | '}' | ' '))
         .collect();
-    if hex.len() != 32 {
-        return None;
-    }
     let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
+    let decoded = base16ct::mixed::decode(&hex, &mut out).ok()?;
+    (decoded.len() == 16).then_some(out)
 }
 
 /// SMBIOS 2.6 changed the byte order of the first three fields; this swaps them.
@@ -118,7 +113,7 @@ fn swap_fields(b: [u8; 16]) -> [u8; 16] {
 }
 
 fn format_uuid(b: &[u8; 16]) -> String {
-    let h = crate::format::keys::hex(b);
+    let h = base16ct::lower::encode_string(b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],

@@ -163,6 +163,32 @@ pub struct StatusEntry {
     pub warning: Option<String>,
 }
 
+/// What a store knows that a check depends on besides the license, the
+/// machine and the time: the latest trusted time it has seen and the license
+/// ids its vendors revoked. An empty state (no store) checks the license alone.
+#[derive(Debug, Clone, Default)]
+pub struct StoreState {
+    /// The clock watermark.
+    pub watermark: Option<Timestamp>,
+    /// Revoked license ids.
+    pub revoked: Vec<String>,
+}
+
+impl StoreState {
+    /// The context of a check on `current` at `now` against this state, for
+    /// any product and without a build date (set those with struct update).
+    pub fn context<'a>(&'a self, current: &'a Fingerprint, now: Timestamp) -> CheckContext<'a> {
+        CheckContext {
+            product: None,
+            current,
+            now,
+            build_date: None,
+            watermark: self.watermark,
+            revoked: &self.revoked,
+        }
+    }
+}
+
 /// A store directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -239,6 +265,14 @@ impl Store {
         Ok(true)
     }
 
+    /// What a check on this store depends on (see [`StoreState`]).
+    pub fn state(&self) -> StoreState {
+        StoreState {
+            watermark: self.watermark(),
+            revoked: self.revoked(),
+        }
+    }
+
     /// License ids the vendor has revoked, as this store has learned them.
     pub fn revoked(&self) -> Vec<String> {
         std::fs::read_to_string(self.root.join("revoked"))
@@ -300,16 +334,8 @@ impl Store {
         let verified = license::verify(input, keyring)?;
         let _lock = self.lock()?;
         let lic = verified.license();
-        let revoked = self.revoked();
-        let ctx = CheckContext {
-            product: None,
-            current,
-            now,
-            build_date: None,
-            watermark: self.watermark(),
-            revoked: &revoked,
-        };
-        let grant = check::check(&verified, &ctx)?;
+        let state = self.state();
+        let grant = check::check(&verified, &state.context(current, now))?;
         let path = self.license_path(&lic.product);
         let mut replaced = None;
         if let Ok(existing) = self.read_license(&path, keyring) {
@@ -369,18 +395,14 @@ impl Store {
             }
             other => other?,
         };
-        let watermark = self.watermark();
-        let revoked = self.revoked();
+        let state = self.state();
         let ctx = CheckContext {
             product: Some(product),
-            current,
-            now,
             build_date,
-            watermark,
-            revoked: &revoked,
+            ..state.context(current, now)
         };
         let grant = check::check(&verified, &ctx)?;
-        if watermark.is_none_or(|w| now > w + WATERMARK_STEP) {
+        if state.watermark.is_none_or(|w| now > w + WATERMARK_STEP) {
             let _lock = self.lock()?;
             self.advance_watermark_locked(now)?;
         }
@@ -412,8 +434,7 @@ impl Store {
             Err(e) => return Err(io_err(&dir)(e)),
         };
         paths.sort();
-        let watermark = self.watermark();
-        let revoked = self.revoked();
+        let store_state = self.state();
         Ok(paths
             .into_iter()
             .map(|path| {
@@ -440,22 +461,15 @@ impl Store {
                     },
                     Ok(v) => {
                         let lic = v.license();
-                        let ctx = CheckContext {
-                            product: None,
-                            current,
-                            now,
-                            build_date: None,
-                            watermark,
-                            revoked: &revoked,
-                        };
-                        let (state, message, warning) = match check::check(&v, &ctx) {
-                            Ok(g) => (
-                                "valid".to_owned(),
-                                "the license is valid on this machine".to_owned(),
-                                g.warning,
-                            ),
-                            Err(d) => (d.code().to_owned(), d.to_string(), None),
-                        };
+                        let (state, message, warning) =
+                            match check::check(&v, &store_state.context(current, now)) {
+                                Ok(g) => (
+                                    "valid".to_owned(),
+                                    "the license is valid on this machine".to_owned(),
+                                    g.warning,
+                                ),
+                                Err(d) => (d.code().to_owned(), d.to_string(), None),
+                            };
                         StatusEntry {
                             license_id: Some(lic.id.clone()),
                             product: lic.product.clone(),

@@ -18,7 +18,7 @@ use crate::base::fsio;
 use crate::documents::activation::{self, ActivationKey, NONCE_LEN, VerifiedReceipt};
 use crate::documents::license::{self, License};
 use crate::format::envelope::{self, DocumentKind};
-use crate::format::keys::{hex, random_bytes};
+use crate::format::keys::random_bytes;
 use crate::format::{Keyring, PrivateKey};
 use crate::machine::fingerprint::Fingerprint;
 
@@ -75,7 +75,7 @@ impl Store {
         let install = PrivateKey::generate()?;
         let nonce = random_bytes::<NONCE_LEN>()?;
         let (_, armored) = activation::make_request(key, fingerprint, &install, nonce, now)?;
-        let nonce_hex = hex(&nonce);
+        let nonce_hex = base16ct::lower::encode_string(&nonce);
         let _lock = self.lock()?;
         let key_path = self.pending_path(&nonce_hex, "key");
         fsio::write_file(&key_path, install.to_pkcs8_pem()?.as_bytes(), true, true)
@@ -122,7 +122,7 @@ impl Store {
         install_key: &[u8],
         license_id: &str,
     ) -> Result<String, StoreError> {
-        let nonce_hex = hex(nonce);
+        let nonce_hex = base16ct::lower::encode_string(nonce);
         let key_path = self.pending_path(&nonce_hex, "key");
         let existing = self.install_key_path(license_id);
         let path = if key_path.exists() {

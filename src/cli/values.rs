@@ -1,0 +1,82 @@
+//! Argument values parsed and checked by clap before a command does any work:
+//! dates, license kinds, feature lists. A bad value is a usage error (exit 2)
+//! naming the flag, and a command receives only values that make sense.
+
+use nodelock::base::clock::{self, Timestamp};
+use nodelock::documents::license::LicenseKind;
+
+use super::exit::{CliError, Exit};
+
+/// `--expires`, `--maintenance-until`: a bare date runs to the end of that UTC day.
+pub fn end_date(text: &str) -> Result<Timestamp, String> {
+    clock::parse_end(text).map_err(|e| e.to_string())
+}
+
+/// `--not-before`, `--build-date`: a bare date starts at the beginning of that UTC day.
+pub fn start_date(text: &str) -> Result<Timestamp, String> {
+    clock::parse_start(text).map_err(|e| e.to_string())
+}
+
+/// The kinds a vendor issues directly or sells as an entitlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    /// Runs forever; may carry a maintenance end.
+    Perpetual,
+    /// Runs until --expires.
+    Subscription,
+    /// An evaluation, until --expires.
+    Trial,
+}
+
+/// The kind a license or entitlement gets: the one asked for, else a
+/// subscription when it expires and perpetual when it does not. Kinds that
+/// end need an end.
+pub fn license_kind(asked: Option<KindArg>, expires_at: Option<Timestamp>) -> Result<LicenseKind, CliError> {
+    match (asked, expires_at) {
+        (Some(KindArg::Perpetual), _) | (None, None) => Ok(LicenseKind::Perpetual),
+        (Some(KindArg::Subscription), Some(_)) | (None, Some(_)) => Ok(LicenseKind::Subscription),
+        (Some(KindArg::Trial), Some(_)) => Ok(LicenseKind::Trial),
+        (Some(kind), None) => Err(CliError::new(
+            Exit::Usage,
+            format!(
+                "a {} needs --expires DATE",
+                match kind {
+                    KindArg::Trial => "trial",
+                    _ => "subscription",
+                }
+            ),
+        )),
+    }
+}
+
+/// `--features a, b,,c` as the list `[a, b, c]`.
+pub fn feature_list(raw: &[String]) -> Vec<String> {
+    raw.iter()
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_expiry_and_kinds_that_end_need_one() {
+        let end = Some(1_800_000_000);
+        assert_eq!(license_kind(None, None).unwrap(), LicenseKind::Perpetual);
+        assert_eq!(license_kind(None, end).unwrap(), LicenseKind::Subscription);
+        assert_eq!(
+            license_kind(Some(KindArg::Perpetual), end).unwrap(),
+            LicenseKind::Perpetual
+        );
+        assert_eq!(
+            license_kind(Some(KindArg::Trial), end).unwrap(),
+            LicenseKind::Trial
+        );
+        for kind in [KindArg::Subscription, KindArg::Trial] {
+            let err = license_kind(Some(kind), None).unwrap_err();
+            assert_eq!(err.exit, Exit::Usage);
+        }
+    }
+}
