@@ -1,5 +1,7 @@
-//! The bottom layer: time, files and printable text. Nothing here knows what a license is.
+//! The bottom layer: time, files, printable text, and the registry of stable
+//! codes. Nothing here depends on another nodelock module.
 
 pub mod clock;
+pub mod codes;
 pub mod fsio;
 pub mod text;

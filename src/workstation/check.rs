@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::base::clock::{self, CLOCK_TOLERANCE, Timestamp};
+use crate::base::codes::Exit;
 use crate::documents::license::{LicenseKind, VerifiedLicense};
 use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, Verdict};
 
@@ -119,17 +120,22 @@ fn changed_list(names: &[ComponentName]) -> String {
 }
 
 impl Denial {
+    /// Its entry in the registry of stable codes: exit status and `--json` code.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Denial::WrongProduct { .. } => Exit::WrongProduct,
+            Denial::Revoked { .. } => Exit::Revoked,
+            Denial::OtherMachine { .. } => Exit::OtherMachine,
+            Denial::ClockSetBack { .. } => Exit::ClockSetBack,
+            Denial::NotYetValid { .. } => Exit::NotYetValid,
+            Denial::Expired { .. } => Exit::Expired,
+            Denial::MaintenanceEnded { .. } => Exit::MaintenanceEnded,
+        }
+    }
+
     /// A stable code for scripts.
     pub fn code(&self) -> &'static str {
-        match self {
-            Denial::WrongProduct { .. } => "wrong-product",
-            Denial::Revoked { .. } => "revoked",
-            Denial::OtherMachine { .. } => "other-machine",
-            Denial::ClockSetBack { .. } => "clock-set-back",
-            Denial::NotYetValid { .. } => "not-yet-valid",
-            Denial::Expired { .. } => "expired",
-            Denial::MaintenanceEnded { .. } => "maintenance-ended",
-        }
+        self.exit().code()
     }
 }
 

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Service;
+use crate::base::codes::api_code;
 use crate::documents::activation::ActivationError;
 use crate::format::EnvelopeError;
 use crate::vendor::ledger::LedgerError;
@@ -32,7 +33,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An error with a registered code; its status comes from the registry.
+    fn new(code: &'static str, message: impl Into<String>) -> ApiError {
+        let status = api_code(code)
+            .and_then(|c| StatusCode::from_u16(c.status).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         ApiError {
             status,
             code,
@@ -42,59 +47,42 @@ impl ApiError {
 
     /// The server cannot answer now.
     pub fn unavailable(message: &str) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        ApiError::new("unavailable", message)
     }
 
     /// A document that did not parse or verify.
     pub fn from_document(e: ActivationError) -> ApiError {
-        let (status, code) = match &e {
-            ActivationError::Envelope(EnvelopeError::TooLarge { .. }) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "too-large")
-            }
+        let code = match &e {
+            ActivationError::Envelope(EnvelopeError::TooLarge { .. }) => "too-large",
             ActivationError::Envelope(
                 EnvelopeError::WrongKind { .. } | EnvelopeError::UnknownLabel { .. },
-            ) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "wrong-kind"),
+            ) => "wrong-kind",
             ActivationError::Envelope(EnvelopeError::BadSignature | EnvelopeError::UnknownSigner(_)) => {
-                (StatusCode::BAD_REQUEST, "bad-signature")
+                "bad-signature"
             }
-            ActivationError::Key(_) => (StatusCode::BAD_REQUEST, "bad-activation-key"),
-            _ => (StatusCode::BAD_REQUEST, "bad-document"),
+            ActivationError::Key(_) => "bad-activation-key",
+            _ => "bad-document",
         };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(code, e.to_string())
     }
 
-    /// A ledger refusal or failure.
+    /// A ledger refusal, or (for a failure of the ledger itself, whose
+    /// details are logged, not sent) "unavailable".
     pub fn from_ledger(e: LedgerError) -> ApiError {
-        let status = match &e {
-            LedgerError::UnknownKey | LedgerError::UnknownLicense(_) | LedgerError::UnknownActivation(_) => {
-                StatusCode::NOT_FOUND
+        match api_code(e.code()) {
+            Some(registered) if registered.status != 503 => ApiError::new(registered.code, e.to_string()),
+            _ => {
+                tracing::error!(target: "nodelock::vendor::ledger", error = %e, "ledger failure");
+                ApiError::unavailable(
+                    "the license server cannot reach its ledger right now; try again in a minute",
+                )
             }
-            LedgerError::EntitlementExpired { .. } | LedgerError::WrongInstallKey(_) => StatusCode::FORBIDDEN,
-            LedgerError::NoFreeSeat { .. }
-            | LedgerError::TransferLimit { .. }
-            | LedgerError::ResetLimit { .. }
-            | LedgerError::NonceReuse
-            | LedgerError::AlreadyEnded { .. } => StatusCode::CONFLICT,
-            LedgerError::Document(_) | LedgerError::License(_) => StatusCode::BAD_REQUEST,
-            LedgerError::Database(_)
-            | LedgerError::Io { .. }
-            | LedgerError::Key(_)
-            | LedgerError::NewerSchema { .. }
-            | LedgerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(target: "nodelock::vendor::ledger", error = %e, "ledger failure");
-            return ApiError::unavailable(
-                "the license server cannot reach its ledger right now; try again in a minute",
-            );
         }
-        ApiError::new(status, e.code(), e.to_string())
     }
 
     /// A body over the limit.
     pub fn too_large() -> ApiError {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
             format!(
                 "the body is larger than {} bytes, far more than any nodelock document",
@@ -108,11 +96,7 @@ impl ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::too_large();
         }
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-body",
-            "the request body could not be read",
-        )
+        ApiError::new("bad-body", "the request body could not be read")
     }
 }
 
@@ -184,7 +168,6 @@ pub async fn healthz(State(svc): State<Arc<Service>>) -> Response {
 
 pub async fn not_found() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
         "not-found",
         "no such endpoint; see docs/API.md (POST /v1/activations, POST /v1/deactivations, GET /healthz)",
     )
