@@ -58,7 +58,15 @@ fn benches(c: &mut Criterion) {
         allow_clone_only: true,
         revoked: Vec::new(),
     };
-    let (_, text) = license::issue(&terms, &fp, None, NOW - 86_400, &key).unwrap();
+    let (_, text) = license::issue(
+        &terms,
+        &fp,
+        None,
+        NOW - 86_400,
+        &key,
+        &nodelock::base::random::OsRandom,
+    )
+    .unwrap();
     let ring: Keyring = [public.clone()].into_iter().collect();
     store.import(text.as_bytes(), &ring, &fp, NOW).unwrap();
     c.bench_function("verify_license_document", |b| {

@@ -439,7 +439,7 @@ fn entitlement_past_its_term_is_refused() {
     let req = request(&ws, &key, "r");
     let out = vendor.answer(&req, &ws.path("l"));
     assert_refused_without_change(&vendor, &out, 24, 0);
-    let unknown = nodelock::documents::activation::ActivationKey::generate()
+    let unknown = nodelock::documents::activation::ActivationKey::generate(&nodelock::base::random::OsRandom)
         .unwrap()
         .to_string();
     let req = request(&ws, &unknown, "u");

@@ -4,4 +4,5 @@
 pub mod clock;
 pub mod codes;
 pub mod fsio;
+pub mod random;
 pub mod text;

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use nodelock::base::clock;
+use nodelock::base::random::OsRandom;
 use nodelock::documents::license::{self, Terms};
 use nodelock::format::PrivateKey;
 use nodelock::format::keys::write_key_pair;
@@ -54,7 +55,7 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
         allow_clone_only: !args.require_hardware_id,
         revoked: Vec::new(),
     };
-    let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key)
+    let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key, &OsRandom)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;
     write_out(&args.out, &text)?;
     let workstation = fingerprint.workstation_id().to_string();

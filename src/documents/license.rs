@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::clock::{CLOCK_TOLERANCE, Timestamp};
+use crate::base::random::{self, Random};
 use crate::format::codec;
 use crate::format::envelope::{self, DocumentKind, EnvelopeError};
 use crate::format::typeable;
@@ -351,14 +352,15 @@ pub struct Requester<'a> {
     pub nonce: &'a [u8],
 }
 
-/// Issues a license bound to `fingerprint`, signed by `key`, and returns the
-/// payload and the armored document.
+/// Issues a license bound to `fingerprint`, signed by `key`, with an id drawn
+/// from `random`, and returns the payload and the armored document.
 pub fn issue(
     terms: &Terms,
     fingerprint: &Fingerprint,
     requester: Option<Requester<'_>>,
     now: Timestamp,
     key: &PrivateKey,
+    random: &dyn Random,
 ) -> Result<(License, String), LicenseError> {
     if !valid_product(&terms.product) {
         return Err(LicenseError::Refused(format!(
@@ -372,11 +374,10 @@ pub fn issue(
                 .into(),
         ));
     }
-    let random =
-        crate::format::keys::random_bytes::<10>().map_err(|e| LicenseError::Refused(e.to_string()))?;
+    let id_bytes = random::bytes::<10>(random).map_err(|e| LicenseError::Refused(e.to_string()))?;
     let license = License {
         v: VERSION,
-        id: format!("L-{}", typeable::base32(&random, 16)),
+        id: format!("L-{}", typeable::base32(&id_bytes, 16)),
         product: terms.product.clone(),
         features: terms.features.clone(),
         kind: terms.kind,
@@ -406,12 +407,4 @@ pub fn issue(
     let payload = codec::encode(&license).map_err(|e| LicenseError::Invalid(e.to_string()))?;
     let env = envelope::seal(DocumentKind::License, &payload, key)?;
     Ok((license, envelope::armor(DocumentKind::License, &env)))
-}
-
-/// Issues from explicit parts; used by test-vector generation and by tests.
-#[doc(hidden)]
-pub fn seal_license(license: &License, key: &PrivateKey) -> Result<String, LicenseError> {
-    let payload = codec::encode(license).map_err(|e| LicenseError::Invalid(e.to_string()))?;
-    let env = envelope::seal(DocumentKind::License, &payload, key)?;
-    Ok(envelope::armor(DocumentKind::License, &env))
 }

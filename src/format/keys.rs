@@ -16,6 +16,8 @@ use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePub
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::base::random::{self, OsRandom, RandomError};
+
 /// Length of a key id in bytes.
 pub const KEY_ID_LEN: usize = 8;
 /// Length of a P1363 signature (`r || s`) in bytes.
@@ -26,9 +28,9 @@ const MAX_KEY_FILE: u64 = 16 * 1024;
 /// Why a key could not be made, read, written or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// The operating system's random source failed.
-    #[error("the system random number generator failed: {0}")]
-    Random(String),
+    /// The random source failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
     /// The file holds an `EC PRIVATE KEY` (SEC1), not PKCS#8.
     #[error(
         "{path} is a SEC1 'EC PRIVATE KEY'; convert it with `openssl pkcs8 -topk8 -nocrypt -in {path} -out vendor.key`"
@@ -102,13 +104,6 @@ impl fmt::Debug for KeyId {
     }
 }
 
-/// Fills a fresh buffer from the operating system's random source.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| KeyError::Random(e.to_string()))?;
-    Ok(buf)
-}
-
 /// A P-256 private key (the vendor's signing key or a workstation's install key).
 pub struct PrivateKey {
     inner: SigningKey,
@@ -126,7 +121,7 @@ impl PrivateKey {
         loop {
             // A 32-byte string is a valid scalar unless it is zero or >= n
             // (probability about 2^-32); draw again in that case.
-            let seed = Zeroizing::new(random_bytes::<32>()?);
+            let seed = Zeroizing::new(random::bytes::<32>(&OsRandom)?);
             if let Ok(inner) = SigningKey::from_slice(seed.as_slice()) {
                 return Ok(PrivateKey { inner });
             }

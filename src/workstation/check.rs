@@ -235,7 +235,7 @@ mod tests {
 
     fn issued(machine: &Fingerprint) -> VerifiedLicense {
         let key = PrivateKey::generate().unwrap();
-        let (_, text) = issue(&terms(), machine, None, NOW, &key).unwrap();
+        let (_, text) = issue(&terms(), machine, None, NOW, &key, &crate::base::random::OsRandom).unwrap();
         verify(text.as_bytes(), &[key.public()].into_iter().collect::<Keyring>()).unwrap()
     }
 

@@ -232,3 +232,23 @@ pub fn entitlement(env: &Env, ledger: &Path, seats: u32) -> String {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     json(&out)["activation_key"].as_str().unwrap().to_owned()
 }
+
+/// The bytes whose Crockford base32 spelling begins with `code` (bits past
+/// the code are zero): what a scripted random source must hand out for an
+/// identifier or activation key to come out as `code`.
+pub fn base32_bytes(code: &str, len: usize) -> Vec<u8> {
+    const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut out = vec![0u8; len];
+    for (i, c) in code.chars().enumerate() {
+        let v = ALPHABET
+            .find(c)
+            .unwrap_or_else(|| panic!("'{c}' is not Crockford base32"));
+        for k in 0..5 {
+            if v & (0x10 >> k) != 0 {
+                let bit = i * 5 + k;
+                out[bit / 8] |= 0x80 >> (bit % 8);
+            }
+        }
+    }
+    out
+}

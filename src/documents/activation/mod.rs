@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn request_round_trips_and_is_a_few_hundred_bytes() {
         let install = PrivateKey::generate().unwrap();
-        let key = ActivationKey::generate().unwrap();
+        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
         let (req, text) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
         let verified = open_request(text.as_bytes()).unwrap();
         assert_eq!(verified.payload(), &req);
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn request_edited_after_signing_is_refused() {
         let install = PrivateKey::generate().unwrap();
-        let key = ActivationKey::generate().unwrap();
+        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
         let (mut req, _) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
         let original = seal(DocumentKind::ActivationRequest, &req, &install).unwrap();
         let signed = envelope::parse(original.as_bytes(), DocumentKind::ActivationRequest).unwrap();

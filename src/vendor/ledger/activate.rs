@@ -14,6 +14,7 @@ use super::model::{AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
 use super::storage::{Reads, WriteTx};
 use super::{Ledger, PREPARE_CACHE, PreparedTerms, new_id};
 use crate::base::clock::Timestamp;
+use crate::base::random::Random;
 use crate::documents::activation::VerifiedRequest;
 use crate::documents::license::{self, Requester, Terms};
 use crate::format::PrivateKey;
@@ -83,6 +84,7 @@ fn sign_license(
     request: &VerifiedRequest,
     vendor: &PrivateKey,
     now: Timestamp,
+    random: &dyn Random,
 ) -> Result<SignedLicense, LedgerError> {
     let terms = Terms {
         product: ent.spec.product.clone(),
@@ -100,7 +102,14 @@ fn sign_license(
         install_key: request.install_key(),
         nonce: request.nonce(),
     };
-    let (lic, text) = license::issue(&terms, request.fingerprint(), Some(requester), now, vendor)?;
+    let (lic, text) = license::issue(
+        &terms,
+        request.fingerprint(),
+        Some(requester),
+        now,
+        vendor,
+        random,
+    )?;
     Ok(SignedLicense {
         entitlement_id: ent.id.clone(),
         revoked,
@@ -119,6 +128,7 @@ fn commit_one(
     prepared: &Prepared,
     vendor: &PrivateKey,
     now: Timestamp,
+    random: &dyn Random,
 ) -> Result<Answered, LedgerError> {
     let request = &prepared.request;
     let install_key = request.install_key().to_sec1_compressed();
@@ -159,11 +169,11 @@ fn commit_one(
     let signed = match &prepared.signed {
         Some(s) if s.entitlement_id == ent.id && s.revoked == revoked => s,
         _ => {
-            fresh = sign_license(&ent, revoked, request, vendor, now)?;
+            fresh = sign_license(&ent, revoked, request, vendor, now, random)?;
             &fresh
         }
     };
-    let activation_id = new_id("A")?;
+    let activation_id = new_id("A", random)?;
     tx.insert_activation(&NewActivation {
         id: &activation_id,
         entitlement_id: &ent.id,
@@ -263,7 +273,7 @@ impl Ledger {
         };
         let signed = match terms {
             Some((ent, revoked)) if open_for_activation(&ent, now).is_ok() => {
-                Some(sign_license(&ent, revoked, &request, vendor, now)?)
+                Some(sign_license(&ent, revoked, &request, vendor, now, &*self.random)?)
             }
             _ => None,
         };
@@ -286,10 +296,11 @@ impl Ledger {
         vendor: &PrivateKey,
         now: Timestamp,
     ) -> Result<Vec<Result<Answered, LedgerError>>, LedgerError> {
+        let random = self.random.clone();
         let mut tx = self.backend.begin()?;
         let mut results = Vec::with_capacity(batch.len());
         for prepared in batch {
-            results.push(commit_or_refuse(tx.as_mut(), &prepared, vendor, now)?);
+            results.push(commit_or_refuse(tx.as_mut(), &prepared, vendor, now, &*random)?);
         }
         tx.commit()?;
         Ok(results)
@@ -303,8 +314,9 @@ pub(super) fn commit_or_refuse(
     prepared: &Prepared,
     vendor: &PrivateKey,
     now: Timestamp,
+    random: &dyn Random,
 ) -> Result<Result<Answered, LedgerError>, LedgerError> {
-    match commit_one(tx, prepared, vendor, now) {
+    match commit_one(tx, prepared, vendor, now, random) {
         Ok(answered) => Ok(Ok(answered)),
         Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
         Err(refusal) => {

@@ -37,12 +37,13 @@ impl Ledger {
         vendor: &PrivateKey,
         now: Timestamp,
     ) -> Result<Vec<Outcome>, LedgerError> {
+        let random = self.random.clone();
         let mut tx = self.backend.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for change in batch {
             outcomes.push(match change {
                 Change::Activate(prepared) => {
-                    Outcome::Activated(commit_or_refuse(tx.as_mut(), &prepared, vendor, now)?)
+                    Outcome::Activated(commit_or_refuse(tx.as_mut(), &prepared, vendor, now, &*random)?)
                 }
                 Change::Deactivate(request, actor) => {
                     Outcome::Deactivated(deactivate_or_refuse(tx.as_mut(), request, vendor, now, &actor)?)

@@ -20,6 +20,7 @@ pub mod storage;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use activate::{Answered, Prepared};
 pub use batch::{Change, Outcome};
@@ -29,8 +30,8 @@ pub use model::{ActivationState, AuditEvent, AuditRow, EntitlementSpec, Method};
 pub use report::{ActivationRow, EntitlementReport};
 
 use crate::base::clock::Timestamp;
+use crate::base::random::{self, OsRandom, Random};
 use crate::documents::activation::ActivationKey;
-use crate::format::keys::random_bytes;
 use crate::format::typeable;
 use model::{AuditEntry, Entitlement};
 use storage::Backend;
@@ -55,13 +56,13 @@ pub struct Ledger {
     /// on the ledger as it stands (and re-signs if the list changed); a stale
     /// entry only costs a signature made in vain or made later.
     prepared_terms: RefCell<HashMap<[u8; 32], (std::time::Instant, PreparedTerms)>>,
+    /// Where ids, activation keys and license ids come from.
+    random: Arc<dyn Random>,
 }
 
-fn new_id(prefix: &str) -> Result<String, LedgerError> {
-    Ok(format!(
-        "{prefix}-{}",
-        typeable::base32(&random_bytes::<8>()?, 12)
-    ))
+fn new_id(prefix: &str, random: &dyn Random) -> Result<String, LedgerError> {
+    let bytes = random::bytes::<8>(random).map_err(crate::format::KeyError::from)?;
+    Ok(format!("{prefix}-{}", typeable::base32(&bytes, 12)))
 }
 
 impl Ledger {
@@ -80,7 +81,15 @@ impl Ledger {
         Ledger {
             backend,
             prepared_terms: RefCell::default(),
+            random: Arc::new(OsRandom),
         }
+    }
+
+    /// This ledger drawing its ids, keys and license ids from `random`
+    /// (the OS source unless told otherwise).
+    pub fn with_random(mut self, random: Arc<dyn Random>) -> Ledger {
+        self.random = random;
+        self
     }
 
     /// The backend's own consistency check: "ok" when the file is sound.
@@ -102,8 +111,8 @@ impl Ledger {
         now: Timestamp,
         actor: &str,
     ) -> Result<(String, ActivationKey), LedgerError> {
-        let id = new_id("E")?;
-        let key = ActivationKey::generate()?;
+        let id = new_id("E", &*self.random)?;
+        let key = ActivationKey::generate(&*self.random)?;
         let mut tx = self.backend.begin()?;
         tx.insert_entitlement(&id, &key.ledger_hash(), spec, now)?;
         let detail = format!(

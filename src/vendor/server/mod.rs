@@ -29,6 +29,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::base::clock::{Clock, SystemClock};
+use crate::base::random::{OsRandom, Random};
 use crate::documents::activation::{self, ActivationError};
 use crate::format::PrivateKey;
 use crate::format::envelope::MAX_DOCUMENT_BYTES;
@@ -64,6 +65,7 @@ pub struct Service {
     ledger_path: PathBuf,
     vendor: Arc<PrivateKey>,
     clock: Arc<dyn Clock + Send + Sync>,
+    random: Arc<dyn Random>,
 }
 
 impl Service {
@@ -79,14 +81,28 @@ impl Service {
         vendor: PrivateKey,
         clock: Arc<dyn Clock + Send + Sync>,
     ) -> Result<Service, LedgerError> {
+        Service::with_sources(ledger_path, vendor, clock, Arc::new(OsRandom))
+    }
+
+    /// Opens the ledger and starts its writer, with time from `clock` and
+    /// ids (activations, licenses) from `random`: a server under test can be
+    /// given both and needs no real clock.
+    pub fn with_sources(
+        ledger_path: PathBuf,
+        vendor: PrivateKey,
+        clock: Arc<dyn Clock + Send + Sync>,
+        random: Arc<dyn Random>,
+    ) -> Result<Service, LedgerError> {
         let vendor = Arc::new(vendor);
-        let writer = Writer::start(Ledger::open(&ledger_path)?, vendor.clone(), clock.clone())?;
+        let ledger = Ledger::open(&ledger_path)?.with_random(random.clone());
+        let writer = Writer::start(ledger, vendor.clone(), clock.clone())?;
         Ok(Service {
             writer,
             readers: Mutex::new(Vec::new()),
             ledger_path,
             vendor,
             clock,
+            random,
         })
     }
 
@@ -94,7 +110,7 @@ impl Service {
         let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
         let reader = match pooled {
             Some(r) => r,
-            None => Ledger::open(&self.ledger_path)?,
+            None => Ledger::open(&self.ledger_path)?.with_random(self.random.clone()),
         };
         let out = f(&reader);
         if let Ok(mut pool) = self.readers.lock() {

@@ -15,10 +15,11 @@ use serde::Serialize;
 use super::{Store, StoreError, io_err};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
+use crate::base::random::{self, OsRandom};
 use crate::documents::activation::{self, ActivationKey, NONCE_LEN, VerifiedReceipt};
 use crate::documents::license::{self, License};
+use crate::format::KeyError;
 use crate::format::envelope::{self, DocumentKind};
-use crate::format::keys::random_bytes;
 use crate::format::{Keyring, PrivateKey};
 use crate::machine::fingerprint::Fingerprint;
 
@@ -73,7 +74,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<PendingRequest, StoreError> {
         let install = PrivateKey::generate()?;
-        let nonce = random_bytes::<NONCE_LEN>()?;
+        let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
         let (_, armored) = activation::make_request(key, fingerprint, &install, nonce, now)?;
         let nonce_hex = base16ct::lower::encode_string(&nonce);
         let _lock = self.lock()?;
@@ -213,7 +214,7 @@ impl Store {
             }
             (None, false) => return Err(not_installed()),
         };
-        let nonce = random_bytes::<NONCE_LEN>()?;
+        let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
         let (_, armored) = activation::make_deactivation(license_id, &install, nonce, now)?;
         let product = installed.as_ref().map(|(_, l)| l.product.clone());
         // The commit point: once the license file is gone the seat is given up here.
