@@ -203,39 +203,6 @@ fn transport_damage_around_the_block_is_tolerated() {
 }
 
 #[test]
-fn wrong_labels_and_other_kinds_are_named() {
-    let bin = vector_bytes();
-    let text = std::fs::read_to_string(vector_path("license.lic")).unwrap();
-    let relabelled = text.replace("NODELOCK LICENSE", "NODELOCK ACTIVATION REQUEST");
-    assert!(matches!(
-        license::verify(relabelled.as_bytes(), &ring()),
-        Err(LicenseError::Envelope(EnvelopeError::WrongKind {
-            found: DocumentKind::ActivationRequest,
-            ..
-        }))
-    ));
-    let unknown = text.replace("NODELOCK LICENSE", "NODELOCK FROBNICATOR");
-    assert!(matches!(
-        license::verify(unknown.as_bytes(), &ring()),
-        Err(LicenseError::Envelope(EnvelopeError::UnknownLabel { .. }))
-    ));
-    let pubkey = std::fs::read(fixture(VENDOR_PUB)).unwrap();
-    assert!(matches!(
-        license::verify(&pubkey, &ring()),
-        Err(LicenseError::Envelope(EnvelopeError::NotADocument { .. }))
-    ));
-    // A real document of another kind, signed by the vendor, is not a license.
-    let receipt = envelope::seal(DocumentKind::DeactivationReceipt, &bin, &vendor_key()).unwrap();
-    assert!(matches!(
-        license::verify(&receipt, &ring()),
-        Err(LicenseError::Envelope(EnvelopeError::WrongKind {
-            found: DocumentKind::DeactivationReceipt,
-            ..
-        }))
-    ));
-}
-
-#[test]
 fn unknown_signer_and_key_rotation() {
     let other = PublicKey::load(&fixture(OTHER_PUB)).unwrap();
     let only_other: Keyring = [other.clone()].into_iter().collect();
@@ -248,42 +215,20 @@ fn unknown_signer_and_key_rotation() {
     assert!(license::verify(&vector_bytes(), &both).is_ok());
 }
 
+// Damaged, forged and misdirected files, one defect each, are the table in
+// tests/negative_vectors.rs (fixtures/documents/negative/).
+
 #[test]
-fn cli_refuses_bad_files_with_one_sentence_and_distinct_codes() {
+fn cli_names_a_missing_file_and_an_untrusted_signer() {
     let env = Env::new().on("laptop.json");
-    let pubkey = fixture(VENDOR_PUB);
-    let write = |name: &str, bytes: &[u8]| {
-        let p = env.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    };
-    let mut flipped = vector_bytes();
-    let mid = flipped.len() - 10;
-    flipped[mid] ^= 1;
-    let cases: Vec<(std::path::PathBuf, i32)> = vec![
-        (write("empty.lic", b""), 3),
-        (write("garbage.lic", b"\x00\x01not a license at all"), 3),
-        (
-            write(
-                "truncated.lic",
-                &std::fs::read(vector_path("license.lic")).unwrap()[..300],
-            ),
-            3,
-        ),
-        (write("sig.lic", &flipped), 10),
-        (fixture(OTHER_PUB), 3),
-        (env.path("missing.lic"), 4),
-    ];
-    for (path, expected) in cases {
-        let out = env.run(&[
-            "verify",
-            "--pubkey",
-            pubkey.to_str().unwrap(),
-            path.to_str().unwrap(),
-        ]);
-        assert_eq!(code(&out), expected, "{}: {}", path.display(), stderr(&out));
-        assert_one_sentence(&out);
-    }
+    let out = env.run(&[
+        "verify",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        env.path("missing.lic").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_one_sentence(&out);
     let out = env.run(&[
         "verify",
         "--pubkey",
@@ -291,6 +236,7 @@ fn cli_refuses_bad_files_with_one_sentence_and_distinct_codes() {
         vector_path("license.lic").to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 11, "{}", stderr(&out));
+    assert_one_sentence(&out);
 }
 
 #[test]

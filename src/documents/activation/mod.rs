@@ -124,37 +124,6 @@ mod tests {
     }
 
     #[test]
-    fn request_edited_after_signing_is_refused() {
-        let install = PrivateKey::generate().unwrap();
-        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
-        let (mut req, _) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
-        let original = seal(DocumentKind::ActivationRequest, &req, &install).unwrap();
-        let signed = envelope::parse(original.as_bytes(), DocumentKind::ActivationRequest).unwrap();
-        // Swap the payload for an edited one, keeping the signature.
-        req.fp.c.pop();
-        let edited_payload = codec::encode(&req).unwrap();
-        let sig_bytes = crate::format::armor::find_block(original.as_bytes())
-            .unwrap()
-            .unwrap()
-            .bytes;
-        let signature = &sig_bytes[sig_bytes.len() - 64..];
-        let mut forged = Vec::new();
-        let key_id = signed.key_id().0;
-        let wire = (
-            "nodelock/v1",
-            "activation-request",
-            serde_bytes::Bytes::new(&key_id),
-            serde_bytes::Bytes::new(&edited_payload),
-            serde_bytes::Bytes::new(signature),
-        );
-        forged.extend(codec::encode(&wire).unwrap());
-        assert!(matches!(
-            open_request(&forged),
-            Err(ActivationError::Envelope(EnvelopeError::BadSignature))
-        ));
-    }
-
-    #[test]
     fn deactivation_verifies_only_with_the_install_key() {
         let install = PrivateKey::generate().unwrap();
         let (_, text) = make_deactivation("L-ABC", &install, [1; 16], 0).unwrap();
