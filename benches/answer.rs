@@ -8,7 +8,6 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use nodelock::documents::activation::{self, ActivationKey};
-use nodelock::documents::license::LicenseKind;
 use nodelock::format::PrivateKey;
 use nodelock::machine::facts::Facts;
 use nodelock::machine::fingerprint::Fingerprint;
@@ -34,15 +33,9 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
     let spec = EntitlementSpec {
-        product: "surveyor".into(),
-        seats: 10_000_000,
-        kind: LicenseKind::Perpetual,
-        expires_at: None,
-        maintenance_until: None,
         features: vec!["gnss".into()],
         customer: Some("ACME".into()),
-        max_transfers: 3,
-        max_resets_per_year: 2,
+        ..EntitlementSpec::new("surveyor", 10_000_000)
     };
     let (_, key) = ledger.create_entitlement(&spec, NOW, "bench").unwrap();
     let fp = Fingerprint::from_facts(&Facts::load(&fixture("machines/laptop.json")).unwrap()).unwrap();

@@ -47,16 +47,10 @@ fn benches(c: &mut Criterion) {
     let store = Store::open(dir.path());
     let fp = Fingerprint::from_facts(&facts).unwrap();
     let terms = Terms {
-        product: "surveyor".into(),
-        kind: LicenseKind::Subscription,
         features: vec!["gnss".into()],
         customer: Some("ACME".into()),
-        entitlement: None,
-        not_before: None,
         expires_at: Some(NOW + 86_400 * 365),
-        maintenance_until: None,
-        allow_clone_only: true,
-        revoked: Vec::new(),
+        ..Terms::new("surveyor", LicenseKind::Subscription)
     };
     let (_, text) = license::issue(
         &terms,

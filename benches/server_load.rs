@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nodelock::documents::activation::{self, ActivationKey};
-use nodelock::documents::license::LicenseKind;
 use nodelock::format::PrivateKey;
 use nodelock::machine::facts::Facts;
 use nodelock::machine::fingerprint::Fingerprint;
@@ -183,15 +182,9 @@ fn main() {
     let ledger_path = dir.path().join("ledger.sqlite");
     let mut ledger = Ledger::open(&ledger_path).unwrap();
     let spec = EntitlementSpec {
-        product: "surveyor".into(),
-        seats: 10_000_000,
-        kind: LicenseKind::Perpetual,
-        expires_at: None,
-        maintenance_until: None,
         features: vec!["gnss".into()],
         customer: Some("ACME".into()),
-        max_transfers: 3,
-        max_resets_per_year: 2,
+        ..EntitlementSpec::new("surveyor", 10_000_000)
     };
     let (_, key): (String, ActivationKey) = ledger.create_entitlement(&spec, 1_780_000_000, "bench").unwrap();
     drop(ledger);

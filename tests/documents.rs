@@ -72,17 +72,14 @@ fn vector_bytes() -> Vec<u8> {
 /// time, and scripted bytes that make its id.
 fn issue_vector() -> String {
     let expected = vector_license();
+    // not_before stays unset: issued_at less the clock tolerance.
     let terms = Terms {
-        product: expected.product.clone(),
-        kind: expected.kind,
         features: expected.features.clone(),
         customer: expected.customer.clone(),
         entitlement: expected.entitlement.clone(),
-        not_before: None, // issued_at less the clock tolerance
         expires_at: expected.expires_at,
         maintenance_until: expected.maintenance_until,
-        allow_clone_only: expected.binding.allow_clone_only,
-        revoked: Vec::new(),
+        ..Terms::new(expected.product.clone(), expected.kind)
     };
     let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
     let id = Scripted::new(base32_bytes(expected.id.trim_start_matches("L-"), 10));

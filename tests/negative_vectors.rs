@@ -30,7 +30,13 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { file: "empty.lic", kind: DocumentKind::License, defect: "no bytes at all", error: "Empty", exit: 3 },
+    Case {
+        file: "empty.lic",
+        kind: DocumentKind::License,
+        defect: "no bytes at all",
+        error: "Empty",
+        exit: 3,
+    },
     Case {
         file: "public-key.lic",
         kind: DocumentKind::License,
@@ -161,8 +167,13 @@ fn key(name: &str) -> PrivateKey {
 
 /// The envelope's five fields, to rebuild it with one of them changed.
 fn fields(env: &[u8]) -> (String, String, Vec<u8>, Vec<u8>, Vec<u8>) {
-    let (m, k, id, p, s): (String, String, serde_bytes::ByteBuf, serde_bytes::ByteBuf, serde_bytes::ByteBuf) =
-        codec::decode(env).unwrap();
+    let (m, k, id, p, s): (
+        String,
+        String,
+        serde_bytes::ByteBuf,
+        serde_bytes::ByteBuf,
+        serde_bytes::ByteBuf,
+    ) = codec::decode(env).unwrap();
     (m, k, id.into_vec(), p.into_vec(), s.into_vec())
 }
 
@@ -213,7 +224,12 @@ fn make(file: &str) -> Vec<u8> {
             rebuild(&magic, &kind, &k, &payload, &sig)
         }
         "other-vendor.lic" => {
-            let env = envelope::seal(DocumentKind::License, &payload, &key("TEST-ONLY-other-vendor.key")).unwrap();
+            let env = envelope::seal(
+                DocumentKind::License,
+                &payload,
+                &key("TEST-ONLY-other-vendor.key"),
+            )
+            .unwrap();
             envelope::armor(DocumentKind::License, &env).into_bytes()
         }
         "request-label.lic" => lic_text
@@ -222,9 +238,16 @@ fn make(file: &str) -> Vec<u8> {
         "unknown-label.lic" => lic_text
             .replace("NODELOCK LICENSE", "NODELOCK FROBNICATOR")
             .into_bytes(),
-        "receipt-kind.bin" => envelope::seal(DocumentKind::DeactivationReceipt, &payload, &key("TEST-ONLY-vendor.key")).unwrap(),
+        "receipt-kind.bin" => envelope::seal(
+            DocumentKind::DeactivationReceipt,
+            &payload,
+            &key("TEST-ONLY-vendor.key"),
+        )
+        .unwrap(),
         "edited-request.req" => {
-            let block = armor::find_block(&positive("activation-request.req")).unwrap().unwrap();
+            let block = armor::find_block(&positive("activation-request.req"))
+                .unwrap()
+                .unwrap();
             let (m, k, i, p, s) = fields(&block.bytes);
             let mut request: activation::ActivationRequest = codec::decode(&p).unwrap();
             request.client = "nodelock 9.9.9".into();
@@ -240,8 +263,8 @@ fn make(file: &str) -> Vec<u8> {
 /// same message, which nodelock refuses so that a signature has one form.
 fn p256_high_s(sig: &[u8]) -> Vec<u8> {
     const N: [u8; 32] = [
-        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
-        0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc,
+        0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
     ];
     let s = &sig[32..];
     let mut out = [0u8; 32];
@@ -255,7 +278,9 @@ fn p256_high_s(sig: &[u8]) -> Vec<u8> {
 }
 
 fn vendor_ring() -> Keyring {
-    [PublicKey::load(&fixture(VENDOR_PUB)).unwrap()].into_iter().collect()
+    [PublicKey::load(&fixture(VENDOR_PUB)).unwrap()]
+        .into_iter()
+        .collect()
 }
 
 /// The library's verdict on `bytes` read as `kind`: the envelope error's variant name.
@@ -303,7 +328,10 @@ fn every_negative_vector_is_refused_for_its_reason() {
         );
         let got = library_error(case.kind, &bytes);
         if got != case.error {
-            wrong.push(format!("{}: {got}, expected {} ({})", case.file, case.error, case.defect));
+            wrong.push(format!(
+                "{}: {got}, expected {} ({})",
+                case.file, case.error, case.defect
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -339,7 +367,12 @@ fn the_cli_refuses_each_with_its_exit_code_and_one_sentence() {
     for case in CASES {
         let path = dir().join(case.file);
         let out = match case.kind {
-            DocumentKind::License => env.run(&["verify", "--pubkey", vendor_pub.to_str().unwrap(), path.to_str().unwrap()]),
+            DocumentKind::License => env.run(&[
+                "verify",
+                "--pubkey",
+                vendor_pub.to_str().unwrap(),
+                path.to_str().unwrap(),
+            ]),
             _ => env.run(&[
                 "vendor",
                 "answer",
@@ -354,6 +387,10 @@ fn the_cli_refuses_each_with_its_exit_code_and_one_sentence() {
         };
         assert_eq!(code(&out), case.exit, "{}: {}", case.file, stderr(&out));
         assert_one_sentence(&out);
-        assert!(!env.path("answer.out").exists(), "{}: an answer was written", case.file);
+        assert!(
+            !env.path("answer.out").exists(),
+            "{}: an answer was written",
+            case.file
+        );
     }
 }

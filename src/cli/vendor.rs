@@ -44,16 +44,13 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let expires_at = args.expires;
     let kind = values::license_kind(args.kind, expires_at)?;
     let terms = Terms {
-        product: args.product.clone(),
-        kind,
         features: values::feature_list(&args.features),
         customer: args.customer.clone(),
-        entitlement: None,
         not_before: args.not_before,
         expires_at,
         maintenance_until: args.maintenance_until,
         allow_clone_only: !args.require_hardware_id,
-        revoked: Vec::new(),
+        ..Terms::new(args.product.clone(), kind)
     };
     let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key, &OsRandom)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;

@@ -342,6 +342,26 @@ pub struct Terms {
     pub revoked: Vec<String>,
 }
 
+impl Terms {
+    /// Terms for `product` of `kind` and nothing else: no features, customer,
+    /// entitlement or dates, clone-only machines allowed, nothing revoked.
+    /// Set the rest with struct update: `Terms { expires_at, ..Terms::new(p, k) }`.
+    pub fn new(product: impl Into<String>, kind: LicenseKind) -> Terms {
+        Terms {
+            product: product.into(),
+            kind,
+            features: Vec::new(),
+            customer: None,
+            entitlement: None,
+            not_before: None,
+            expires_at: None,
+            maintenance_until: None,
+            allow_clone_only: true,
+            revoked: Vec::new(),
+        }
+    }
+}
+
 /// The activation request a license answers: the workstation's install key
 /// and the request's nonce.
 #[derive(Debug, Clone, Copy)]

@@ -220,16 +220,11 @@ mod tests {
 
     fn terms() -> Terms {
         Terms {
-            product: "surveyor".into(),
-            kind: LicenseKind::Subscription,
             features: vec!["gnss".into()],
             customer: Some("ACME".into()),
-            entitlement: None,
-            not_before: None,
             expires_at: Some(NOW + 10 * DAY),
             maintenance_until: Some(NOW + 5 * DAY),
-            allow_clone_only: true,
-            revoked: Vec::new(),
+            ..Terms::new("surveyor", LicenseKind::Subscription)
         }
     }
 

@@ -117,6 +117,24 @@ pub struct EntitlementSpec {
     pub max_resets_per_year: u32,
 }
 
+impl EntitlementSpec {
+    /// `seats` perpetual seats of `product` with the default transfer and
+    /// reset limits and nothing else; set the rest with struct update.
+    pub fn new(product: impl Into<String>, seats: u32) -> EntitlementSpec {
+        EntitlementSpec {
+            product: product.into(),
+            seats,
+            kind: LicenseKind::Perpetual,
+            expires_at: None,
+            maintenance_until: None,
+            features: Vec::new(),
+            customer: None,
+            max_transfers: super::DEFAULT_MAX_TRANSFERS,
+            max_resets_per_year: super::DEFAULT_MAX_RESETS_PER_YEAR,
+        }
+    }
+}
+
 /// An entitlement as stored: what was sold, and the counters kept in step
 /// with its activations so that a request costs the same with ten
 /// activations or a million.

@@ -4,7 +4,6 @@ use super::*;
 use crate::documents::activation::{
     UnverifiedDeactivation, VerifiedRequest, make_deactivation, make_request, open_deactivation, open_request,
 };
-use crate::documents::license::LicenseKind;
 use crate::format::PrivateKey;
 use crate::machine::facts::Facts;
 use crate::machine::fingerprint::Fingerprint;
@@ -13,15 +12,8 @@ pub(crate) const NOW: Timestamp = 1_780_000_000;
 
 pub(crate) fn spec(seats: u32) -> EntitlementSpec {
     EntitlementSpec {
-        product: "surveyor".into(),
-        seats,
-        kind: LicenseKind::Perpetual,
-        expires_at: None,
-        maintenance_until: None,
-        features: vec![],
         customer: Some("ACME".into()),
-        max_transfers: 3,
-        max_resets_per_year: 2,
+        ..EntitlementSpec::new("surveyor", seats)
     }
 }
 
