@@ -55,7 +55,7 @@ exits! {
     WrongProduct = 12 => "wrong-product",
     /// Not valid yet.
     NotYetValid = 13 => "not-yet-valid",
-    /// Expired.
+    /// After the license's end.
     Expired = 14 => "expired",
     /// Maintenance ended before this build.
     MaintenanceEnded = 15 => "maintenance-ended",

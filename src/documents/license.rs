@@ -133,7 +133,7 @@ pub struct License {
     pub product: String,
     /// Enabled features.
     pub features: Vec<String>,
-    /// Kind.
+    /// Perpetual, subscription, trial, …: which dates rule it.
     pub kind: LicenseKind,
     /// Customer name, free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,11 +321,11 @@ pub fn verify(input: &[u8], keyring: &Keyring) -> Result<VerifiedLicense, Licens
 pub struct Terms {
     /// Product name.
     pub product: String,
-    /// Kind.
+    /// Which dates rule it (see [`LicenseKind`]).
     pub kind: LicenseKind,
-    /// Features.
+    /// Feature names the application may enable.
     pub features: Vec<String>,
-    /// Customer.
+    /// Who it is sold to; a reset revokes across this customer's licenses.
     pub customer: Option<String>,
     /// Entitlement reference.
     pub entitlement: Option<String>,

@@ -92,52 +92,37 @@ impl fmt::Display for DocumentKind {
 }
 
 /// Why a document was not accepted.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     /// Reading the file failed.
     #[error("cannot read {path}: {source}")]
     Io {
-        /// The file.
         path: String,
         /// What the OS said.
         source: std::io::Error,
     },
     /// The input is empty.
     #[error("the file is empty; it should hold a nodelock {expected}")]
-    Empty {
-        /// What was expected.
-        expected: DocumentKind,
-    },
+    Empty { expected: DocumentKind },
     /// Larger than any real document; nothing was decoded.
     #[error(
         "the input is larger than {limit} bytes, far more than any nodelock document; it is not a nodelock {expected}"
     )]
-    TooLarge {
-        /// The cap.
-        limit: usize,
-        /// What was expected.
-        expected: DocumentKind,
-    },
+    TooLarge { limit: usize, expected: DocumentKind },
     /// No armored block and no binary envelope.
     #[error("this is not a nodelock document (no 'BEGIN NODELOCK …' block); expected a nodelock {expected}")]
-    NotADocument {
-        /// What was expected.
-        expected: DocumentKind,
-    },
+    NotADocument { expected: DocumentKind },
     /// An armored block with a label nodelock does not know.
     #[error("the block is labelled '{label}', which is not a nodelock document; expected '{}'", .expected.label())]
-    UnknownLabel {
-        /// The label found.
-        label: String,
-        /// What was expected.
-        expected: DocumentKind,
-    },
+    UnknownLabel { label: String, expected: DocumentKind },
     /// A valid document of another kind.
     #[error("this is a nodelock {found}, not a nodelock {expected}")]
     WrongKind {
-        /// What was expected.
         expected: DocumentKind,
-        /// What it is.
         found: DocumentKind,
     },
     /// The armor is damaged beyond what transport damage explains.

@@ -26,6 +26,10 @@ pub const SIGNATURE_LEN: usize = 64;
 const MAX_KEY_FILE: u64 = 16 * 1024;
 
 /// Why a key could not be made, read, written or used.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The random source failed.
@@ -66,7 +70,6 @@ pub enum KeyError {
     /// Reading or writing a key file failed.
     #[error("{path}: {source}")]
     Io {
-        /// The file concerned.
         path: String,
         /// What the OS said.
         source: std::io::Error,

@@ -16,6 +16,10 @@ use crate::base::text::printable_prefix;
 const MAX_ANSWER: u64 = 256 * 1024;
 
 /// Why talking to the server failed.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The URL is not `http://` or `https://`.
@@ -25,50 +29,27 @@ pub enum ClientError {
     #[error(
         "the server name in {url} cannot be resolved (DNS); check the address and this machine's network"
     )]
-    Dns {
-        /// The URL.
-        url: String,
-    },
+    Dns { url: String },
     /// Nothing listens there.
     #[error(
         "nothing accepts connections at {url} (connection refused); check the address and that the license server is running"
     )]
-    ConnectionRefused {
-        /// The URL.
-        url: String,
-    },
+    ConnectionRefused { url: String },
     /// No answer in time.
     #[error("the license server at {url} did not answer within {secs} seconds (timeout)")]
-    Timeout {
-        /// The URL.
-        url: String,
-        /// The limit.
-        secs: u64,
-    },
+    Timeout { url: String, secs: u64 },
     /// TLS failed (certificate, protocol).
     #[error(
         "no secure connection to {url} could be made (TLS: {detail}); check the address and the server's certificate"
     )]
-    Tls {
-        /// The URL.
-        url: String,
-        /// What rustls said.
-        detail: String,
-    },
+    Tls { url: String, detail: String },
     /// Another network failure.
     #[error("cannot reach {url}: {detail}")]
-    Network {
-        /// The URL.
-        url: String,
-        /// What happened.
-        detail: String,
-    },
+    Network { url: String, detail: String },
     /// An HTTP error from something that is not a nodelock answer (a proxy, a 5xx).
     #[error("the server at {url} answered HTTP {status}: {message}")]
     Http {
-        /// The URL.
         url: String,
-        /// HTTP status.
         status: u16,
         /// The server's words (sanitised, shortened).
         message: String,
@@ -76,11 +57,9 @@ pub enum ClientError {
     /// The license server refused, with its reason.
     #[error("the license server refused: {message}")]
     Refused {
-        /// HTTP status.
         status: u16,
         /// The server's stable code (docs/API.md).
         code: String,
-        /// The server's sentence.
         message: String,
     },
 }

@@ -32,15 +32,15 @@ pub struct CheckContext<'a> {
 /// A successful check.
 #[derive(Debug, Clone, Serialize)]
 pub struct Grant {
-    /// License id.
+    /// The granting license's id, for support and for deactivation.
     pub license_id: String,
-    /// Product.
+    /// The product it grants (the one asked for, when a product was asked for).
     pub product: String,
-    /// Kind.
+    /// Perpetual, subscription, …: whether `expires_at` applies.
     pub kind: LicenseKind,
-    /// Features.
+    /// Feature names the application may enable.
     pub features: Vec<String>,
-    /// Customer.
+    /// Who the license was sold to, as the vendor wrote it (display only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
     /// Expiry (RFC 3339), if any.
@@ -58,6 +58,10 @@ pub struct Grant {
 }
 
 /// The one reason a license is refused, with what to do about it.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Denial {
     /// For another product.
@@ -65,51 +69,35 @@ pub enum Denial {
     WrongProduct {
         /// The product asked for.
         wanted: String,
-        /// The product licensed.
         found: String,
     },
     /// Revoked by the vendor (its activation was reset by support).
     #[error(
         "license {license_id} was revoked by the vendor (support reset its activation); activate this machine again with an activation key"
     )]
-    Revoked {
-        /// The license.
-        license_id: String,
-    },
+    Revoked { license_id: String },
     /// Bound to another machine.
     #[error("the license is bound to another machine: {} (changed: {}); ask the vendor to transfer it to this machine", .report.reason, changed_list(&.report.changed()))]
-    OtherMachine {
-        /// The comparison.
-        report: Box<MatchReport>,
-    },
+    OtherMachine { report: Box<MatchReport> },
     /// The clock is earlier than a time already seen.
     #[error("the system clock ({}) is earlier than a time this machine has already seen ({}); set the clock to the correct time", clock::format(*.now), clock::format(*.watermark))]
     ClockSetBack {
         /// Now, as the clock says.
         now: Timestamp,
-        /// The watermark.
         watermark: Timestamp,
     },
     /// Before its start.
     #[error("the license is valid from {}; check the system clock or wait until then", clock::format(*.not_before))]
     NotYetValid {
-        /// Start.
+        /// When it starts to be valid.
         not_before: Timestamp,
     },
     /// After its end.
     #[error("the license expired ({}); renew it with the vendor", clock::format_end(*.expired_at))]
-    Expired {
-        /// End.
-        expired_at: Timestamp,
-    },
+    Expired { expired_at: Timestamp },
     /// The build is newer than the maintenance period.
     #[error("maintenance ended ({}) and this build was released {}; use a build released before then or renew maintenance", clock::format_end(*.until), clock::format(*.build_date))]
-    MaintenanceEnded {
-        /// Maintenance end.
-        until: Timestamp,
-        /// This build's date.
-        build_date: Timestamp,
-    },
+    MaintenanceEnded { until: Timestamp, build_date: Timestamp },
 }
 
 fn changed_list(names: &[ComponentName]) -> String {

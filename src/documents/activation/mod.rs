@@ -36,6 +36,10 @@ pub fn client_name() -> String {
 }
 
 /// Why an activation document was refused.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
     /// The envelope was refused.
@@ -49,12 +53,7 @@ pub enum ActivationError {
     Fingerprint(#[from] FingerprintError),
     /// The payload is not a valid document of its kind.
     #[error("the {kind} is not valid: {reason}")]
-    Invalid {
-        /// The document kind.
-        kind: DocumentKind,
-        /// What is wrong.
-        reason: String,
-    },
+    Invalid { kind: DocumentKind, reason: String },
 }
 
 fn invalid(kind: DocumentKind, reason: impl Into<String>) -> ActivationError {

@@ -24,12 +24,15 @@ pub const FORMAT: &str = "nodelock-facts/1";
 const MAX_SNAPSHOT_BYTES: u64 = 1024 * 1024;
 
 /// Why facts could not be had.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum FactsError {
     /// The snapshot file could not be read.
     #[error("cannot read facts file {path}: {source}")]
     Io {
-        /// The file.
         path: String,
         /// What the OS said.
         source: std::io::Error,
@@ -37,7 +40,6 @@ pub enum FactsError {
     /// The snapshot is not JSON of the expected shape.
     #[error("{path} is not a nodelock facts snapshot: {reason}")]
     Malformed {
-        /// The file.
         path: String,
         /// What the JSON parser said.
         reason: String,
@@ -45,17 +47,13 @@ pub enum FactsError {
     /// A snapshot in another format version.
     #[error("{path} has format '{found}'; this nodelock reads '{FORMAT}'")]
     WrongFormat {
-        /// The file.
         path: String,
         /// The format it declares.
         found: String,
     },
     /// Absurdly large snapshot.
     #[error("{path} is larger than {MAX_SNAPSHOT_BYTES} bytes; it is not a facts snapshot")]
-    TooLarge {
-        /// The file.
-        path: String,
-    },
+    TooLarge { path: String },
 }
 
 /// One workstation's facts, in the `nodelock-facts/1` shape. Every field but
@@ -79,7 +77,7 @@ pub struct Facts {
     /// Every interface with a MAC.
     #[serde(default)]
     pub network: Option<Vec<Interface>>,
-    /// Processor.
+    /// The processor's brand string and core count (descriptive only).
     #[serde(default)]
     pub cpu: Option<Cpu>,
     /// Total RAM in bytes.

@@ -30,6 +30,10 @@ const DIGEST_DOMAIN: &[u8] = b"nodelock/v1/fingerprint";
 const ID_DOMAIN: &[u8] = b"nodelock/v1/workstation-id";
 
 /// Why a fingerprint could not be made or read.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum FingerprintError {
     /// Nothing on this machine tells it apart from any other.
@@ -42,7 +46,6 @@ pub enum FingerprintError {
     BadReport {
         /// Where it came from.
         origin: String,
-        /// What is wrong.
         reason: String,
     },
     /// A report or binding made by an algorithm this build does not know.

@@ -28,6 +28,10 @@ pub enum StorageError {
 }
 
 /// Why a ledger operation failed or was refused.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// The storage under the ledger failed, or holds what this nodelock cannot read.
@@ -36,7 +40,6 @@ pub enum LedgerError {
     /// Creating the ledger's directory failed.
     #[error("cannot create the ledger directory {path}: {source}")]
     Io {
-        /// The directory.
         path: String,
         /// What the OS said.
         source: std::io::Error,
@@ -46,9 +49,9 @@ pub enum LedgerError {
         "the ledger has schema version {found}, newer than this nodelock knows ({known}); update nodelock"
     )]
     NewerSchema {
-        /// Its version.
+        /// The ledger file's schema version.
         found: i64,
-        /// Ours.
+        /// The newest version this build can migrate to.
         known: usize,
     },
     /// The document was refused before the ledger was consulted.
@@ -59,24 +62,18 @@ pub enum LedgerError {
     UnknownKey,
     /// The entitlement's term is over.
     #[error("the entitlement for this key expired ({}); renew it before activating", clock::format_end(*.expired_at))]
-    EntitlementExpired {
-        /// When it ended.
-        expired_at: Timestamp,
-    },
+    EntitlementExpired { expired_at: Timestamp },
     /// All seats are taken.
     #[error(
         "all {seats} seat(s) of this entitlement are in use; deactivate a machine first (nodelock deactivate) or buy more seats"
     )]
     NoFreeSeat {
-        /// Seats.
+        /// The entitlement's seat count, all of them taken.
         seats: u32,
     },
     /// The transfer limit is used up.
     #[error("this entitlement has used its {max} transfer(s); contact the vendor to allow more")]
-    TransferLimit {
-        /// The limit.
-        max: u32,
-    },
+    TransferLimit { max: u32 },
     /// The reset limit is used up.
     #[error(
         "this entitlement has had {used} support reset(s) in the last 365 days (limit {max}); pass --force to override, with a reason"
@@ -84,7 +81,6 @@ pub enum LedgerError {
     ResetLimit {
         /// Resets in the window.
         used: u32,
-        /// The limit.
         max: u32,
     },
     /// The same install key and nonce with different content.
@@ -105,12 +101,7 @@ pub enum LedgerError {
     WrongInstallKey(String),
     /// Already ended by a deactivation or a reset.
     #[error("activation {id} was already ended ({how}); nothing to free")]
-    AlreadyEnded {
-        /// Activation id.
-        id: String,
-        /// How it ended.
-        how: ActivationState,
-    },
+    AlreadyEnded { id: String, how: ActivationState },
     /// Issuing the license failed.
     #[error(transparent)]
     License(#[from] LicenseError),

@@ -57,11 +57,11 @@ impl From<Activation> for ActivationRow {
 pub struct EntitlementReport {
     /// Entitlement id.
     pub id: String,
-    /// Product.
+    /// The product its licenses name.
     pub product: String,
     /// License kind its activations get.
     pub kind: LicenseKind,
-    /// Customer.
+    /// The customer it was sold to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
     /// End of term (RFC 3339 in JSON).

@@ -42,6 +42,10 @@ pub use api::ApiError;
 pub const BODY_LIMIT: usize = MAX_DOCUMENT_BYTES;
 
 /// Why the server could not start or stopped.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The ledger could not be opened.
@@ -50,7 +54,6 @@ pub enum ServerError {
     /// Binding or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
-        /// The address.
         addr: String,
         /// What the OS said.
         source: std::io::Error,

@@ -39,12 +39,15 @@ use crate::workstation::check::{self, CheckContext, Denial, Grant};
 const WATERMARK_STEP: i64 = 3600;
 
 /// Why a store operation failed.
+#[allow(
+    missing_docs,
+    reason = "variant fields are named for what they hold; the #[error] text says what they mean"
+)]
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// File system trouble.
     #[error("{path}: {source}")]
     Io {
-        /// The path.
         path: String,
         /// What the OS said.
         source: std::io::Error,
@@ -57,18 +60,13 @@ pub enum StoreError {
     Denied(#[from] Denial),
     /// No license for the product is installed.
     #[error("no license for '{product}' is installed in {store}; import one with `nodelock import LICENSE`")]
-    NotFound {
-        /// The product.
-        product: String,
-        /// The store directory.
-        store: String,
-    },
+    NotFound { product: String, store: String },
     /// Would replace a newer license with an older one.
     #[error(
         "a newer license for '{product}' (issued {installed}) is already installed; this one was issued {offered} and is not imported"
     )]
     Older {
-        /// Product.
+        /// The product both licenses are for.
         product: String,
         /// Issue time of the installed one.
         installed: String,
@@ -88,17 +86,13 @@ pub enum StoreError {
     NotInstalled {
         /// The id asked for.
         license_id: String,
-        /// The store.
         store: String,
     },
     /// The license was not activated by request, so there is no key to prove a deactivation.
     #[error(
         "license '{license_id}' was not activated with `nodelock request`, so it cannot be deactivated offline; ask the vendor to reset it"
     )]
-    NoInstallKey {
-        /// The license.
-        license_id: String,
-    },
+    NoInstallKey { license_id: String },
     /// An activation document was refused.
     #[error(transparent)]
     Activation(#[from] crate::documents::activation::ActivationError),
@@ -143,9 +137,9 @@ pub enum ImportOutcome {
 pub struct StatusEntry {
     /// License id (`null` when the file cannot be read as a license).
     pub license_id: Option<String>,
-    /// Product.
+    /// The product, from the file name when the file cannot be read.
     pub product: String,
-    /// Kind.
+    /// The license's kind, when it can be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<LicenseKind>,
     /// `valid`, a denial code, or `damaged`/`untrusted`.
