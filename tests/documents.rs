@@ -8,9 +8,7 @@ use std::io::Write;
 
 use common::*;
 use nodelock::base::random::Scripted;
-use nodelock::documents::license::{
-    self, Binding, BoundComponent, License, LicenseError, LicenseKind, Terms,
-};
+use nodelock::documents::license::{self, Binding, License, LicenseError, LicenseKind, Terms};
 use nodelock::format::envelope::{self, DocumentKind, EnvelopeError, MAX_DOCUMENT_BYTES};
 use nodelock::format::{Keyring, PrivateKey, PublicKey, armor};
 use nodelock::machine::facts::Facts;
@@ -43,17 +41,7 @@ fn vector_license() -> License {
         expires_at: Some(4_102_444_800),        // 2100-01-01T00:00:00Z: "--expires 2099-12-31"
         maintenance_until: Some(1_830_297_600), // 2028-01-01T00:00:00Z
         seats: None,
-        binding: Binding {
-            algorithm: 1,
-            allow_clone_only: true,
-            components: fp
-                .components()
-                .map(|c| BoundComponent {
-                    name: c.name,
-                    digest: c.digest.0.to_vec(),
-                })
-                .collect(),
-        },
+        binding: Binding::of(&fp, true),
         install_key: None,
         request_nonce: None,
         revoked: Vec::new(),

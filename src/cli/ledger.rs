@@ -13,8 +13,8 @@ use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean, write_out};
+use super::overrides;
 use super::{AnswerArgs, EntitlementArgs, LedgerArg, ResetArgs};
-use super::{overrides, values};
 
 impl LedgerArg {
     pub fn path(&self) -> Result<PathBuf, CliError> {
@@ -43,25 +43,24 @@ impl LedgerArg {
 }
 
 pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
-    if !license::valid_product(&args.product) {
+    let terms = args.sale.terms()?;
+    if !license::valid_product(&terms.product) {
         return Err(CliError::new(
             Exit::Usage,
-            format!("'{}' is not a valid product name", args.product),
+            format!("'{}' is not a valid product name", terms.product),
         ));
     }
     if args.seats == 0 {
         return Err(CliError::new(Exit::Usage, "--seats must be at least 1"));
     }
-    let expires_at = args.expires;
-    let kind = values::license_kind(args.kind, expires_at)?;
     let spec = EntitlementSpec {
-        product: args.product.clone(),
+        product: terms.product,
         seats: args.seats,
-        kind,
-        expires_at,
-        maintenance_until: args.maintenance_until,
-        features: values::feature_list(&args.features),
-        customer: args.customer.clone(),
+        kind: terms.kind,
+        expires_at: terms.expires_at,
+        maintenance_until: terms.maintenance_until,
+        features: terms.features,
+        customer: terms.customer,
         max_transfers: args.max_transfers,
         max_resets_per_year: args.max_resets,
     };

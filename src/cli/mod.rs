@@ -248,27 +248,11 @@ enum EntitlementCommand {
 struct EntitlementArgs {
     #[command(flatten)]
     ledger: LedgerArg,
-    /// Product name.
-    #[arg(long)]
-    product: String,
+    #[command(flatten)]
+    sale: values::SaleArgs,
     /// Machines that may hold it at once.
     #[arg(long)]
     seats: u32,
-    /// Default: subscription with --expires, else perpetual.
-    #[arg(long, value_enum)]
-    kind: Option<values::KindArg>,
-    /// Last day of the subscription (UTC, end of day).
-    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
-    expires: Option<nodelock::base::clock::Timestamp>,
-    /// Last day of maintenance (UTC, end of day).
-    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
-    maintenance_until: Option<nodelock::base::clock::Timestamp>,
-    /// Features, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    features: Vec<String>,
-    /// Customer name.
-    #[arg(long)]
-    customer: Option<String>,
     /// Transfers (deactivate here, activate there) allowed over the entitlement's life.
     #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_TRANSFERS)]
     max_transfers: u32,
@@ -361,27 +345,11 @@ struct IssueArgs {
     /// The workstation's `nodelock fingerprint --json` report.
     #[arg(long, value_name = "FILE")]
     fingerprint: PathBuf,
-    /// Product name.
-    #[arg(long)]
-    product: String,
-    /// Default: subscription with --expires, else perpetual.
-    #[arg(long, value_enum)]
-    kind: Option<values::KindArg>,
-    /// Last day of validity (UTC; the license runs to the end of that day) or an RFC 3339 instant.
-    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
-    expires: Option<nodelock::base::clock::Timestamp>,
-    /// Builds released after this day are not covered (perpetual licenses).
-    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
-    maintenance_until: Option<nodelock::base::clock::Timestamp>,
+    #[command(flatten)]
+    sale: values::SaleArgs,
     /// First day of validity (default: now, less the clock tolerance).
     #[arg(long, value_name = "DATE", value_parser = values::start_date)]
     not_before: Option<nodelock::base::clock::Timestamp>,
-    /// Features, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    features: Vec<String>,
-    /// Customer name.
-    #[arg(long)]
-    customer: Option<String>,
     /// Refuse machines whose only identifier is one clones share.
     #[arg(long)]
     require_hardware_id: bool,

@@ -3,7 +3,7 @@
 //! naming the flag, and a command receives only values that make sense.
 
 use nodelock::base::clock::{self, Timestamp};
-use nodelock::documents::license::LicenseKind;
+use nodelock::documents::license::{LicenseKind, Terms};
 
 use super::exit::{CliError, Exit};
 
@@ -46,6 +46,44 @@ pub fn license_kind(asked: Option<KindArg>, expires_at: Option<Timestamp>) -> Re
                 }
             ),
         )),
+    }
+}
+
+/// What a vendor issues or sells: `vendor issue` and `vendor entitlement
+/// create` take the same terms the same way.
+#[derive(clap::Args)]
+pub struct SaleArgs {
+    /// Product name.
+    #[arg(long)]
+    product: String,
+    /// Default: subscription with --expires, else perpetual.
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
+    /// Last day of validity (UTC; it runs to the end of that day) or an RFC 3339 instant.
+    #[arg(long, value_name = "DATE", value_parser = end_date)]
+    expires: Option<Timestamp>,
+    /// Builds released after this day are not covered (UTC, end of day).
+    #[arg(long, value_name = "DATE", value_parser = end_date)]
+    maintenance_until: Option<Timestamp>,
+    /// Features, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// Customer name.
+    #[arg(long)]
+    customer: Option<String>,
+}
+
+impl SaleArgs {
+    /// The license terms these arguments describe (the product name is
+    /// checked where the terms are used).
+    pub fn terms(&self) -> Result<Terms, CliError> {
+        Ok(Terms {
+            features: feature_list(&self.features),
+            customer: self.customer.clone(),
+            expires_at: self.expires,
+            maintenance_until: self.maintenance_until,
+            ..Terms::new(self.product.clone(), license_kind(self.kind, self.expires)?)
+        })
     }
 }
 

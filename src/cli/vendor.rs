@@ -14,7 +14,7 @@ use nodelock::machine::fingerprint::Identity;
 use super::IssueArgs;
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, write_out};
-use super::{overrides, values};
+use super::overrides;
 
 pub fn keygen(dir: &Path, force: bool) -> Result<Outcome, CliError> {
     let key = PrivateKey::generate()?;
@@ -41,16 +41,10 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
         .map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
     let report = nodelock::machine::fingerprint::Report::from_json(&bytes, &origin)?;
     let fingerprint = report.fingerprint(&origin)?;
-    let expires_at = args.expires;
-    let kind = values::license_kind(args.kind, expires_at)?;
     let terms = Terms {
-        features: values::feature_list(&args.features),
-        customer: args.customer.clone(),
         not_before: args.not_before,
-        expires_at,
-        maintenance_until: args.maintenance_until,
         allow_clone_only: !args.require_hardware_id,
-        ..Terms::new(args.product.clone(), kind)
+        ..args.sale.terms()?
     };
     let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key, &OsRandom)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;

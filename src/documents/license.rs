@@ -121,6 +121,24 @@ pub struct Binding {
     pub components: Vec<BoundComponent>,
 }
 
+impl Binding {
+    /// The binding to `fingerprint`: every component's digest, in the
+    /// fingerprint's order.
+    pub fn of(fingerprint: &Fingerprint, allow_clone_only: bool) -> Binding {
+        Binding {
+            algorithm: fingerprint.algorithm(),
+            allow_clone_only,
+            components: fingerprint
+                .components()
+                .map(|c| BoundComponent {
+                    name: c.name,
+                    digest: c.digest.0.to_vec(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The license payload (CBOR map with these text keys, in this order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -408,17 +426,7 @@ pub fn issue(
         expires_at: terms.expires_at,
         maintenance_until: terms.maintenance_until,
         seats: None,
-        binding: Binding {
-            algorithm: fingerprint.algorithm(),
-            allow_clone_only: terms.allow_clone_only,
-            components: fingerprint
-                .components()
-                .map(|c| BoundComponent {
-                    name: c.name,
-                    digest: c.digest.0.to_vec(),
-                })
-                .collect(),
-        },
+        binding: Binding::of(fingerprint, terms.allow_clone_only),
         install_key: requester.map(|r| r.install_key.to_sec1_compressed()),
         request_nonce: requester.map(|r| r.nonce.to_vec()),
         revoked: terms.revoked.clone(),
