@@ -131,6 +131,37 @@ fn answering_the_same_request_twice_returns_the_same_license_and_one_seat() {
     assert_eq!(vendor.used(), 1);
 }
 
+#[test]
+fn a_request_kept_from_before_a_deactivation_wins_no_seat_back() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &[]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    let lic = a.path("a.lic");
+    assert_eq!(code(&vendor.answer(&req, &lic)), 0);
+    assert_eq!(code(&import(&a, &lic)), 0);
+    let deact = a.path("a.deact");
+    let id = license_id(&a);
+    assert_eq!(
+        code(&a.run_store(&["deactivate", &id, "-o", deact.to_str().unwrap()])),
+        0
+    );
+    assert_eq!(code(&vendor.answer(&deact, &a.path("a.rcpt"))), 0);
+    assert_eq!(vendor.used(), 0);
+
+    // The old request file, answered again, must not bring the license back.
+    let replay = vendor.answer(&req, &a.path("again.lic"));
+    assert_eq!(code(&replay), 30, "{}", stderr(&replay));
+    assert_one_sentence(&replay);
+    assert!(
+        stderr(&replay).contains("nodelock request"),
+        "{}",
+        stderr(&replay)
+    );
+    assert!(!a.path("again.lic").exists());
+    assert_eq!(vendor.used(), 0);
+}
+
 fn assert_refused_without_change(vendor: &Vendor, out: &std::process::Output, exit: i32, used_before: u64) {
     assert_eq!(code(out), exit, "{}", stderr(out));
     assert_one_sentence(out);

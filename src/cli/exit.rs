@@ -132,7 +132,7 @@ impl From<LedgerError> for CliError {
             LedgerError::TransferLimit { .. } | LedgerError::ResetLimit { .. } => Exit::LimitReached,
             LedgerError::UnknownActivation(_) | LedgerError::UnknownLicense(_) => Exit::NotInstalled,
             LedgerError::WrongInstallKey(_) => Exit::WrongInstallKey,
-            LedgerError::AlreadyEnded { .. } => Exit::AlreadyEnded,
+            LedgerError::AlreadyEnded { .. } | LedgerError::RequestSpent { .. } => Exit::AlreadyEnded,
         };
         match e {
             LedgerError::Document(d) => d.into(),

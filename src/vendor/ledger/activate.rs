@@ -10,7 +10,7 @@
 use sha2::{Digest, Sha256};
 
 use super::error::LedgerError;
-use super::model::{AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
+use super::model::{ActivationState, AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
 use super::storage::{Reads, WriteTx};
 use super::{Ledger, PREPARE_CACHE, PreparedTerms, new_id};
 use crate::base::clock::Timestamp;
@@ -141,6 +141,15 @@ fn commit_one(
             return Err(LedgerError::NonceReuse);
         }
         let a = earlier.activation;
+        // The license is handed out again only while its seat is held: a
+        // request kept from before a deactivation or reset must not win the
+        // freed seat back (one seat, two working machines).
+        if a.state != ActivationState::Active {
+            return Err(LedgerError::RequestSpent {
+                id: a.id,
+                how: a.state,
+            });
+        }
         tx.append_audit(&AuditEntry {
             at: now,
             event: AuditEvent::ActivationReplayed,

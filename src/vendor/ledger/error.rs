@@ -102,6 +102,11 @@ pub enum LedgerError {
     /// Already ended by a deactivation or a reset.
     #[error("activation {id} was already ended ({how}); nothing to free")]
     AlreadyEnded { id: String, how: ActivationState },
+    /// An answered request came again after its activation ended.
+    #[error(
+        "this request was answered before and activation {id} has since been {how}; make a new request with `nodelock request` (it takes a seat if one is free)"
+    )]
+    RequestSpent { id: String, how: ActivationState },
     /// Issuing the license failed.
     #[error(transparent)]
     License(#[from] LicenseError),
@@ -130,7 +135,7 @@ impl LedgerError {
             LedgerError::UnknownActivation(_) => "unknown-activation",
             LedgerError::UnknownLicense(_) => "unknown-license",
             LedgerError::WrongInstallKey(_) => "wrong-install-key",
-            LedgerError::AlreadyEnded { .. } => "already-ended",
+            LedgerError::AlreadyEnded { .. } | LedgerError::RequestSpent { .. } => "already-ended",
         }
     }
 }

@@ -187,3 +187,58 @@ fn a_license_prepared_before_a_reset_is_re_signed_with_the_revocation() {
     let lic = crate::documents::license::License::read_unverified(answered.license.as_bytes()).unwrap();
     assert_eq!(lic.revoked, vec![first.license_id]);
 }
+
+#[test]
+fn a_request_replayed_after_its_activation_ended_gets_no_license() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (_, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+
+    // Deactivated: the seat went back, so the old request must not win it again.
+    let (first, install) = request_and_install_key(&key, 1);
+    let held = ledger
+        .answer_activation(&first, &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    let replay = ledger.answer_activation(&first, &vendor, Method::Offline, NOW, "t");
+    assert!(
+        replay.unwrap().replayed,
+        "while active, a replay returns the same license"
+    );
+    ledger
+        .answer_deactivation(deactivation(&held.license_id, &install), &vendor, NOW, "t")
+        .unwrap();
+    let replay = ledger.answer_activation(&first, &vendor, Method::Online, NOW, "t");
+    assert!(
+        matches!(
+            &replay,
+            Err(LedgerError::RequestSpent {
+                how: ActivationState::Deactivated,
+                ..
+            })
+        ),
+        "{replay:?}"
+    );
+
+    // Reset by support: the same.
+    let second = request(&key, 2);
+    let held = ledger
+        .answer_activation(&second, &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    ledger
+        .reset(&held.activation_id, "died", false, NOW, "t")
+        .unwrap();
+    let replay = ledger.answer_activation(&second, &vendor, Method::Offline, NOW, "t");
+    assert!(
+        matches!(
+            &replay,
+            Err(LedgerError::RequestSpent {
+                how: ActivationState::Reset,
+                ..
+            })
+        ),
+        "{replay:?}"
+    );
+    assert_eq!(ledger.report(NOW).unwrap()[0].used, 0);
+    assert!(ledger.counter_mismatches().unwrap().is_empty());
+}
