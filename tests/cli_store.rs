@@ -50,7 +50,9 @@ fn import_status_check_walkthrough() {
 
 #[test]
 fn each_denial_has_its_exit_code() {
-    let base = Env::new().on("laptop.json");
+    // Issued before its start, so that "not yet valid" is not also "issued
+    // in the future" (which is the clock's fault: tests/clock.rs).
+    let base = Env::new().on("laptop.json").at("2026-02-01");
     let lic = base.issue(
         "laptop.json",
         "surveyor",

@@ -96,7 +96,7 @@ impl From<StoreError> for CliError {
         match e {
             StoreError::License(e) => e.into(),
             StoreError::Denied(d) => d.into(),
-            StoreError::Io { .. } => CliError::new(Exit::Io, e.to_string()),
+            StoreError::Io { .. } | StoreError::ClockDamaged { .. } => CliError::new(Exit::Io, e.to_string()),
             StoreError::NotFound { .. } => CliError::new(Exit::NotFound, e.to_string()),
             StoreError::Older { .. } => CliError::new(Exit::OlderLicense, e.to_string()),
             StoreError::NoTrustRoots => CliError::new(Exit::UnknownSigner, e.to_string()),

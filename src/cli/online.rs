@@ -263,7 +263,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             report.insert(
                 "clock".into(),
                 json!({ "now": clock::format(now), "newest_vendor_time": newest.map(clock::format),
-                        "watermark": store.watermark().map(clock::format) }),
+                        "watermark": store.watermark().ok().flatten().map(clock::format) }),
             );
         }
         Err(e) => {

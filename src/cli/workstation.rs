@@ -156,7 +156,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
     let verified = license::verify(&bytes, &ring)?;
     let current = current_fingerprint()?;
-    let state = store.as_ref().map(Store::state).unwrap_or_default();
+    let state = store.as_ref().map(Store::state).transpose()?.unwrap_or_default();
     let ctx = CheckContext {
         product: args.product.as_deref(),
         build_date: args.build_date,

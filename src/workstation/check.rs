@@ -86,6 +86,11 @@ pub enum Denial {
         now: Timestamp,
         watermark: Timestamp,
     },
+    /// Issued (by the vendor's clock) later than this machine's clock, by
+    /// more than the tolerance: this clock is behind, or the document lies.
+    /// Refused so that it cannot push the store's watermark ahead.
+    #[error("the license was issued {}, more than a day after this machine's clock ({}); set the system clock to the correct time", clock::format(*.issued_at), clock::format(*.now))]
+    IssuedInFuture { now: Timestamp, issued_at: Timestamp },
     /// Before its start.
     #[error("the license is valid from {}; check the system clock or wait until then", clock::format(*.not_before))]
     NotYetValid {
@@ -114,7 +119,7 @@ impl Denial {
             Denial::WrongProduct { .. } => Exit::WrongProduct,
             Denial::Revoked { .. } => Exit::Revoked,
             Denial::OtherMachine { .. } => Exit::OtherMachine,
-            Denial::ClockSetBack { .. } => Exit::ClockSetBack,
+            Denial::ClockSetBack { .. } | Denial::IssuedInFuture { .. } => Exit::ClockSetBack,
             Denial::NotYetValid { .. } => Exit::NotYetValid,
             Denial::Expired { .. } => Exit::Expired,
             Denial::MaintenanceEnded { .. } => Exit::MaintenanceEnded,
@@ -155,6 +160,12 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
         return Err(Denial::ClockSetBack {
             now: ctx.now,
             watermark,
+        });
+    }
+    if lic.issued_at > ctx.now.saturating_add(CLOCK_TOLERANCE) {
+        return Err(Denial::IssuedInFuture {
+            now: ctx.now,
+            issued_at: lic.issued_at,
         });
     }
     if ctx.now < lic.not_before {
@@ -212,6 +223,7 @@ mod tests {
             customer: Some("ACME".into()),
             expires_at: Some(NOW + 10 * DAY),
             maintenance_until: Some(NOW + 5 * DAY),
+            not_before: Some(NOW + DAY / 2),
             ..Terms::new("surveyor", LicenseKind::Subscription)
         }
     }
@@ -273,10 +285,33 @@ mod tests {
         );
         assert_eq!(
             code(CheckContext {
-                now: NOW - 2 * DAY,
+                now: NOW + DAY / 4,
                 ..c
             }),
             "not-yet-valid"
+        );
+        // A clock more than the tolerance behind the issue time: the clock's
+        // fault, not the license's. The tolerance itself is still accepted.
+        assert_eq!(
+            code(CheckContext {
+                now: NOW - CLOCK_TOLERANCE,
+                ..c
+            }),
+            "not-yet-valid"
+        );
+        assert_eq!(
+            code(CheckContext {
+                now: NOW - CLOCK_TOLERANCE - 1,
+                ..c
+            }),
+            "clock-set-back"
+        );
+        assert_eq!(
+            code(CheckContext {
+                now: NOW - 2 * DAY,
+                ..c
+            }),
+            "clock-set-back"
         );
         assert_eq!(
             code(CheckContext {

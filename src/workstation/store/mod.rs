@@ -55,6 +55,11 @@ pub enum StoreError {
     /// The license document was refused.
     #[error(transparent)]
     License(#[from] LicenseError),
+    /// The clock record is not a number nodelock wrote.
+    #[error(
+        "the store's clock record {path} is damaged (it should hold one whole number); restore it from a backup, or delete it to start the record afresh"
+    )]
+    ClockDamaged { path: String },
     /// The license is valid but not usable here and now.
     #[error(transparent)]
     Denied(#[from] Denial),
@@ -260,11 +265,11 @@ impl Store {
     }
 
     /// What a check on this store depends on (see [`StoreState`]).
-    pub fn state(&self) -> StoreState {
-        StoreState {
-            watermark: self.watermark(),
+    pub fn state(&self) -> Result<StoreState, StoreError> {
+        Ok(StoreState {
+            watermark: self.watermark()?,
             revoked: self.revoked(),
-        }
+        })
     }
 
     /// License ids the vendor has revoked, as this store has learned them.
@@ -294,18 +299,27 @@ impl Store {
         fsio::write_file(&path, text.as_bytes(), false, false).map_err(io_err(&path))
     }
 
-    /// The latest trusted time this store has seen. A missing or unreadable
-    /// clock file counts as none (see the threat model in the README).
-    pub fn watermark(&self) -> Option<Timestamp> {
-        std::fs::read_to_string(self.root.join("clock"))
-            .ok()?
-            .trim()
+    /// The latest time this store has seen. A missing clock file counts as
+    /// none (see the threat model in the README); one that holds anything but
+    /// a whole number is [`StoreError::ClockDamaged`], never a guess.
+    pub fn watermark(&self) -> Result<Option<Timestamp>, StoreError> {
+        let path = self.root.join("clock");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => String::new(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        text.trim()
             .parse()
-            .ok()
+            .map(Some)
+            .map_err(|_| StoreError::ClockDamaged {
+                path: path.display().to_string(),
+            })
     }
 
     fn advance_watermark_locked(&self, to: Timestamp) -> Result<(), StoreError> {
-        if self.watermark().is_some_and(|w| w >= to) {
+        if self.watermark()?.is_some_and(|w| w >= to) {
             return Ok(());
         }
         let path = self.root.join("clock");
@@ -328,7 +342,7 @@ impl Store {
         let verified = license::verify(input, keyring)?;
         let _lock = self.lock()?;
         let lic = verified.license();
-        let state = self.state();
+        let state = self.state()?;
         let grant = check::check(&verified, &state.context(current, now))?;
         let path = self.license_path(&lic.product);
         let mut replaced = None;
@@ -389,18 +403,23 @@ impl Store {
             }
             other => other?,
         };
-        let state = self.state();
+        let state = self.state()?;
         let ctx = CheckContext {
             product: Some(product),
             build_date,
             ..state.context(current, now)
         };
-        let grant = check::check(&verified, &ctx)?;
-        if state.watermark.is_none_or(|w| now > w + WATERMARK_STEP) {
+        let verdict = check::check(&verified, &ctx);
+        // Every check observes the clock, granted or not: otherwise a license
+        // refused as expired would pass again once the clock is set back.
+        if state
+            .watermark
+            .is_none_or(|w| now > w.saturating_add(WATERMARK_STEP))
+        {
             let _lock = self.lock()?;
             self.advance_watermark_locked(now)?;
         }
-        Ok(grant)
+        Ok(verdict?)
     }
 
     fn not_found(&self, product: &str) -> StoreError {
@@ -428,7 +447,7 @@ impl Store {
             Err(e) => return Err(io_err(&dir)(e)),
         };
         paths.sort();
-        let store_state = self.state();
+        let store_state = self.state()?;
         Ok(paths
             .into_iter()
             .map(|path| {
