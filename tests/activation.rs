@@ -496,3 +496,28 @@ fn a_stolen_ledger_does_not_reveal_activation_keys_and_the_audit_is_append_only(
     );
     assert!(conn.execute("DELETE FROM audit", []).is_err());
 }
+
+#[test]
+fn seat_counts_beyond_any_sale_are_a_usage_error() {
+    let vendor = Vendor::new();
+    for seats in ["4294967295", "0", "100000001"] {
+        let out = vendor.run(&[
+            "vendor",
+            "entitlement",
+            "create",
+            "--product",
+            "surveyor",
+            "--seats",
+            seats,
+        ]);
+        assert_eq!(code(&out), 2, "{seats}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--seats"), "{}", stderr(&out));
+    }
+    let out = vendor.run(&["vendor", "report", "--json"]);
+    assert_eq!(json(&out)["entitlements"].as_array().unwrap().len(), 0);
+    // The largest allowed count works end to end.
+    let key = vendor.entitlement(100_000_000, &["--max-transfers", "100000000"]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    assert_eq!(code(&vendor.answer(&req, &a.path("a.lic"))), 0);
+}

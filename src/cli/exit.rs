@@ -126,6 +126,7 @@ impl From<LedgerError> for CliError {
             LedgerError::Document(_) | LedgerError::License(_) | LedgerError::NonceReuse => Exit::BadInput,
             LedgerError::Database(_) | LedgerError::Io { .. } | LedgerError::NewerSchema { .. } => Exit::Io,
             LedgerError::Key(_) | LedgerError::Unavailable(_) => Exit::Io,
+            LedgerError::BadSpec(_) => Exit::Usage,
             LedgerError::UnknownKey => Exit::UnknownKey,
             LedgerError::EntitlementExpired { .. } => Exit::EntitlementExpired,
             LedgerError::NoFreeSeat { .. } => Exit::NoFreeSeat,

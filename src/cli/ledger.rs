@@ -50,9 +50,6 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
             format!("'{}' is not a valid product name", terms.product),
         ));
     }
-    if args.seats == 0 {
-        return Err(CliError::new(Exit::Usage, "--seats must be at least 1"));
-    }
     let spec = EntitlementSpec {
         product: terms.product,
         seats: args.seats,

@@ -250,14 +250,16 @@ struct EntitlementArgs {
     ledger: LedgerArg,
     #[command(flatten)]
     sale: values::SaleArgs,
-    /// Machines that may hold it at once.
-    #[arg(long)]
+    /// Machines that may hold it at once (1 to 100,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(nodelock::vendor::ledger::MAX_COUNT)))]
     seats: u32,
     /// Transfers (deactivate here, activate there) allowed over the entitlement's life.
-    #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_TRANSFERS)]
+    #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_TRANSFERS,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(nodelock::vendor::ledger::MAX_COUNT)))]
     max_transfers: u32,
     /// Support resets allowed per rolling year.
-    #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_RESETS_PER_YEAR)]
+    #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_RESETS_PER_YEAR,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(nodelock::vendor::ledger::MAX_COUNT)))]
     max_resets: u32,
 }
 

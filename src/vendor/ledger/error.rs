@@ -113,6 +113,9 @@ pub enum LedgerError {
     /// Randomness failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// An entitlement spec with a count out of range.
+    #[error("the entitlement cannot be created: {0}")]
+    BadSpec(String),
     /// The ledger cannot be reached (a server's writer stopped, a batch failed).
     #[error("the ledger is unavailable: {0}")]
     Unavailable(String),
@@ -124,6 +127,7 @@ impl LedgerError {
         match self {
             LedgerError::Database(_) | LedgerError::Io { .. } | LedgerError::Key(_) => "ledger",
             LedgerError::Unavailable(_) => "unavailable",
+            LedgerError::BadSpec(_) => "usage",
             LedgerError::NewerSchema { .. } => "ledger-version",
             LedgerError::Document(_) | LedgerError::License(_) => "bad-document",
             LedgerError::UnknownKey => "unknown-key",

@@ -40,6 +40,10 @@ use storage::Backend;
 pub const DEFAULT_MAX_TRANSFERS: u32 = 3;
 /// Support resets per entitlement per rolling year unless it says otherwise.
 pub const DEFAULT_MAX_RESETS_PER_YEAR: u32 = 2;
+/// The largest seat count, transfer limit or reset limit an entitlement may
+/// have: far beyond any sale, and small enough that sums of counts never
+/// come near overflowing.
+pub const MAX_COUNT: u32 = 100_000_000;
 
 /// An entitlement and its customer's reset licenses, as prepare last read
 /// them (`None`: no entitlement has the key).
@@ -111,6 +115,7 @@ impl Ledger {
         now: Timestamp,
         actor: &str,
     ) -> Result<(String, ActivationKey), LedgerError> {
+        spec.check()?;
         let id = new_id("E", &*self.random)?;
         let key = ActivationKey::generate(&*self.random)?;
         let mut tx = self.backend.begin()?;

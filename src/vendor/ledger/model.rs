@@ -118,6 +118,30 @@ pub struct EntitlementSpec {
 }
 
 impl EntitlementSpec {
+    /// Refuses counts outside `1..=MAX_COUNT` seats and `0..=MAX_COUNT` limits.
+    pub fn check(&self) -> Result<(), super::LedgerError> {
+        let bad = |what: &str, n: u32| {
+            super::LedgerError::BadSpec(format!(
+                "{what} {n} is out of range (at most {})",
+                super::MAX_COUNT
+            ))
+        };
+        if self.seats == 0 || self.seats > super::MAX_COUNT {
+            return Err(super::LedgerError::BadSpec(format!(
+                "{} seat(s) is out of range (1 to {})",
+                self.seats,
+                super::MAX_COUNT
+            )));
+        }
+        if self.max_transfers > super::MAX_COUNT {
+            return Err(bad("a transfer limit of", self.max_transfers));
+        }
+        if self.max_resets_per_year > super::MAX_COUNT {
+            return Err(bad("a reset limit of", self.max_resets_per_year));
+        }
+        Ok(())
+    }
+
     /// `seats` perpetual seats of `product` with the default transfer and
     /// reset limits and nothing else; set the rest with struct update.
     pub fn new(product: impl Into<String>, seats: u32) -> EntitlementSpec {

@@ -242,3 +242,43 @@ fn a_request_replayed_after_its_activation_ended_gets_no_license() {
     assert_eq!(ledger.report(NOW).unwrap()[0].used, 0);
     assert!(ledger.counter_mismatches().unwrap().is_empty());
 }
+
+#[test]
+fn counts_are_bounded_and_the_largest_allowed_do_not_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    for bad in [
+        EntitlementSpec::new("surveyor", u32::MAX),
+        EntitlementSpec::new("surveyor", 0),
+        EntitlementSpec {
+            max_transfers: u32::MAX,
+            ..spec(1)
+        },
+        EntitlementSpec {
+            max_resets_per_year: MAX_COUNT + 1,
+            ..spec(1)
+        },
+    ] {
+        assert!(matches!(
+            ledger.create_entitlement(&bad, NOW, "t"),
+            Err(LedgerError::BadSpec(_))
+        ));
+    }
+    assert!(
+        ledger.audit().unwrap().is_empty(),
+        "a refused spec leaves no trace"
+    );
+    let biggest = EntitlementSpec {
+        max_transfers: MAX_COUNT,
+        max_resets_per_year: MAX_COUNT,
+        ..EntitlementSpec::new("surveyor", MAX_COUNT)
+    };
+    let (_, key) = ledger.create_entitlement(&biggest, NOW, "t").unwrap();
+    for n in 0..3 {
+        ledger
+            .answer_activation(&request(&key, n), &vendor, Method::Offline, NOW, "t")
+            .unwrap();
+    }
+    assert_eq!(ledger.report(NOW).unwrap()[0].used, 3);
+}
