@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use nodelock::base::clock;
+use nodelock::base::fsio::Links;
 use nodelock::documents::activation;
 use nodelock::documents::license;
-use nodelock::format::PrivateKey;
 use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
 
@@ -77,11 +77,11 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
 }
 
 pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
-    let vendor = PrivateKey::load(&args.signing_key)?;
+    let vendor = super::vendor::signing_key(&args.signing_key)?;
     let mut ledger = args.ledger.open()?;
     let actor = args.ledger.actor();
     let now = overrides::now()?;
-    let bytes = match envelope::read_file(&args.request, DocumentKind::ActivationRequest) {
+    let bytes = match envelope::read_file(&args.request, DocumentKind::ActivationRequest, Links::Follow) {
         Ok(b) => b,
         Err(e) => {
             let err = CliError::from(e);

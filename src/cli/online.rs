@@ -9,7 +9,6 @@ use serde_json::json;
 
 use nodelock::base::clock;
 use nodelock::documents::activation::ActivationKey;
-use nodelock::format::PrivateKey;
 use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::online::client::{Client, ClientError};
 use nodelock::vendor::ledger::Ledger;
@@ -293,7 +292,7 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let vendor = PrivateKey::load(&args.signing_key)?;
+    let vendor = super::vendor::signing_key(&args.signing_key)?;
     let ledger_path = args.ledger.path()?;
     // Open once here so that a bad ledger is a clear error before listening.
     drop(Ledger::open(&ledger_path)?);

@@ -45,6 +45,12 @@ pub fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
 
+/// Says something on stderr at once, in human and JSON mode alike (JSON goes
+/// to stdout): for warnings a person must not miss.
+pub fn warn(text: &str) {
+    write_stderr(&format!("warning: {}\n", clean(text)));
+}
+
 fn write_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use nodelock::base::clock;
+use nodelock::base::fsio;
 use nodelock::base::random::OsRandom;
 use nodelock::documents::license::{self, Terms};
 use nodelock::format::PrivateKey;
@@ -13,7 +14,7 @@ use nodelock::machine::fingerprint::Identity;
 
 use super::IssueArgs;
 use super::exit::{CliError, Exit};
-use super::output::{Outcome, write_out};
+use super::output::{Outcome, warn, write_out};
 use super::overrides;
 
 pub fn keygen(dir: &Path, force: bool) -> Result<Outcome, CliError> {
@@ -34,11 +35,37 @@ pub fn keygen(dir: &Path, force: bool) -> Result<Outcome, CliError> {
     ))
 }
 
+/// Loads the vendor's signing key, warning loudly (as ssh does) when others
+/// can read it.
+pub fn signing_key(path: &std::path::Path) -> Result<PrivateKey, CliError> {
+    let key = PrivateKey::load(path)?;
+    if fsio::readable_by_others(path).unwrap_or(false) {
+        warn(&format!(
+            "the signing key {} is readable by others: anyone who can read it can issue licenses; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(key)
+}
+
 pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
-    let key = PrivateKey::load(&args.signing_key)?;
+    let key = signing_key(&args.signing_key)?;
     let origin = args.fingerprint.display().to_string();
-    let bytes = std::fs::read(&args.fingerprint)
-        .map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+    let bytes = match fsio::read_capped(&args.fingerprint, 1024 * 1024, fsio::Links::Follow) {
+        Ok(bytes) => bytes,
+        Err(fsio::ReadError::Io(e)) => {
+            return Err(CliError::new(Exit::Io, format!("cannot read {origin}: {e}")));
+        }
+        Err(e) => {
+            return Err(CliError::new(
+                Exit::BadInput,
+                format!(
+                    "{origin} is not a fingerprint report ({e}); pass the file `nodelock fingerprint --json` wrote"
+                ),
+            ));
+        }
+    };
     let report = nodelock::machine::fingerprint::Report::from_json(&bytes, &origin)?;
     let fingerprint = report.fingerprint(&origin)?;
     let terms = Terms {

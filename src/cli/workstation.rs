@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use nodelock::base::clock;
+use nodelock::base::fsio::Links;
 use nodelock::documents::license;
 use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::format::{Keyring, PublicKey};
@@ -153,7 +154,7 @@ fn grant_outcome(grant: Grant, json: serde_json::Value) -> Outcome {
 pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let store = args.store.open().ok();
     let ring = keyring(&args.keys, store.as_ref())?;
-    let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
+    let bytes = envelope::read_file(&args.license, DocumentKind::License, Links::Follow)?;
     let verified = license::verify(&bytes, &ring)?;
     let current = current_fingerprint()?;
     let state = store.as_ref().map(Store::state).transpose()?.unwrap_or_default();
@@ -170,7 +171,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
 pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let ring = keyring(&args.keys, Some(&store))?;
-    let bytes = envelope::read_file(&args.license, DocumentKind::License)?;
+    let bytes = envelope::read_file(&args.license, DocumentKind::License, Links::Follow)?;
     if envelope::peek_kind(&bytes) == Some(DocumentKind::DeactivationReceipt) {
         let receipt = store.import_receipt(&bytes, &ring)?.into_receipt();
         let human = format!(

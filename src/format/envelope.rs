@@ -12,13 +12,13 @@
 //! [`SignedDocument::verify_with`]; code that acts on a document takes that type.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::armor;
 use super::keys::{KEY_ID_LEN, KeyError, KeyId, Keyring, PrivateKey, PublicKey, SIGNATURE_LEN};
+use crate::base::fsio;
 use crate::format::codec;
 
 /// The magic first element of every envelope, and the signing-domain prefix.
@@ -105,6 +105,9 @@ pub enum EnvelopeError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A FIFO, device or directory where a document file belongs.
+    #[error("{path} is not a regular file; name the document file itself")]
+    NotAFile { path: String },
     /// The input is empty.
     #[error("the file is empty; it should hold a nodelock {expected}")]
     Empty { expected: DocumentKind },
@@ -360,23 +363,21 @@ impl SignedDocument {
 
 /// Reads a document file, refusing files over [`MAX_DOCUMENT_BYTES`] without
 /// reading more than one byte past the cap.
-pub fn read_file(path: &Path, expected: DocumentKind) -> Result<Vec<u8>, EnvelopeError> {
-    let io = |source| EnvelopeError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(EnvelopeError::TooLarge {
+pub fn read_file(path: &Path, expected: DocumentKind, links: fsio::Links) -> Result<Vec<u8>, EnvelopeError> {
+    match fsio::read_capped(path, MAX_DOCUMENT_BYTES as u64, links) {
+        Ok(bytes) => Ok(bytes),
+        Err(fsio::ReadError::Io(source)) => Err(EnvelopeError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+        Err(fsio::ReadError::TooLarge { .. }) => Err(EnvelopeError::TooLarge {
             limit: MAX_DOCUMENT_BYTES,
             expected,
-        });
+        }),
+        Err(fsio::ReadError::NotAFile) => Err(EnvelopeError::NotAFile {
+            path: path.display().to_string(),
+        }),
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePub
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::base::fsio;
 use crate::base::random::{self, OsRandom, RandomError};
 
 /// Length of a key id in bytes.
@@ -56,7 +57,7 @@ pub enum KeyError {
         path: String,
     },
     /// A key file is far larger than any key.
-    #[error("{path} is too large to be a key file")]
+    #[error("{path} is not a key file (larger than any key, or not a regular file)")]
     TooLarge {
         /// The file that was read.
         path: String,
@@ -321,8 +322,10 @@ impl FromIterator<PublicKey> for Keyring {
 }
 
 /// Strips what editors and mail clients add around PEM text (BOM, CR).
-fn clean_pem_text(text: &str) -> String {
-    text.trim_start_matches('\u{feff}').replace('\r', "")
+/// The PEM text without a BOM or CRs, in a buffer wiped on drop (it may
+/// hold a private key).
+fn clean_pem_text(text: &str) -> Zeroizing<String> {
+    Zeroizing::new(text.trim_start_matches('\u{feff}').replace('\r', ""))
 }
 
 fn read_key_file(path: &Path) -> Result<String, KeyError> {
@@ -331,11 +334,13 @@ fn read_key_file(path: &Path) -> Result<String, KeyError> {
         path: display.clone(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > MAX_KEY_FILE {
-        return Err(KeyError::TooLarge { path: display });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = match fsio::read_capped(path, MAX_KEY_FILE, fsio::Links::Follow) {
+        Ok(bytes) => bytes,
+        Err(fsio::ReadError::Io(source)) => return Err(io(source)),
+        Err(fsio::ReadError::TooLarge { .. } | fsio::ReadError::NotAFile) => {
+            return Err(KeyError::TooLarge { path: display });
+        }
+    };
     String::from_utf8(bytes).map_err(|_| KeyError::BadPublicKey { path: display })
 }
 
@@ -346,7 +351,7 @@ pub fn write_key_pair(dir: &Path, key: &PrivateKey, force: bool) -> Result<(), K
         let path = path.display().to_string();
         move |source| KeyError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    fsio::create_private_dir(dir).map_err(io(dir))?;
     let private_path = dir.join("vendor.key");
     let public_path = dir.join("vendor.pub");
     if !force && private_path.exists() {
@@ -355,8 +360,8 @@ pub fn write_key_pair(dir: &Path, key: &PrivateKey, force: bool) -> Result<(), K
         });
     }
     let pem = key.to_pkcs8_pem()?;
-    crate::base::fsio::write_file(&private_path, pem.as_bytes(), true, !force).map_err(io(&private_path))?;
-    crate::base::fsio::write_file(&public_path, key.public().to_spki_pem().as_bytes(), false, false)
+    fsio::write_file(&private_path, pem.as_bytes(), true, !force).map_err(io(&private_path))?;
+    fsio::write_file(&public_path, key.public().to_spki_pem().as_bytes(), false, false)
         .map_err(io(&public_path))?;
     Ok(())
 }

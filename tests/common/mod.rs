@@ -12,7 +12,16 @@ use assert_cmd::Command;
 pub mod desk;
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);
+    // Git keeps no mode but the executable bit, so a checkout leaves the
+    // TEST-ONLY private keys group- and world-readable, and nodelock warns
+    // about signing keys others can read. Give them the mode a private key has.
+    #[cfg(unix)]
+    if rel.ends_with(".key") {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    path
 }
 
 pub fn machine(name: &str) -> PathBuf {

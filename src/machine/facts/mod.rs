@@ -52,7 +52,7 @@ pub enum FactsError {
         found: String,
     },
     /// Absurdly large snapshot.
-    #[error("{path} is larger than {MAX_SNAPSHOT_BYTES} bytes; it is not a facts snapshot")]
+    #[error("{path} is not a facts snapshot (larger than {MAX_SNAPSHOT_BYTES} bytes, or not a regular file)")]
     TooLarge { path: String },
 }
 
@@ -174,11 +174,11 @@ impl Facts {
             path: display.clone(),
             source,
         };
-        if std::fs::metadata(path).map_err(io)?.len() > MAX_SNAPSHOT_BYTES {
-            return Err(FactsError::TooLarge { path: display });
+        match crate::base::fsio::read_capped(path, MAX_SNAPSHOT_BYTES, crate::base::fsio::Links::Follow) {
+            Ok(bytes) => Facts::from_json(&bytes, &display),
+            Err(crate::base::fsio::ReadError::Io(source)) => Err(io(source)),
+            Err(_) => Err(FactsError::TooLarge { path: display }),
         }
-        let bytes = std::fs::read(path).map_err(io)?;
-        Facts::from_json(&bytes, &display)
     }
 
     /// Pretty JSON in the snapshot format.

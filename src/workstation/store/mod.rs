@@ -221,15 +221,10 @@ impl Store {
 
     fn lock(&self) -> Result<StoreLock, StoreError> {
         for dir in ["", "licenses", "trust", "keys", "pending", "outbox"].map(|d| self.root.join(d)) {
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            fsio::create_private_dir(&dir).map_err(io_err(&dir))?;
         }
         let path = self.root.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = fsio::open_lock_file(&path).map_err(io_err(&path))?;
         file.lock().map_err(io_err(&path))?;
         Ok(StoreLock(file))
     }
@@ -244,13 +239,30 @@ impl Store {
             Err(e) => return Err(io_err(&dir)(e)),
         };
         for entry in entries.flatten() {
-            if entry.path().extension().is_some_and(|e| e == "pub")
-                && let Ok(key) = PublicKey::load(&entry.path())
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pub")
+                && let Ok(Some(text)) = self.read_record(&path, 16 * 1024)
+                && let Ok(key) = PublicKey::from_spki_pem(&text, &path.display().to_string())
             {
                 ring.add(key);
             }
         }
         Ok(ring)
+    }
+
+    /// A small record the store keeps (clock, revocations, trust roots,
+    /// pending documents): a regular file reached without following a link,
+    /// read up to `limit` bytes. `None` when it does not exist.
+    pub(super) fn read_record(&self, path: &Path, limit: u64) -> Result<Option<String>, StoreError> {
+        match fsio::read_capped(path, limit, fsio::Links::Refuse) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(fsio::ReadError::Io(source)) => Err(io_err(path)(source)),
+            Err(e) => Err(io_err(path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e.to_string(),
+            ))),
+        }
     }
 
     /// Installs a vendor key; false if it was already there.
@@ -274,7 +286,9 @@ impl Store {
 
     /// License ids the vendor has revoked, as this store has learned them.
     pub fn revoked(&self) -> Vec<String> {
-        std::fs::read_to_string(self.root.join("revoked"))
+        self.read_record(&self.root.join("revoked"), 16 * 1024 * 1024)
+            .ok()
+            .flatten()
             .map(|t| {
                 t.lines()
                     .map(str::trim)
@@ -304,11 +318,11 @@ impl Store {
     /// a whole number is [`StoreError::ClockDamaged`], never a guess.
     pub fn watermark(&self) -> Result<Option<Timestamp>, StoreError> {
         let path = self.root.join("clock");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => String::new(),
-            Err(e) => return Err(io_err(&path)(e)),
+        let text = match fsio::read_capped(&path, 64, fsio::Links::Refuse) {
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(fsio::ReadError::Io(source)) => return Err(io_err(&path)(source)),
+            Err(_) => String::new(),
         };
         text.trim()
             .parse()
@@ -377,7 +391,8 @@ impl Store {
     }
 
     fn read_license(&self, path: &Path, keyring: &Keyring) -> Result<VerifiedLicense, StoreError> {
-        let bytes = envelope::read_file(path, DocumentKind::License).map_err(LicenseError::from)?;
+        let bytes = envelope::read_file(path, DocumentKind::License, fsio::Links::Refuse)
+            .map_err(LicenseError::from)?;
         Ok(license::verify(&bytes, keyring)?)
     }
 

@@ -162,7 +162,7 @@ impl Store {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "lic"))
             .filter_map(|p| {
-                let bytes = envelope::read_file(&p, DocumentKind::License).ok()?;
+                let bytes = envelope::read_file(&p, DocumentKind::License, fsio::Links::Refuse).ok()?;
                 License::read_unverified(&bytes).map(|l| (p, l))
             })
             .collect()
@@ -195,7 +195,9 @@ impl Store {
         }
         let _lock = self.lock()?;
         let outbox = self.outbox_path(license_id);
-        if let Ok(armored) = std::fs::read_to_string(&outbox) {
+        if let Ok(Some(armored)) =
+            self.read_record(&outbox, crate::format::envelope::MAX_DOCUMENT_BYTES as u64)
+        {
             return Ok(Deactivation {
                 license_id: license_id.to_owned(),
                 product: None,
@@ -252,7 +254,12 @@ impl Store {
     /// would take a second seat.
     pub fn pending_for_key(&self, key: &ActivationKey) -> Option<PendingRequest> {
         self.pending_requests().into_iter().find_map(|nonce_hex| {
-            let armored = std::fs::read_to_string(self.pending_path(&nonce_hex, "req")).ok()?;
+            let armored = self
+                .read_record(
+                    &self.pending_path(&nonce_hex, "req"),
+                    crate::format::envelope::MAX_DOCUMENT_BYTES as u64,
+                )
+                .ok()??;
             let verified = activation::open_request(armored.as_bytes()).ok()?;
             (verified.key() == key && self.pending_path(&nonce_hex, "key").exists()).then(|| PendingRequest {
                 size: verified.envelope().len(),
@@ -271,7 +278,7 @@ impl Store {
         self.installed()
             .into_iter()
             .filter_map(|(path, _)| {
-                let bytes = envelope::read_file(&path, DocumentKind::License).ok()?;
+                let bytes = envelope::read_file(&path, DocumentKind::License, fsio::Links::Refuse).ok()?;
                 license::verify(&bytes, keyring)
                     .ok()
                     .map(|v| v.license().issued_at)

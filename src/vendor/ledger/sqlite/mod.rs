@@ -17,6 +17,7 @@ use super::model::{
 };
 use super::storage::{Backend, Reads, WriteTx};
 use crate::base::clock::Timestamp;
+use crate::base::fsio;
 
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,11 +37,18 @@ impl Sqlite {
     /// Opens (creating if needed) and migrates the ledger at `path`.
     pub fn open(path: &Path) -> Result<Sqlite, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+            fsio::create_private_dir(dir).map_err(|source| LedgerError::Io {
                 path: dir.display().to_string(),
                 source,
             })?;
         }
+        // The ledger holds who holds which seat and every license issued:
+        // owner-only from its first byte (SQLite gives its -wal and -shm
+        // files the database file's mode).
+        fsio::create_private_file(path).map_err(|source| LedgerError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut conn = Connection::open(path).map_err(StorageError::from)?;
         let setup = |conn: &mut Connection| -> rusqlite::Result<i64> {
             conn.busy_timeout(BUSY_TIMEOUT)?;
