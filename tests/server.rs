@@ -601,6 +601,8 @@ fn the_portal_page_works_without_javascript() {
     );
     let mut response = post_portal(&agent, &server.url, "r2.req", &std::fs::read(&req2).unwrap());
     assert_eq!(response.status().as_u16(), 409);
+    // The refusal's code rides in the header the request log records.
+    assert_eq!(response.headers().get("x-nodelock-code").unwrap(), "no-free-seat");
     let page = response.body_mut().read_to_string().unwrap();
     assert!(
         page.contains("role=\"alert\"") && page.contains("seat(s) of this entitlement are in use"),
@@ -608,4 +610,5 @@ fn the_portal_page_works_without_javascript() {
     );
     let response = post_portal(&agent, &server.url, "junk.txt", b"hello");
     assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.headers().get("x-nodelock-code").unwrap(), "bad-document");
 }

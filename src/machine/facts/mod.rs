@@ -150,9 +150,24 @@ impl Facts {
         struct Head {
             format: Option<String>,
         }
+        // serde_json's own message quotes the offending value, which in a
+        // facts file may be a hardware serial: say only what and where.
         let malformed = |e: serde_json::Error| FactsError::Malformed {
             path: origin.to_owned(),
-            reason: e.to_string(),
+            reason: match e.classify() {
+                serde_json::error::Category::Io => "it could not be read".to_owned(),
+                serde_json::error::Category::Syntax => {
+                    format!("invalid JSON at line {}, column {}", e.line(), e.column())
+                }
+                serde_json::error::Category::Data => {
+                    format!(
+                        "a value of the wrong type or shape at line {}, column {}",
+                        e.line(),
+                        e.column()
+                    )
+                }
+                serde_json::error::Category::Eof => "the JSON ends too early".to_owned(),
+            },
         };
         let head: Head = serde_json::from_slice(text).map_err(malformed)?;
         match head.format.as_deref() {
@@ -160,7 +175,7 @@ impl Facts {
             found => {
                 return Err(FactsError::WrongFormat {
                     path: origin.to_owned(),
-                    found: found.unwrap_or("(none)").to_owned(),
+                    found: crate::base::text::printable_prefix(found.unwrap_or("(none)"), 40),
                 });
             }
         }
@@ -267,6 +282,17 @@ mod tests {
             Facts::from_json(b"{}", "f"),
             Err(FactsError::WrongFormat { .. })
         ));
+    }
+
+    #[test]
+    fn parse_errors_name_the_place_not_the_value() {
+        let text = br#"{"format":"nodelock-facts/1","board_serial":"OK","memory_bytes":"SN-7Q1XL13-SECRET"}"#;
+        let err = Facts::from_json(text, "f.json").unwrap_err().to_string();
+        assert!(!err.contains("SECRET"), "{err}");
+        assert!(err.contains("line 1, column"), "{err}");
+        let text = br#"{"format":"nodelock-facts/1","disk_serials":["SN-SECRET-1",]}"#;
+        let err = Facts::from_json(text, "f.json").unwrap_err().to_string();
+        assert!(!err.contains("SECRET"), "{err}");
     }
 
     #[cfg(target_os = "linux")]

@@ -52,17 +52,23 @@ pub async fn page() -> Html<String> {
     ))
 }
 
-fn refusal(status: StatusCode, message: &str) -> Response {
+/// A refusal page; its code goes in `X-Nodelock-Code`, which the request log
+/// records, as for API errors.
+fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response {
     let body = format!(
         "<h1>The request was not accepted</h1>\n<div class=\"refusal\" role=\"alert\"><p>{}</p></div>\n\
          <p><a href=\"/\">Upload another file</a></p>",
         escape(message)
     );
-    (
+    let mut response = (
         status,
         Html(page_html("Request refused — nodelock activation portal", &body)),
     )
-        .into_response()
+        .into_response();
+    response
+        .headers_mut()
+        .insert("x-nodelock-code", HeaderValue::from_static(code));
+    response
 }
 
 fn download(text: String, filename: &str) -> Response {
@@ -88,6 +94,7 @@ pub async fn upload(
     let Ok(mut form) = form else {
         return refusal(
             StatusCode::BAD_REQUEST,
+            "bad-body",
             "The upload could not be read; choose the request file and try again.",
         );
     };
@@ -99,22 +106,31 @@ pub async fn upload(
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     return refusal(
                         StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
                         "That file is far too large to be a request file.",
                     );
                 }
-                Err(_) => return refusal(StatusCode::BAD_REQUEST, "The upload was interrupted; try again."),
+                Err(_) => {
+                    return refusal(
+                        StatusCode::BAD_REQUEST,
+                        "bad-body",
+                        "The upload was interrupted; try again.",
+                    );
+                }
             },
             Ok(Some(_)) => {}
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return refusal(
                     StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
                     "That file is far too large to be a request file.",
                 );
             }
             Err(_) => {
                 return refusal(
                     StatusCode::BAD_REQUEST,
+                    "bad-body",
                     "The upload could not be read; try again.",
                 );
             }
@@ -123,6 +139,7 @@ pub async fn upload(
     let Some(file) = file.filter(|f| !f.is_empty()) else {
         return refusal(
             StatusCode::BAD_REQUEST,
+            "bad-body",
             "No file was chosen; choose the request file and try again.",
         );
     };
@@ -137,5 +154,5 @@ pub async fn upload(
             .await
             .map(|a| download(a.license, &format!("{}.lic", a.license_id))),
     };
-    answer.unwrap_or_else(|e: ApiError| refusal(e.status, &e.message))
+    answer.unwrap_or_else(|e: ApiError| refusal(e.status, e.code, &e.message))
 }
