@@ -162,11 +162,36 @@ fn a_request_kept_from_before_a_deactivation_wins_no_seat_back() {
     assert_eq!(vendor.used(), 0);
 }
 
-fn assert_refused_without_change(vendor: &Vendor, out: &std::process::Output, exit: i32, used_before: u64) {
+/// Whether a refusal earns a row in the permanent audit: only when a known
+/// entitlement or a verified signature stands behind the request.
+#[derive(PartialEq)]
+enum Audited {
+    Yes,
+    No,
+}
+
+fn assert_refused_without_change(
+    vendor: &Vendor,
+    out: &std::process::Output,
+    exit: i32,
+    used_before: u64,
+    audit_before: &[String],
+    audited: Audited,
+) {
     assert_eq!(code(out), exit, "{}", stderr(out));
     assert_one_sentence(out);
     assert_eq!(vendor.used(), used_before, "a refusal changed the seats");
-    assert_eq!(vendor.audit_events().last().map(String::as_str), Some("refused"));
+    let audit = vendor.audit_events();
+    match audited {
+        Audited::Yes => {
+            assert_eq!(audit.len(), audit_before.len() + 1);
+            assert_eq!(audit.last().map(String::as_str), Some("refused"));
+        }
+        Audited::No => assert_eq!(
+            audit, audit_before,
+            "an unauthenticated refusal reached the audit"
+        ),
+    }
 }
 
 #[test]
@@ -179,23 +204,12 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     assert_eq!(code(&vendor.answer(&req, &lic)), 0);
     assert_eq!(code(&import(&a, &lic)), 0);
 
-    // A request edited after signing.
-    let text = std::fs::read_to_string(&req).unwrap();
-    let block = nodelock::format::armor::find_block(text.as_bytes())
-        .unwrap()
-        .unwrap();
-    let mut bytes = block.bytes;
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    let edited = a.path("edited.req");
-    std::fs::write(
-        &edited,
-        nodelock::format::envelope::armor(nodelock::format::DocumentKind::ActivationRequest, &bytes),
-    )
-    .unwrap();
+    // A request edited after signing (one defect per file: the negative
+    // vectors in fixtures/documents/negative/ are refused the same way).
+    let audit = vendor.audit_events();
+    let edited = fixture("documents/negative/edited-request.req");
     let out = vendor.answer(&edited, &a.path("x.lic"));
-    assert!(matches!(code(&out), 3 | 10), "{}", stderr(&out));
-    assert_refused_without_change(&vendor, &out, code(&out), 1);
+    assert_refused_without_change(&vendor, &out, 10, 1, &audit, Audited::No);
 
     // A license answered for another request: a second store on the same machine did not make it.
     let other_store = workstation("laptop.json");
@@ -218,8 +232,9 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     let (_, forged) = nodelock::documents::activation::make_deactivation(&id_c, &a_key, [9; 16], 0).unwrap();
     let forged_path = a.path("forged.deact");
     std::fs::write(&forged_path, forged).unwrap();
+    let audit = vendor.audit_events();
     let out = vendor.answer(&forged_path, &a.path("r"));
-    assert_refused_without_change(&vendor, &out, 28, 2);
+    assert_refused_without_change(&vendor, &out, 28, 2, &audit, Audited::No);
 
     // A deactivation signed by a key nobody activated with.
     let stranger = nodelock::format::PrivateKey::generate().unwrap();
@@ -227,11 +242,11 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
         nodelock::documents::activation::make_deactivation(&id_a, &stranger, [9; 16], 0).unwrap();
     std::fs::write(&forged_path, forged).unwrap();
     let out = vendor.answer(&forged_path, &a.path("r"));
-    assert_refused_without_change(&vendor, &out, 28, 2);
+    assert_refused_without_change(&vendor, &out, 28, 2, &audit, Audited::No);
 
     // A document of one kind presented as another.
     let out = vendor.answer(&lic, &a.path("r"));
-    assert_refused_without_change(&vendor, &out, 3, 2);
+    assert_refused_without_change(&vendor, &out, 3, 2, &audit, Audited::No);
     let deact = a.path("a.deact");
     assert_eq!(
         code(&a.run_store(&["deactivate", &id_a, "-o", deact.to_str().unwrap()])),
@@ -248,8 +263,9 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     // The activation key reused beyond its seats.
     let d = workstation("laptop-wifi-gone.json");
     let req_d = request(&d, &key, "d.req");
+    let audit = vendor.audit_events();
     let out = vendor.answer(&req_d, &d.path("d.lic"));
-    assert_refused_without_change(&vendor, &out, 23, 2);
+    assert_refused_without_change(&vendor, &out, 23, 2, &audit, Audited::Yes);
 }
 
 #[test]
@@ -428,8 +444,9 @@ fn reset_frees_a_dead_machines_seat_is_limited_audited_and_revokes_its_license()
         .find(|a| a["state"] == "active")
         .unwrap();
     let activation_b = active["id"].as_str().unwrap().to_owned();
+    let audit = vendor.audit_events();
     let out = vendor.run(&["vendor", "reset", &activation_b, "--reason", "stolen"]);
-    assert_refused_without_change(&vendor, &out, 25, 1);
+    assert_refused_without_change(&vendor, &out, 25, 1, &audit, Audited::Yes);
     let out = vendor.run(&[
         "vendor",
         "reset",
@@ -468,14 +485,18 @@ fn entitlement_past_its_term_is_refused() {
     let key = vendor.entitlement(1, &["--expires", "2026-05-31"]);
     let ws = workstation("laptop.json");
     let req = request(&ws, &key, "r");
+    let audit = vendor.audit_events();
     let out = vendor.answer(&req, &ws.path("l"));
-    assert_refused_without_change(&vendor, &out, 24, 0);
+    assert_refused_without_change(&vendor, &out, 24, 0, &audit, Audited::Yes);
     let unknown = nodelock::documents::activation::ActivationKey::generate(&nodelock::base::random::OsRandom)
         .unwrap()
         .to_string();
     let req = request(&ws, &unknown, "u");
+    // A well-formed key no entitlement has: anyone can make one, so it
+    // earns no audit row.
+    let audit = vendor.audit_events();
     let out = vendor.answer(&req, &ws.path("l"));
-    assert_refused_without_change(&vendor, &out, 22, 0);
+    assert_refused_without_change(&vendor, &out, 22, 0, &audit, Audited::No);
 }
 
 #[test]

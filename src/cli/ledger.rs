@@ -81,26 +81,13 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
     let mut ledger = args.ledger.open()?;
     let actor = args.ledger.actor();
     let now = overrides::now()?;
-    let bytes = match envelope::read_file(&args.request, DocumentKind::ActivationRequest, Links::Follow) {
-        Ok(b) => b,
-        Err(e) => {
-            let err = CliError::from(e);
-            ledger.record_refusal(
-                &format!("file {}", args.request.display()),
-                &err.message,
-                None,
-                now,
-                &actor,
-            )?;
-            return Err(err);
-        }
-    };
+    // A document that does not parse or verify is refused without a row in
+    // the permanent audit: only a known entitlement or a verified signature
+    // earns one (the same rule as the server's).
+    let bytes = envelope::read_file(&args.request, DocumentKind::ActivationRequest, Links::Follow)?;
     match envelope::peek_kind(&bytes) {
         Some(DocumentKind::DeactivationRequest) => {
-            let pending = match activation::open_deactivation(&bytes) {
-                Ok(p) => p,
-                Err(e) => return Err(refuse(&mut ledger, "deactivation request", e.into(), now, &actor)),
-            };
+            let pending = activation::open_deactivation(&bytes)?;
             let done = ledger.answer_deactivation(pending, &vendor, now, &actor)?;
             write_out(&args.out, &done.receipt)?;
             let d = &done.details;
@@ -126,10 +113,7 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
             ))
         }
         _ => {
-            let request = match activation::open_request(&bytes) {
-                Ok(r) => r,
-                Err(e) => return Err(refuse(&mut ledger, "activation request", e.into(), now, &actor)),
-            };
+            let request = activation::open_request(&bytes)?;
             let answered = ledger.answer_activation(&request, &vendor, Method::Offline, now, &actor)?;
             write_out(&args.out, &answered.license)?;
             let human = if answered.replayed {
@@ -153,14 +137,6 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
             ))
         }
     }
-}
-
-/// Records a document that failed before the ledger could judge it.
-fn refuse(ledger: &mut Ledger, what: &str, err: CliError, now: clock::Timestamp, actor: &str) -> CliError {
-    if let Err(e) = ledger.record_refusal(what, &err.message, None, now, actor) {
-        return e.into();
-    }
-    err
 }
 
 pub fn reset(args: &ResetArgs) -> Result<Outcome, CliError> {
@@ -250,4 +226,34 @@ pub fn audit(args: &LedgerArg) -> Result<Outcome, CliError> {
         })
         .collect();
     Ok(Outcome::new(human, json!({ "audit": rows })))
+}
+
+/// The deep check the server's `/healthz` no longer runs for every caller:
+/// the whole file's integrity and every entitlement's counters.
+pub fn check(args: &LedgerArg) -> Result<Outcome, CliError> {
+    let ledger = args.open()?;
+    let integrity = ledger.integrity_check()?;
+    let mismatches = ledger.counter_mismatches()?;
+    let sound = integrity == "ok" && mismatches.is_empty();
+    let human = if sound {
+        "the ledger is sound: integrity ok, every seat counter matches its activations".to_owned()
+    } else {
+        format!(
+            "the ledger has problems: integrity {}; counters disagree for {}",
+            clean(&integrity),
+            if mismatches.is_empty() {
+                "none".to_owned()
+            } else {
+                mismatches.join(", ")
+            }
+        )
+    };
+    let mut outcome = Outcome::new(
+        human,
+        json!({ "integrity": integrity, "counter_mismatches": mismatches, "sound": sound }),
+    );
+    if !sound {
+        outcome.exit = Exit::DoctorProblems;
+    }
+    Ok(outcome)
 }

@@ -335,6 +335,8 @@ enum VendorCommand {
     Report(LedgerArg),
     /// Every activation, deactivation, reset and refusal, with who and why.
     Audit(LedgerArg),
+    /// The ledger's deep check: file integrity and seat counters (exit 45 on problems).
+    Check(LedgerArg),
     /// Run the online activation server and the offline portal page.
     Serve(ServeArgs),
 }
@@ -394,6 +396,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Vendor(VendorCommand::Reset(args)) => ledger::reset(&args),
         Command::Vendor(VendorCommand::Report(args)) => ledger::report(&args),
         Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args),
+        Command::Vendor(VendorCommand::Check(args)) => ledger::check(&args),
         Command::Vendor(VendorCommand::Serve(args)) => online::serve(&args),
     };
     std::process::ExitCode::from(output::emit(result, cli.json) as u8)

@@ -10,6 +10,7 @@ use std::io::BufRead;
 use assert_cmd::Command;
 
 pub mod desk;
+pub mod http;
 
 pub fn fixture(rel: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);

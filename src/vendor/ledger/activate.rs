@@ -329,11 +329,15 @@ pub(super) fn commit_or_refuse(
         Ok(answered) => Ok(Ok(answered)),
         Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
         Err(refusal) => {
+            // The audit is append-only and permanent: it records a refusal
+            // only when a known entitlement stands behind the request. A
+            // request with an unknown key is anyone's (the install key that
+            // signs it is made up on the spot), so it leaves no row; the
+            // server counts it and its request log names it.
             let request = &prepared.request;
-            let entitlement = tx
-                .reads()
-                .entitlement_by_key(&request.key().ledger_hash())?
-                .map(|e| e.id);
+            let Some(entitlement) = tx.reads().entitlement_by_key(&request.key().ledger_hash())? else {
+                return Ok(Err(refusal));
+            };
             let detail = format!(
                 "activation request from workstation {}: {refusal}",
                 request.fingerprint().workstation_id()
@@ -341,7 +345,7 @@ pub(super) fn commit_or_refuse(
             tx.append_audit(&AuditEntry {
                 at: now,
                 event: AuditEvent::Refused,
-                entitlement_id: entitlement.as_deref(),
+                entitlement_id: Some(&entitlement.id),
                 activation_id: None,
                 actor: &prepared.actor,
                 detail: &detail,

@@ -3,10 +3,12 @@
 
 use super::Ledger;
 use super::error::{LedgerError, StorageError};
-use super::model::{ActivationState, AuditEntry, AuditEvent, Ending};
-use super::storage::WriteTx;
+use super::model::{Activation, ActivationState, AuditEntry, AuditEvent, Ending};
+use super::storage::{Reads, WriteTx};
 use crate::base::clock::{DAY, Timestamp};
-use crate::documents::activation::{self, ActivationError, DeactivationReceipt, UnverifiedDeactivation};
+use crate::documents::activation::{
+    self, ActivationError, DeactivationReceipt, UnverifiedDeactivation, VerifiedDeactivation,
+};
 use crate::format::{PrivateKey, PublicKey};
 
 /// A deactivation answered.
@@ -25,17 +27,15 @@ pub struct Deactivated {
     pub details: DeactivationReceipt,
 }
 
-/// Judges and records one deactivation inside `tx`.
-fn deactivate(
-    tx: &mut dyn WriteTx,
+/// Finds the activation a deactivation names and verifies the request with
+/// the install key recorded for it. Until this succeeds nothing in the request
+/// is more than a claim anyone could make.
+fn verify(
+    reads: &dyn Reads,
     pending: UnverifiedDeactivation,
-    vendor: &PrivateKey,
-    now: Timestamp,
-    actor: &str,
-) -> Result<Deactivated, LedgerError> {
+) -> Result<(Activation, VerifiedDeactivation), LedgerError> {
     let license_id = pending.claimed_license_id().to_owned();
-    let act = tx
-        .reads()
+    let act = reads
         .activation_by_license(&license_id)?
         .ok_or_else(|| LedgerError::UnknownLicense(license_id.clone()))?;
     let install_key = PublicKey::from_sec1(&act.install_key)?;
@@ -43,6 +43,19 @@ fn deactivate(
         ActivationError::Envelope(_) => LedgerError::WrongInstallKey(license_id.clone()),
         other => LedgerError::Document(other),
     })?;
+    Ok((act, request))
+}
+
+/// Ends a verified deactivation's activation inside `tx`.
+fn deactivate(
+    tx: &mut dyn WriteTx,
+    act: Activation,
+    request: VerifiedDeactivation,
+    vendor: &PrivateKey,
+    now: Timestamp,
+    actor: &str,
+) -> Result<Deactivated, LedgerError> {
+    let license_id = act.license_id.clone();
     match act.state {
         ActivationState::Active => {}
         ActivationState::Deactivated => {
@@ -130,17 +143,25 @@ pub(super) fn deactivate_or_refuse(
     now: Timestamp,
     actor: &str,
 ) -> Result<Result<Deactivated, LedgerError>, LedgerError> {
-    let license_id = pending.claimed_license_id().to_owned();
-    match deactivate(tx, pending, vendor, now, actor) {
+    // An unknown license or a signature that does not verify is anyone's
+    // request: refused without a row in the permanent audit (the server
+    // counts it; its request log names it).
+    let (act, request) = match verify(tx.reads(), pending) {
+        Ok(verified) => verified,
+        Err(LedgerError::Database(e)) => return Err(LedgerError::Database(e)),
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let (entitlement_id, activation_id) = (act.entitlement_id.clone(), act.id.clone());
+    match deactivate(tx, act, request, vendor, now, actor) {
         Ok(done) => Ok(Ok(done)),
         Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
         Err(refusal) => {
-            let detail = format!("deactivation request for license {license_id}: {refusal}");
+            let detail = format!("deactivation request: {refusal}");
             tx.append_audit(&AuditEntry {
                 at: now,
                 event: AuditEvent::Refused,
-                entitlement_id: None,
-                activation_id: None,
+                entitlement_id: Some(&entitlement_id),
+                activation_id: Some(&activation_id),
                 actor,
                 detail: &detail,
             })?;

@@ -96,6 +96,11 @@ impl Ledger {
         self
     }
 
+    /// Whether the ledger answers (cheap).
+    pub fn ping(&self) -> Result<(), LedgerError> {
+        Ok(self.backend.ping()?)
+    }
+
     /// The backend's own consistency check: "ok" when the file is sound.
     pub fn integrity_check(&self) -> Result<String, LedgerError> {
         Ok(self.backend.integrity_check()?)
@@ -136,29 +141,6 @@ impl Ledger {
         })?;
         tx.commit()?;
         Ok((id, key))
-    }
-
-    /// Records a refusal (a document that failed a check before the ledger
-    /// could judge it) in the audit.
-    pub fn record_refusal(
-        &mut self,
-        what: &str,
-        reason: &str,
-        entitlement: Option<&str>,
-        now: Timestamp,
-        actor: &str,
-    ) -> Result<(), LedgerError> {
-        let mut tx = self.backend.begin()?;
-        tx.append_audit(&AuditEntry {
-            at: now,
-            event: AuditEvent::Refused,
-            entitlement_id: entitlement,
-            activation_id: None,
-            actor,
-            detail: &format!("{what}: {reason}"),
-        })?;
-        tx.commit()?;
-        Ok(())
     }
 }
 

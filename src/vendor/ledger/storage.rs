@@ -91,7 +91,11 @@ pub trait Backend: Send {
     /// Starts a write transaction, waiting for other writers.
     fn begin(&mut self) -> Result<Box<dyn WriteTx + '_>, StorageError>;
 
-    /// The backend's own consistency check: "ok" when sound.
+    /// Whether the database answers at all: cheap, for liveness probes.
+    fn ping(&self) -> Result<(), StorageError>;
+
+    /// The backend's own consistency check: "ok" when sound. Reads the whole
+    /// database: for an operator, never for every anonymous caller.
     fn integrity_check(&self) -> Result<String, StorageError>;
 
     /// Ids of entitlements whose counters disagree with their activations.

@@ -161,7 +161,12 @@ pub async fn deactivations(
 pub async fn healthz(State(svc): State<Arc<Service>>) -> Response {
     let svc2 = svc.clone();
     match tokio::task::spawn_blocking(move || svc2.healthy()).await {
-        Ok(Ok(())) => Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })).into_response(),
+        Ok(Ok(())) => Json(json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "refused": svc.refusals(),
+        }))
+        .into_response(),
         _ => ApiError::unavailable("the ledger does not answer").into_response(),
     }
 }

@@ -69,6 +69,9 @@ pub struct Service {
     vendor: Arc<PrivateKey>,
     clock: Arc<dyn Clock + Send + Sync>,
     random: Arc<dyn Random>,
+    /// Refusals since start, by code: bounded by the number of codes, so a
+    /// flood of anonymous requests costs counters, never audit rows.
+    refusals: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Service {
@@ -106,6 +109,7 @@ impl Service {
             vendor,
             clock,
             random,
+            refusals: Mutex::default(),
         })
     }
 
@@ -129,30 +133,48 @@ impl Service {
     /// cost more in thread switches than it saved, and with one worker per
     /// core the runtime stays busy with exactly this work.
     pub async fn activate(self: &Arc<Self>, body: Vec<u8>, actor: String) -> Result<Answered, ApiError> {
-        let request = activation::open_request(&body).map_err(ApiError::from_document)?;
-        let prepared = self
-            .with_reader(|reader| {
-                reader.prepare_activation(request, &self.vendor, Method::Online, &actor, self.clock.now())
-            })
-            .map_err(ApiError::from_ledger)?;
-        self.writer
-            .activate(prepared)
-            .await
-            .map_err(ApiError::from_ledger)
+        let answer = async {
+            let request = activation::open_request(&body).map_err(ApiError::from_document)?;
+            let prepared = self
+                .with_reader(|reader| {
+                    reader.prepare_activation(request, &self.vendor, Method::Online, &actor, self.clock.now())
+                })
+                .map_err(ApiError::from_ledger)?;
+            self.writer
+                .activate(prepared)
+                .await
+                .map_err(ApiError::from_ledger)
+        };
+        answer.await.inspect_err(|e| self.count(e))
     }
 
     /// Answers a deactivation request document with a receipt.
     pub async fn deactivate(self: &Arc<Self>, body: Vec<u8>, actor: String) -> Result<Deactivated, ApiError> {
-        let pending = activation::open_deactivation(&body).map_err(ApiError::from_document)?;
-        self.writer
-            .deactivate(pending, actor)
-            .await
-            .map_err(ApiError::from_ledger)
+        let answer = async {
+            let pending = activation::open_deactivation(&body).map_err(ApiError::from_document)?;
+            self.writer
+                .deactivate(pending, actor)
+                .await
+                .map_err(ApiError::from_ledger)
+        };
+        answer.await.inspect_err(|e| self.count(e))
     }
 
-    /// Whether the ledger answers.
+    /// Whether the ledger answers (a cheap query; the deep check is
+    /// `nodelock vendor check`, for the operator).
     pub fn healthy(&self) -> Result<(), LedgerError> {
-        self.with_reader(|r| r.integrity_check().map(|_| ()))
+        self.with_reader(Ledger::ping)
+    }
+
+    /// Refusals since start, by code.
+    pub fn refusals(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.refusals.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, e: &ApiError) {
+        if let Ok(mut r) = self.refusals.lock() {
+            *r.entry(e.code).or_default() += 1;
+        }
     }
 }
 

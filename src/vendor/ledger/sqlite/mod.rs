@@ -418,6 +418,10 @@ impl Backend for Sqlite {
         Ok(Box::new(Tx(tx)))
     }
 
+    fn ping(&self) -> Result<(), StorageError> {
+        Ok(self.conn.query_row("SELECT 1", [], |_| Ok(()))?)
+    }
+
     fn integrity_check(&self) -> Result<String, StorageError> {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
