@@ -138,6 +138,8 @@ pub const API_CODES: &[ApiCode] = &[
     api("reset-limit", 409, Exit::LimitReached),
     api("nonce-reuse", 409, Exit::BadInput),
     api("already-ended", 409, Exit::AlreadyEnded),
+    api("slow-request", 408, Exit::Timeout),
+    api("rate-limited", 429, Exit::Network),
     api("unavailable", 503, Exit::Network),
 ];
 

@@ -226,6 +226,31 @@ struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Seconds a client may take to send a request (headers, then body); idle connections close after it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    read_timeout: u64,
+    /// Requests per second one address may send to the document endpoints after a burst; 0 turns
+    /// the limit off (behind a proxy that limits instead, every client shares its address).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50)]
+    rate_limit: u32,
+    /// Requests one address may send at once before --rate-limit applies.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    rate_burst: u32,
+}
+
+impl ServeArgs {
+    /// The server's limits on clients, as these arguments set them.
+    fn limits(&self) -> nodelock::vendor::server::Limits {
+        use nodelock::vendor::server::{Limits, RateLimit};
+        Limits {
+            read_timeout: std::time::Duration::from_secs(self.read_timeout),
+            rate: (self.rate_limit > 0).then_some(RateLimit {
+                per_second: self.rate_limit,
+                burst: self.rate_burst,
+            }),
+            ..Limits::default()
+        }
+    }
 }
 
 #[derive(Args)]

@@ -327,7 +327,7 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
             let _ = stdout.flush();
         }
         tracing::info!(target: "nodelock::vendor::server", %addr, ledger = %ledger_path.display(), "listening");
-        server::serve(listener, service, shutdown_signal())
+        server::serve(listener, service, args.limits(), shutdown_signal())
             .await
             .map_err(|e| CliError::new(Exit::Io, e.to_string()))
     })?;

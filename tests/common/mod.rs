@@ -180,6 +180,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(ledger: &Path) -> Server {
+        Server::start_with(ledger, &[])
+    }
+
+    /// A server with extra `vendor serve` arguments (limits, timeouts).
+    pub fn start_with(ledger: &Path, extra: &[&str]) -> Server {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nodelock"))
             .args([
                 "vendor",
@@ -195,6 +200,7 @@ impl Server {
                 "--workers",
                 "2",
             ])
+            .args(extra)
             .env("NODELOCK_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -80,6 +80,25 @@ impl ApiError {
         }
     }
 
+    /// A client over its rate limit; it may try again after `wait_secs`.
+    pub fn rate_limited(wait_secs: u64) -> ApiError {
+        ApiError::new(
+            "rate-limited",
+            format!(
+                "too many requests from this address; try again in {} second(s)",
+                wait_secs.max(1)
+            ),
+        )
+    }
+
+    /// A body that did not arrive within the read timeout.
+    pub fn slow_request() -> ApiError {
+        ApiError::new(
+            "slow-request",
+            "the request did not complete in time (a body sent too slowly, or a busy ledger); send it again",
+        )
+    }
+
     /// A body over the limit.
     pub fn too_large() -> ApiError {
         ApiError::new(

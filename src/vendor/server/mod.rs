@@ -13,6 +13,8 @@
 //! fill it).
 
 mod api;
+pub mod limits;
+mod listen;
 mod portal;
 pub mod writer;
 
@@ -35,6 +37,8 @@ use crate::format::PrivateKey;
 use crate::format::envelope::MAX_DOCUMENT_BYTES;
 use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError, Method};
 use writer::Writer;
+
+pub use limits::{Limits, RateLimit};
 
 pub use api::ApiError;
 
@@ -178,19 +182,45 @@ impl Service {
     }
 }
 
-/// The router: API, health, portal.
-pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/", get(portal::page))
+/// The router: API, health, portal; the rate limit on the three endpoints
+/// that take documents. Also returns the rate limiter's trim, which the
+/// accept loop calls now and then so its per-address state stays small.
+pub fn router(service: Arc<Service>, limits: Limits) -> (Router, Option<limits::Trim>) {
+    let mut documents = Router::new()
         .route("/portal", post(portal::upload))
-        .route("/healthz", get(api::healthz))
         .route("/v1/activations", post(api::activations))
         .route("/v1/deactivations", post(api::deactivations))
+        .route_layer(middleware::from_fn_with_state(limits, deadline));
+    let mut trim = None;
+    if let Some((layer, trimmer)) = limits.rate.and_then(limits::rate_layer) {
+        documents = documents.route_layer(layer);
+        trim = Some(trimmer);
+    }
+    let router = Router::new()
+        .route("/", get(portal::page))
+        .route("/healthz", get(api::healthz))
+        .merge(documents)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized))
         .layer(middleware::from_fn(log_request))
-        .with_state(service)
+        .with_state(service);
+    (router, trim)
+}
+
+/// Bounds a document request, body read included, by the read timeout: a
+/// client that trickles its body is cut off with 408 `slow-request`. (Should
+/// the ledger itself be that slow, the request is cut off too; a retry is
+/// answered from the ledger as a replay, so no seat is lost or taken twice.)
+async fn deadline(
+    axum::extract::State(limits): axum::extract::State<Limits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limits.read_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::slow_request()),
+    }
 }
 
 /// Refuses a body whose declared length is over the limit before reading any
@@ -249,20 +279,15 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 /// Serves on `listener` until `shutdown` resolves, then finishes the requests
-/// in flight.
+/// in flight (for at most `limits.shutdown_grace`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    axum::serve(
-        listener,
-        router(service).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|source| ServerError::Io { addr, source })
+    let (app, trim) = router(service, limits);
+    listen::serve(listener, app, limits, trim, shutdown).await
 }
 
 /// A server running on its own thread (for benchmarks and embedding).
@@ -296,7 +321,12 @@ impl Drop for Running {
 }
 
 /// Starts a server on `listen` on a thread of its own with `workers` runtime threads.
-pub fn start(listen: SocketAddr, service: Service, workers: usize) -> Result<Running, ServerError> {
+pub fn start(
+    listen: SocketAddr,
+    service: Service,
+    workers: usize,
+    limits: Limits,
+) -> Result<Running, ServerError> {
     let io = |source| ServerError::Io {
         addr: listen.to_string(),
         source,
@@ -315,7 +345,7 @@ pub fn start(listen: SocketAddr, service: Service, workers: usize) -> Result<Run
     let thread = std::thread::Builder::new()
         .name("nodelock-server".into())
         .spawn(move || {
-            let _ = runtime.block_on(serve(listener, service, async {
+            let _ = runtime.block_on(serve(listener, service, limits, async {
                 let _ = stopped.await;
             }));
         })
