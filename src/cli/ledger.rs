@@ -9,10 +9,10 @@ use nodelock::base::fsio::Links;
 use nodelock::documents::activation;
 use nodelock::documents::license;
 use nodelock::format::envelope::{self, DocumentKind};
-use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
+use nodelock::vendor::ledger::{EntitlementReport, EntitlementSpec, Ledger, Method};
 
 use super::exit::{CliError, Exit};
-use super::output::{Outcome, clean, write_out};
+use super::output::{Outcome, Stream, clean, write_out};
 use super::overrides;
 use super::{AnswerArgs, EntitlementArgs, LedgerArg, ResetArgs};
 
@@ -164,57 +164,61 @@ pub fn reset(args: &ResetArgs) -> Result<Outcome, CliError> {
     ))
 }
 
-pub fn report(args: &LedgerArg) -> Result<Outcome, CliError> {
+/// The compliance view, printed one entitlement at a time.
+pub fn report(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
     let ledger = args.open()?;
-    let entitlements = ledger.report(overrides::now()?)?;
-    let mut human = String::new();
-    if entitlements.is_empty() {
-        human.push_str("no entitlements in the ledger");
-    }
-    for e in &entitlements {
-        human.push_str(&format!(
-            "{}  {}  {}{}: {} of {} seat(s) used, {} free; transfers {}/{}; resets this year {}/{}\n",
-            e.id,
-            clean(&e.product),
-            e.kind,
-            e.customer
-                .as_deref()
-                .map(|c| format!(" for {}", clean(c)))
-                .unwrap_or_default(),
-            e.used,
-            e.seats,
-            e.available,
-            e.transfers_used,
-            e.max_transfers,
-            e.resets_last_year,
-            e.max_resets_per_year
-        ));
-        for a in &e.activations {
-            human.push_str(&format!(
-                "  {}  workstation {}  license {}  {} {}  {}{}\n",
-                a.id,
-                a.workstation_id,
-                a.license_id,
-                a.method,
-                clock::format(a.activated_at),
-                a.state,
-                a.ended_at
-                    .map(|t| format!(" {}", clock::format(t)))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    Ok(Outcome::new(human, json!({ "entitlements": entitlements })))
+    let now = overrides::now()?;
+    let mut out = Stream::start(json_mode, "entitlements");
+    ledger.each_report(now, &mut |e| {
+        out.row(&e, report_lines);
+        Ok(())
+    })?;
+    Ok(out.finish("no entitlements in the ledger"))
 }
 
-pub fn audit(args: &LedgerArg) -> Result<Outcome, CliError> {
+fn report_lines(e: &EntitlementReport) -> String {
+    let mut human = format!(
+        "{}  {}  {}{}: {} of {} seat(s) used, {} free; transfers {}/{}; resets this year {}/{}\n",
+        e.id,
+        clean(&e.product),
+        e.kind,
+        e.customer
+            .as_deref()
+            .map(|c| format!(" for {}", clean(c)))
+            .unwrap_or_default(),
+        e.used,
+        e.seats,
+        e.available,
+        e.transfers_used,
+        e.max_transfers,
+        e.resets_last_year,
+        e.max_resets_per_year
+    );
+    for a in &e.activations {
+        human.push_str(&format!(
+            "  {}  workstation {}  license {}  {} {}  {}{}\n",
+            a.id,
+            a.workstation_id,
+            a.license_id,
+            a.method,
+            clock::format(a.activated_at),
+            a.state,
+            a.ended_at
+                .map(|t| format!(" {}", clock::format(t)))
+                .unwrap_or_default()
+        ));
+    }
+    human
+}
+
+/// The audit, printed one row at a time (its memory does not grow with it).
+pub fn audit(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
     let ledger = args.open()?;
-    let rows = ledger.audit()?;
-    let human: String = rows
-        .iter()
-        .map(|r| {
+    let mut out = Stream::start(json_mode, "audit");
+    ledger.each_audit_row(&mut |r| {
+        out.row(&r, |r| {
             format!(
-                "{:>5} {} {:<22} {:<16} {:<16} {:<10} {}\n",
+                "{:>5} {} {:<22} {:<16} {:<16} {:<10} {}",
                 r.seq,
                 clock::format(r.at),
                 r.event,
@@ -223,9 +227,10 @@ pub fn audit(args: &LedgerArg) -> Result<Outcome, CliError> {
                 clean(&r.actor),
                 clean(&r.detail)
             )
-        })
-        .collect();
-    Ok(Outcome::new(human, json!({ "audit": rows })))
+        });
+        Ok(())
+    })?;
+    Ok(out.finish(""))
 }
 
 /// The deep check the server's `/healthz` no longer runs for every caller:

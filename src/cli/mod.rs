@@ -419,8 +419,8 @@ pub fn main() -> std::process::ExitCode {
         }
         Command::Vendor(VendorCommand::Answer(args)) => ledger::answer(&args),
         Command::Vendor(VendorCommand::Reset(args)) => ledger::reset(&args),
-        Command::Vendor(VendorCommand::Report(args)) => ledger::report(&args),
-        Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args),
+        Command::Vendor(VendorCommand::Report(args)) => ledger::report(&args, cli.json),
+        Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args, cli.json),
         Command::Vendor(VendorCommand::Check(args)) => ledger::check(&args),
         Command::Vendor(VendorCommand::Serve(args)) => online::serve(&args),
     };

@@ -30,6 +30,11 @@ impl Outcome {
         }
     }
 
+    /// An outcome whose output a [`Stream`] already wrote.
+    pub fn printed() -> Outcome {
+        Outcome::new("", Value::Null)
+    }
+
     pub fn note(mut self, note: impl Into<String>) -> Outcome {
         self.notes.push(note.into());
         self
@@ -60,11 +65,68 @@ fn write_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// A list printed as it is produced, one row at a time, so that a report of
+/// a million rows needs the memory of one: in JSON mode
+/// `{"<key>": [row, …], "ok": true}`, otherwise a line per row.
+pub struct Stream {
+    json: bool,
+    rows: usize,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+}
+
+impl Stream {
+    /// Starts the list `key`.
+    pub fn start(json_mode: bool, key: &str) -> Stream {
+        let mut stream = Stream {
+            json: json_mode,
+            rows: 0,
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+        };
+        if json_mode {
+            stream.write(&format!("{{\n  \"{key}\": ["));
+        }
+        stream
+    }
+
+    /// One row: its JSON form, or the line `human` makes.
+    pub fn row<T: serde::Serialize>(&mut self, row: &T, human: impl FnOnce(&T) -> String) {
+        let text = if self.json {
+            let value = serde_json::to_string(row).unwrap_or_default();
+            format!("{}\n    {value}", if self.rows == 0 { "" } else { "," })
+        } else {
+            let mut line = human(row);
+            if !line.ends_with('\n') {
+                line.push('\n');
+            }
+            line
+        };
+        self.rows += 1;
+        self.write(&text);
+    }
+
+    /// Ends the list; `empty` is the line said when there was no row.
+    pub fn finish(mut self, empty: &str) -> Outcome {
+        if self.json {
+            self.write("\n  ],\n  \"ok\": true\n}\n");
+        } else if self.rows == 0 && !empty.is_empty() {
+            self.write(&format!("{empty}\n"));
+        }
+        let _ = self.out.flush();
+        Outcome::printed()
+    }
+
+    fn write(&mut self, text: &str) {
+        let _ = self.out.write_all(text.as_bytes());
+    }
+}
+
 /// Prints a result and returns its exit code.
 pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
     match result {
         Ok(outcome) => {
-            if json_mode {
+            if json_mode && outcome.json.is_null() {
+                // Already streamed.
+            } else if json_mode {
                 let mut value = outcome.json;
                 if let Value::Object(map) = &mut value {
                     map.insert("ok".into(), Value::Bool(outcome.exit == Exit::Ok));
