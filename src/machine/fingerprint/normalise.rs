@@ -2,34 +2,55 @@
 //! follows"): values that firmware or a hypervisor ships instead of real data
 //! count as missing, and equal values compare equal however they are spelled.
 
-/// Case-insensitive templates shipped in place of a serial (facts-v1 list, plus
-/// a few more seen in public hardware probes).
-const TEMPLATES: &[&str] = &[
-    "to be filled by o.e.m.",
-    "to be filled by oem",
-    "default string",
-    "system serial number",
-    "chassis serial number",
-    "base board serial number",
-    "type2 - board serial number",
-    "not specified",
-    "not applicable",
-    "not available",
-    "n/a",
+/// Values shipped in place of a serial, in *key* form (see [`key`]): the
+/// facts-v1 list, the variants firmware writes of them ("To be filled by
+/// O.E.M" without its last dot, "Default_String"), entries of the filter lists
+/// public inventory tools keep (GLPI, OCS Inventory, osquery, libvirt), and
+/// the constant disk serials of cloud block devices (GCP's
+/// `persistent-disk-N` and `nvme_card-pd`), which every instance shows.
+/// docs/FORMAT.md §3 lists the same keys (a test compares them).
+pub const TEMPLATE_KEYS: &[&str] = &[
+    "tobefilledbyoem",
+    "tobefilledbyoemtobefilledbyoem",
+    "defaultstring",
+    "default",
+    "systemserialnumber",
+    "systemserial",
+    "chassisserialnumber",
+    "baseboardserialnumber",
+    "type2boardserialnumber",
+    "notspecified",
+    "notapplicable",
+    "notavailable",
+    "notdefined",
+    "notset",
     "na",
     "none",
     "null",
+    "nil",
     "unknown",
     "invalid",
-    "$(default_string)",
-    "#a123456789",
-    "oem",
-    "o.e.m.",
-    "serial",
-    "serial number",
-    "system product name",
     "empty",
+    "oem",
+    "serial",
+    "serialnumber",
+    "systemproductname",
+    "a123456789",
+    "sn12345",
+    "bsn12345678901234567",
+    "nvmecard",
+    "nvmecardpd",
 ];
+
+/// A value's key for the template list: lower case, letters and digits only,
+/// so that case, punctuation, underscores and spacing do not matter.
+pub fn key(value: &str) -> String {
+    value
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
 
 /// UUIDs known to be shared by many machines, in canonical form (see
 /// [`uuid`]): the AMI counting UUID, Phoenix's, and Dell's blank service tag.
@@ -53,14 +74,22 @@ pub fn serial(raw: &str) -> Option<String> {
 /// The facts-v1 placeholder rules for free-text identifiers.
 pub fn is_placeholder(value: &str) -> bool {
     let lower = value.trim().to_lowercase();
-    let alnum: Vec<char> = lower.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    if alnum.is_empty() || TEMPLATES.contains(&lower.as_str()) {
+    let key = key(&lower);
+    let alnum: Vec<char> = key.chars().collect();
+    if alnum.is_empty() || TEMPLATE_KEYS.contains(&key.as_str()) || is_cloud_disk_name(&key) {
         return true;
     }
     if alnum.iter().all(|c| *c == alnum[0]) || is_qemu_default_serial(&lower) {
         return true;
     }
     is_counting_run(&alnum)
+}
+
+/// GCP names a persistent disk's serial after its device: `persistent-disk-0`,
+/// `persistent-disk-1`, … on every instance.
+fn is_cloud_disk_name(key: &str) -> bool {
+    key.strip_prefix("persistentdisk")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// QEMU gives every emulated IDE/SATA disk `QM00001`, `QM00002`, … on every VM.
@@ -238,12 +267,49 @@ mod tests {
             "$(DEFAULT_STRING)",
             "#A123456789",
             "Type2 - Board Serial Number",
+            // Spellings firmware and tools really ship (punctuation, case,
+            // underscores and spacing do not matter).
+            "To be filled by O.E.M",
+            "TO BE FILLED BY O.E.M",
+            "To Be Filled By OEM",
+            "Default",
+            "Default_String",
+            "DEFAULT-STRING",
+            "Not Defined",
+            "not  specified",
+            "System Serial#",
+            "n.a.",
+            // Constant serials of cloud block devices.
+            "persistent-disk-0",
+            "persistent-disk-12",
+            "nvme_card-pd",
+            "nvme_card",
         ] {
             assert_eq!(serial(p), None, "{p:?} should be a placeholder");
         }
-        for real in ["/7Q1XL13/CN1296373K0123/", "S3Z9NB0K123456A", "PF2ABCDE", "1357"] {
+        for real in [
+            "/7Q1XL13/CN1296373K0123/",
+            "S3Z9NB0K123456A",
+            "PF2ABCDE",
+            "1357",
+            "persistent-disk-data",
+            "Default-7Q1XL13",
+            "vol0abc1234def567890",
+        ] {
             assert!(serial(real).is_some(), "{real}");
         }
+    }
+
+    #[test]
+    fn format_md_lists_exactly_the_template_keys() {
+        let spec = include_str!("../../../docs/FORMAT.md");
+        let start = spec.find("Template keys:").unwrap();
+        let paragraph = &spec[start..spec[start..].find("\n\n").map_or(spec.len(), |e| start + e)];
+        let mut listed: Vec<&str> = paragraph.split('`').skip(1).step_by(2).collect();
+        let mut keys = TEMPLATE_KEYS.to_vec();
+        listed.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(listed, keys, "docs/FORMAT.md §3 and TEMPLATE_KEYS differ");
     }
 
     #[test]
