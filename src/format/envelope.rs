@@ -333,6 +333,11 @@ impl SignedDocument {
         &self.payload
     }
 
+    /// The binary envelope exactly as received (after any armor).
+    pub fn envelope(&self) -> &[u8] {
+        &self.envelope
+    }
+
     /// Verifies against the keyring key the envelope names.
     pub fn verify(self, keyring: &Keyring) -> Result<VerifiedDocument, EnvelopeError> {
         let key = keyring

@@ -1,0 +1,29 @@
+//! The activation documents: requests (self-verifying), deactivation requests
+//! (claims until verified) and receipts (under the TEST-ONLY vendor key).
+//! Oracle: a request that opens opens again from its own envelope, armored.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nodelock::documents::activation;
+use nodelock::format::envelope::{self, DocumentKind};
+use nodelock::format::{Keyring, PublicKey};
+
+const VENDOR: &str = include_str!("../../fixtures/keys/TEST-ONLY-vendor.pub");
+
+fuzz_target!(|data: &[u8]| {
+    let ring: Keyring = PublicKey::from_spki_pem(VENDOR, "vendor").into_iter().collect();
+    if let Ok(request) = activation::open_request(data) {
+        let armored = envelope::armor(DocumentKind::ActivationRequest, request.envelope());
+        let again = activation::open_request(armored.as_bytes()).expect("its armor opens");
+        assert_eq!(again.payload(), request.payload());
+        assert_eq!(again.fingerprint(), request.fingerprint());
+    }
+    if let Ok(pending) = activation::open_deactivation(data) {
+        let _ = pending.claimed_license_id();
+        if let Some(key) = ring.keys().first() {
+            let _ = pending.verify(key);
+        }
+    }
+    let _ = activation::open_receipt(data, &ring);
+    let _ = envelope::peek_kind(data);
+});
