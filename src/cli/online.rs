@@ -316,6 +316,9 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+        // Handlers first, then the line that tells the world we listen: a
+        // SIGTERM sent as soon as that line is read must find them in place.
+        let shutdown = shutdown_signal()?;
         {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();
@@ -327,7 +330,7 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
             let _ = stdout.flush();
         }
         tracing::info!(target: "nodelock::vendor::server", %addr, ledger = %ledger_path.display(), "listening");
-        server::serve(listener, service, args.limits(), shutdown_signal())
+        server::serve(listener, service, args.limits(), shutdown)
             .await
             .map_err(|e| CliError::new(Exit::Io, e.to_string()))
     })?;
@@ -335,24 +338,26 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
     Ok(Outcome::new("", json!({ "stopped": true })))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGTERM and Ctrl-C handlers now (inside the runtime) and
+/// returns the future that resolves when either arrives.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, CliError> {
+    let failed = |e: std::io::Error| CliError::new(Exit::Io, format!("cannot install signal handlers: {e}"));
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).map_err(failed)?,
+            signal(SignalKind::interrupt()).map_err(failed)?,
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!(target: "nodelock::vendor::server", "shutting down; finishing requests in flight");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(target: "nodelock::vendor::server", "shutting down; finishing requests in flight");
+    })
 }
