@@ -8,7 +8,7 @@ use std::io::Write;
 
 use common::*;
 use nodelock::base::random::Scripted;
-use nodelock::documents::license::{self, Binding, License, LicenseError, LicenseKind, Terms};
+use nodelock::documents::license::{self, Binding, BoundComponent, License, LicenseError, Terms};
 use nodelock::format::envelope::{self, DocumentKind, EnvelopeError, MAX_DOCUMENT_BYTES};
 use nodelock::format::{Keyring, PrivateKey, PublicKey, armor};
 use nodelock::machine::facts::Facts;
@@ -24,28 +24,51 @@ fn ring() -> Keyring {
         .collect()
 }
 
-/// The license test vector's payload: every field set, bound to laptop.json.
+/// The license test vector's payload, as `fixtures/documents/license.fields.json`
+/// spells it out (so that FORMAT.md and the fixtures alone describe the
+/// vector): every field set, bound to laptop.json.
 fn vector_license() -> License {
-    let facts = Facts::load(&machine("laptop.json")).unwrap();
-    let fp = Fingerprint::from_facts(&facts).unwrap();
+    let f: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vector_path("license.fields.json")).unwrap()).unwrap();
+    let text = |k: &str| f[k].as_str().unwrap().to_owned();
+    let int = |k: &str| f[k].as_i64().unwrap();
+    let components = f["binding"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| BoundComponent {
+            name: serde_json::from_value(c["name"].clone()).unwrap(),
+            digest: base16ct::lower::decode_vec(c["digest"].as_str().unwrap()).unwrap(),
+        })
+        .collect();
     License {
-        v: 1,
-        id: "L-VECT0R0000000001".into(),
-        product: "surveyor".into(),
-        features: vec!["gnss".into(), "cad-export".into()],
-        kind: LicenseKind::Subscription,
-        customer: Some("ACME Surveying Ltd".into()),
-        entitlement: Some("E-1001".into()),
-        issued_at: 1_767_225_600,               // 2026-01-01T00:00:00Z
-        not_before: 1_767_139_200,              // 2025-12-31T00:00:00Z
-        expires_at: Some(4_102_444_800),        // 2100-01-01T00:00:00Z: "--expires 2099-12-31"
-        maintenance_until: Some(1_830_297_600), // 2028-01-01T00:00:00Z
+        v: u32::try_from(int("v")).unwrap(),
+        id: text("id"),
+        product: text("product"),
+        features: serde_json::from_value(f["features"].clone()).unwrap(),
+        kind: text("kind").parse().unwrap(),
+        customer: Some(text("customer")),
+        entitlement: Some(text("entitlement")),
+        issued_at: int("issued_at"),
+        not_before: int("not_before"),
+        expires_at: Some(int("expires_at")),
+        maintenance_until: Some(int("maintenance_until")),
         seats: None,
-        binding: Binding::of(&fp, true),
+        binding: Binding {
+            algorithm: u32::try_from(f["binding"]["algorithm"].as_i64().unwrap()).unwrap(),
+            allow_clone_only: f["binding"]["allow_clone_only"].as_bool().unwrap(),
+            components,
+        },
         install_key: None,
         request_nonce: None,
         revoked: Vec::new(),
     }
+}
+
+#[test]
+fn the_vector_fields_are_laptop_json_bound_as_issue_binds_it() {
+    let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
+    assert_eq!(vector_license().binding, Binding::of(&fp, true));
 }
 
 fn vector_path(name: &str) -> std::path::PathBuf {

@@ -115,6 +115,13 @@ const CASES: &[Case] = &[
         exit: 11,
     },
     Case {
+        file: "noncanonical-payload.bin",
+        kind: DocumentKind::License,
+        defect: "the license payload with its version as a long-form integer, signed by the vendor",
+        error: "Invalid",
+        exit: 3,
+    },
+    Case {
         file: "request-label.lic",
         kind: DocumentKind::License,
         defect: "the license armored under the activation request's label",
@@ -223,6 +230,12 @@ fn make(file: &str) -> Vec<u8> {
             k[0] ^= 0x80;
             rebuild(&magic, &kind, &k, &payload, &sig)
         }
+        "noncanonical-payload.bin" => {
+            // {"v": 1, …} → {"v": 0x18 0x01, …}: the same value, another encoding.
+            assert_eq!(&payload[..4], &[0xac, 0x61, b'v', 0x01]);
+            let long_form = [&[0xac, 0x61, b'v', 0x18, 0x01][..], &payload[4..]].concat();
+            envelope::seal(DocumentKind::License, &long_form, &key("TEST-ONLY-vendor.key")).unwrap()
+        }
         "other-vendor.lic" => {
             let env = envelope::seal(
                 DocumentKind::License,
@@ -288,6 +301,7 @@ fn library_error(kind: DocumentKind, bytes: &[u8]) -> String {
     let err = match kind {
         DocumentKind::License => match license::verify(bytes, &vendor_ring()) {
             Err(license::LicenseError::Envelope(e)) => e,
+            Err(license::LicenseError::Invalid(_)) => return "Invalid".to_owned(),
             other => panic!("not an envelope refusal: {other:?}"),
         },
         DocumentKind::ActivationRequest => match activation::open_request(bytes) {

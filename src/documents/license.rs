@@ -323,7 +323,8 @@ impl VerifiedLicense {
 /// Parses, verifies and validates a license document (armored or binary).
 pub fn verify(input: &[u8], keyring: &Keyring) -> Result<VerifiedLicense, LicenseError> {
     let doc = envelope::parse(input, DocumentKind::License)?.verify(keyring)?;
-    let license: License = codec::decode(doc.payload()).map_err(|e| LicenseError::Invalid(e.to_string()))?;
+    let license: License =
+        codec::decode_canonical(doc.payload()).map_err(|e| LicenseError::Invalid(e.to_string()))?;
     let (binding, install_key) = license.validate()?;
     Ok(VerifiedLicense {
         license,

@@ -28,12 +28,15 @@ pub struct Block {
     pub bytes: Vec<u8>,
 }
 
-/// Finds the first `BEGIN NODELOCK …` block in `input`.
+/// Finds the first `BEGIN NODELOCK …` block in `input`; anything after its
+/// END line (another block included) is not read.
 ///
 /// Returns `Ok(None)` when there is no such block at all.
 pub fn find_block(input: &[u8]) -> Result<Option<Block>, ArmorError> {
     let text = String::from_utf8_lossy(input);
-    let text = text.trim_start_matches('\u{feff}').replace('\r', "");
+    // `lines` ends lines at LF and CRLF; a CR anywhere else stays in its line
+    // (and so spoils a marker it is in).
+    let text = text.trim_start_matches('\u{feff}');
     let mut lines = text.lines();
     let label = loop {
         let Some(line) = lines.next() else { return Ok(None) };
@@ -79,14 +82,19 @@ pub fn find_block(input: &[u8]) -> Result<Option<Block>, ArmorError> {
     }))
 }
 
-/// If `line` is a `BEGIN`/`END` marker line (any number of dashes, possibly
-/// indented or quoted), returns its label.
+/// If `line` is a `BEGIN`/`END` marker line (at least one dash on each side,
+/// possibly indented or quoted), returns its label.
 fn marker(line: &str, word: &str) -> Option<String> {
     let line = line
         .trim()
         .trim_start_matches(|c: char| c == '>' || c.is_whitespace());
-    let rest = line.trim_start_matches('-').strip_prefix(word)?;
-    let label = rest.trim_end_matches('-').trim();
+    let after_dashes = line.trim_start_matches('-');
+    let rest = after_dashes.strip_prefix(word)?;
+    let label = rest.trim_end_matches('-');
+    if after_dashes.len() == line.len() || label.len() == rest.len() {
+        return None; // no leading or no trailing dash: prose, not a marker
+    }
+    let label = label.trim();
     (label.starts_with("NODELOCK") || word == "END ").then(|| label.to_owned())
 }
 
@@ -143,5 +151,44 @@ mod tests {
                 .is_none()
         );
         assert!(find_block(&[0xff, 0xfe, 0x00]).unwrap().is_none());
+    }
+
+    #[test]
+    fn markers_need_dashes_on_both_sides() {
+        let (_, text) = armored();
+        let bare = text.replace("-----", "");
+        assert!(find_block(bare.as_bytes()).unwrap().is_none(), "{bare}");
+        let one_sided = text.replace("LICENSE-----", "LICENSE");
+        assert!(find_block(one_sided.as_bytes()).unwrap().is_none());
+        let single = text.replace("-----", "-");
+        assert!(find_block(single.as_bytes()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_cr_inside_a_marker_spoils_it_but_crlf_line_ends_do_not() {
+        let (bytes, text) = armored();
+        let inner = text.replacen("NODELOCK LICENSE", "NODE\rLOCK LICENSE", 1);
+        assert!(find_block(inner.as_bytes()).unwrap().is_none());
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(find_block(crlf.as_bytes()).unwrap().unwrap().bytes, bytes);
+    }
+
+    #[test]
+    fn the_first_block_wins_and_what_follows_is_not_read() {
+        let (bytes, text) = armored();
+        let other = encode("NODELOCK LICENSE", b"another");
+        let two = format!("{text}\n{other}");
+        assert_eq!(find_block(two.as_bytes()).unwrap().unwrap().bytes, bytes);
+        let after_damage = format!("{text}\n-----BEGIN NODELOCK LICENSE-----\n!!!!\n");
+        assert_eq!(find_block(after_damage.as_bytes()).unwrap().unwrap().bytes, bytes);
+    }
+
+    #[test]
+    fn base64_padding_is_required() {
+        // 200 bytes end in a 2-byte group: one '=' of padding.
+        let (_, text) = armored();
+        assert!(text.contains("=\n-----END"), "{text}");
+        let unpadded = text.replace("=\n-----END", "\n-----END");
+        assert!(find_block(unpadded.as_bytes()).is_err());
     }
 }

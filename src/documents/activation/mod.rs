@@ -68,8 +68,11 @@ fn seal<T: Serialize>(kind: DocumentKind, payload: &T, key: &PrivateKey) -> Resu
     Ok(envelope::armor(kind, &envelope::seal(kind, &bytes, key)?))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(kind: DocumentKind, bytes: &[u8]) -> Result<T, ActivationError> {
-    codec::decode(bytes).map_err(|e| invalid(kind, e.to_string()))
+fn decode<T: serde::de::DeserializeOwned + Serialize>(
+    kind: DocumentKind,
+    bytes: &[u8],
+) -> Result<T, ActivationError> {
+    codec::decode_canonical(bytes).map_err(|e| invalid(kind, e.to_string()))
 }
 
 #[cfg(test)]
