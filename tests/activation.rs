@@ -542,3 +542,22 @@ fn seat_counts_beyond_any_sale_are_a_usage_error() {
     let req = request(&a, &key, "a.req");
     assert_eq!(code(&vendor.answer(&req, &a.path("a.lic"))), 0);
 }
+
+#[test]
+fn an_entitlement_that_requires_hardware_identity_refuses_clone_only_machines() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(2, &["--require-hardware-id"]);
+    let vm = workstation("ci-vm.json");
+    let req = request(&vm, &key, "vm.req");
+    let audit = vendor.audit_events();
+    let out = vendor.answer(&req, &vm.path("vm.lic"));
+    assert_refused_without_change(&vendor, &out, 32, 0, &audit, Audited::Yes);
+    assert!(stderr(&out).contains("hardware identifier"), "{}", stderr(&out));
+    // A machine with hardware anchors gets a license that keeps the rule.
+    let laptop = workstation("laptop.json");
+    let req = request(&laptop, &key, "l.req");
+    assert_eq!(code(&vendor.answer(&req, &laptop.path("l.lic"))), 0);
+    let text = std::fs::read(laptop.path("l.lic")).unwrap();
+    let lic = nodelock::documents::license::License::read_unverified(&text).unwrap();
+    assert!(!lic.binding.allow_clone_only);
+}

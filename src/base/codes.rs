@@ -91,6 +91,8 @@ exits! {
     AlreadyEnded = 30 => "already-ended",
     /// The license was not activated by request; it cannot be deactivated offline.
     NoInstallKey = 31 => "no-install-key",
+    /// The entitlement requires a hardware identifier and this machine has none.
+    HardwareIdRequired = 32 => "hardware-id-required",
     /// The server's name does not resolve.
     Dns = 40 => "dns",
     /// Nothing listens at the server's address.
@@ -133,6 +135,7 @@ pub const API_CODES: &[ApiCode] = &[
     api("not-found", 404, Exit::Network),
     api("entitlement-expired", 403, Exit::EntitlementExpired),
     api("wrong-install-key", 403, Exit::WrongInstallKey),
+    api("hardware-id-required", 403, Exit::HardwareIdRequired),
     api("no-free-seat", 409, Exit::NoFreeSeat),
     api("transfer-limit", 409, Exit::LimitReached),
     api("reset-limit", 409, Exit::LimitReached),

@@ -127,6 +127,7 @@ impl From<LedgerError> for CliError {
             LedgerError::Database(_) | LedgerError::Io { .. } | LedgerError::NewerSchema { .. } => Exit::Io,
             LedgerError::Key(_) | LedgerError::Unavailable(_) => Exit::Io,
             LedgerError::BadSpec(_) => Exit::Usage,
+            LedgerError::HardwareIdRequired => Exit::HardwareIdRequired,
             LedgerError::UnknownKey => Exit::UnknownKey,
             LedgerError::EntitlementExpired { .. } => Exit::EntitlementExpired,
             LedgerError::NoFreeSeat { .. } => Exit::NoFreeSeat,

@@ -379,9 +379,6 @@ struct IssueArgs {
     /// First day of validity (default: now, less the clock tolerance).
     #[arg(long, value_name = "DATE", value_parser = values::start_date)]
     not_before: Option<nodelock::base::clock::Timestamp>,
-    /// Refuse machines whose only identifier is one clones share.
-    #[arg(long)]
-    require_hardware_id: bool,
     /// Where to write the license.
     #[arg(short, long, value_name = "FILE")]
     out: PathBuf,

@@ -71,6 +71,9 @@ pub struct SaleArgs {
     /// Customer name.
     #[arg(long)]
     customer: Option<String>,
+    /// Refuse machines whose only identifier is one clones share (a VM without SMBIOS data).
+    #[arg(long)]
+    require_hardware_id: bool,
 }
 
 impl SaleArgs {
@@ -82,6 +85,7 @@ impl SaleArgs {
             customer: self.customer.clone(),
             expires_at: self.expires,
             maintenance_until: self.maintenance_until,
+            allow_clone_only: !self.require_hardware_id,
             ..Terms::new(self.product.clone(), license_kind(self.kind, self.expires)?)
         })
     }

@@ -70,7 +70,6 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     let fingerprint = report.fingerprint(&origin)?;
     let terms = Terms {
         not_before: args.not_before,
-        allow_clone_only: !args.require_hardware_id,
         ..args.sale.terms()?
     };
     let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key, &OsRandom)

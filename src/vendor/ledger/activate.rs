@@ -18,6 +18,7 @@ use crate::base::random::Random;
 use crate::documents::activation::VerifiedRequest;
 use crate::documents::license::{self, Requester, Terms};
 use crate::format::PrivateKey;
+use crate::machine::fingerprint::Identity;
 
 /// A license answered for a request.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,9 +55,15 @@ struct SignedLicense {
     text: String,
 }
 
-/// Whether the entitlement could grant a seat now, as far as its own terms go
-/// (the transfer limit needs the ledger's counters and is judged at commit).
-fn open_for_activation(ent: &Entitlement, now: Timestamp) -> Result<(), LedgerError> {
+/// Whether the entitlement could grant a seat now to this request.
+fn open_for_activation(
+    ent: &Entitlement,
+    request: &VerifiedRequest,
+    now: Timestamp,
+) -> Result<(), LedgerError> {
+    if ent.spec.require_hardware_id && request.fingerprint().identity() == Identity::CloneOnly {
+        return Err(LedgerError::HardwareIdRequired);
+    }
     if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
         return Err(LedgerError::EntitlementExpired { expired_at });
     }
@@ -95,7 +102,7 @@ fn sign_license(
         not_before: None,
         expires_at: ent.spec.expires_at,
         maintenance_until: ent.spec.maintenance_until,
-        allow_clone_only: true,
+        allow_clone_only: !ent.spec.require_hardware_id,
         revoked: revoked.clone(),
     };
     let requester = Requester {
@@ -172,7 +179,7 @@ fn commit_one(
         .reads()
         .entitlement_by_key(&request.key().ledger_hash())?
         .ok_or(LedgerError::UnknownKey)?;
-    open_for_activation(&ent, now)?;
+    open_for_activation(&ent, request, now)?;
     let revoked = reset_licenses(tx.reads(), &ent)?;
     let fresh;
     let signed = match &prepared.signed {
@@ -281,7 +288,7 @@ impl Ledger {
             }
         };
         let signed = match terms {
-            Some((ent, revoked)) if open_for_activation(&ent, now).is_ok() => {
+            Some((ent, revoked)) if open_for_activation(&ent, &request, now).is_ok() => {
                 Some(sign_license(&ent, revoked, &request, vendor, now, &*self.random)?)
             }
             _ => None,

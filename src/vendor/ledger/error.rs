@@ -71,6 +71,11 @@ pub enum LedgerError {
         /// The entitlement's seat count, all of them taken.
         seats: u32,
     },
+    /// The entitlement requires hardware identity and the machine has none.
+    #[error(
+        "this entitlement requires a hardware identifier, and the requesting machine has only its OS installation id, which clones share; activate on a machine with SMBIOS data or a disk serial, or ask the vendor for a floating license"
+    )]
+    HardwareIdRequired,
     /// The transfer limit is used up.
     #[error("this entitlement has used its {max} transfer(s); contact the vendor to allow more")]
     TransferLimit { max: u32 },
@@ -133,6 +138,7 @@ impl LedgerError {
             LedgerError::UnknownKey => "unknown-key",
             LedgerError::EntitlementExpired { .. } => "entitlement-expired",
             LedgerError::NoFreeSeat { .. } => "no-free-seat",
+            LedgerError::HardwareIdRequired => "hardware-id-required",
             LedgerError::TransferLimit { .. } => "transfer-limit",
             LedgerError::ResetLimit { .. } => "reset-limit",
             LedgerError::NonceReuse => "nonce-reuse",

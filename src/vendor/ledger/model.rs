@@ -115,6 +115,9 @@ pub struct EntitlementSpec {
     pub max_transfers: u32,
     /// Support resets allowed per rolling year.
     pub max_resets_per_year: u32,
+    /// Refuse machines whose only identifier is one clones share (a VM
+    /// without SMBIOS data): their licenses would hold on every clone.
+    pub require_hardware_id: bool,
 }
 
 impl EntitlementSpec {
@@ -155,6 +158,7 @@ impl EntitlementSpec {
             customer: None,
             max_transfers: super::DEFAULT_MAX_TRANSFERS,
             max_resets_per_year: super::DEFAULT_MAX_RESETS_PER_YEAR,
+            require_hardware_id: false,
         }
     }
 }

@@ -282,3 +282,60 @@ fn counts_are_bounded_and_the_largest_allowed_do_not_overflow() {
     }
     assert_eq!(ledger.report(NOW).unwrap()[0].used, 3);
 }
+
+#[test]
+fn a_ledger_made_by_the_first_release_migrates_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(super::sqlite::schema::FIRST_RELEASE).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, max_transfers,
+                max_resets_per_year, created_at) VALUES ('E-OLD', x'00', 'surveyor', 'perpetual', 2, '[\"gnss\"]', 'ACME', 3, 2, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    let report = ledger.report(NOW).unwrap();
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0].id, "E-OLD");
+    assert_eq!(report[0].seats, 2);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (version, require): (i64, bool) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), require_hardware_id FROM entitlements",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(version, 2);
+    assert!(!require, "old entitlements keep allowing clone-only machines");
+}
+
+#[test]
+fn an_entitlement_can_require_hardware_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let strict = EntitlementSpec {
+        require_hardware_id: true,
+        ..spec(2)
+    };
+    let (_, key) = ledger.create_entitlement(&strict, NOW, "t").unwrap();
+    // request() makes machines with a machine id only: clone-only.
+    let refused = ledger.answer_activation(&request(&key, 1), &vendor, Method::Offline, NOW, "t");
+    assert!(
+        matches!(refused, Err(LedgerError::HardwareIdRequired)),
+        "{refused:?}"
+    );
+    assert_eq!(ledger.report(NOW).unwrap()[0].used, 0);
+    let events: Vec<AuditEvent> = ledger.audit().unwrap().into_iter().map(|r| r.event).collect();
+    assert_eq!(
+        events.last(),
+        Some(&AuditEvent::Refused),
+        "a known entitlement's refusal is audited"
+    );
+}

@@ -3,7 +3,7 @@
 //! the database's write lock and a killed process leaves a transaction
 //! committed or absent), versioned migrations in [`schema`].
 
-mod schema;
+pub(super) mod schema;
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,7 +73,8 @@ impl Sqlite {
 macro_rules! entitlement_columns {
     () => {
         "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, \
-         max_resets_per_year, transfers_used, seats_used, activations_total, resets_total, created_at"
+         max_resets_per_year, transfers_used, seats_used, activations_total, resets_total, created_at, \
+         require_hardware_id"
     };
 }
 
@@ -113,6 +114,7 @@ fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitl
                 customer: r.get(5)?,
                 max_transfers: r.get(8)?,
                 max_resets_per_year: r.get(9)?,
+                require_hardware_id: r.get(15)?,
             },
             transfers_used: r.get(10)?,
             seats_used: r.get(11)?,
@@ -303,8 +305,8 @@ impl WriteTx for Tx<'_> {
             serde_json::to_string(&spec.features).map_err(|e| StorageError::Backend(Box::new(e)))?;
         self.0.execute(
             "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, expires_at,
-                maintenance_until, max_transfers, max_resets_per_year, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 id,
                 key_hash.as_slice(),
@@ -317,7 +319,8 @@ impl WriteTx for Tx<'_> {
                 spec.maintenance_until,
                 spec.max_transfers,
                 spec.max_resets_per_year,
-                now
+                now,
+                spec.require_hardware_id
             ],
         )?;
         Ok(())

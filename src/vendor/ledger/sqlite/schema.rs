@@ -64,8 +64,19 @@ CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 "#;
 
+/// Migration 2: an entitlement can require hardware identity (ledgers made
+/// before it keep allowing clone-only machines, as they did).
+const V2: &str = r#"
+ALTER TABLE entitlements ADD COLUMN require_hardware_id INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The schema as the first release wrote it, for tests that open a ledger
+/// made by that release.
+#[cfg(test)]
+pub const FIRST_RELEASE: &str = V1;
 
 /// Brings the schema up to date in one transaction.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
