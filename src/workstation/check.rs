@@ -349,6 +349,143 @@ mod tests {
         );
     }
 
+    /// Every date rule at its exact boundary: the last instant it holds and
+    /// the first it does not.
+    #[test]
+    fn each_date_rule_holds_to_its_boundary_and_not_a_second_past() {
+        let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
+        let lic = issued(&here);
+        let c = ctx(&here);
+        let verdict = |c: CheckContext<'_>| check(&lic, &c).map(|_| "granted").unwrap_or_else(|d| d.code());
+        let not_before = NOW + DAY / 2;
+        let expires = NOW + 10 * DAY;
+        let until = NOW + 5 * DAY;
+        assert_eq!(verdict(CheckContext { now: not_before, ..c }), "granted");
+        assert_eq!(
+            verdict(CheckContext {
+                now: not_before - 1,
+                ..c
+            }),
+            "not-yet-valid"
+        );
+        assert_eq!(
+            verdict(CheckContext {
+                now: expires - 1,
+                ..c
+            }),
+            "granted"
+        );
+        assert_eq!(verdict(CheckContext { now: expires, ..c }), "expired");
+        assert_eq!(
+            verdict(CheckContext {
+                build_date: Some(until - 1),
+                ..c
+            }),
+            "granted"
+        );
+        assert_eq!(
+            verdict(CheckContext {
+                build_date: Some(until),
+                ..c
+            }),
+            "maintenance-ended"
+        );
+        let watermark = c.now + CLOCK_TOLERANCE;
+        assert_eq!(
+            verdict(CheckContext {
+                watermark: Some(watermark),
+                ..c
+            }),
+            "granted"
+        );
+        assert_eq!(
+            verdict(CheckContext {
+                watermark: Some(watermark + 1),
+                ..c
+            }),
+            "clock-set-back"
+        );
+        // Issued-in-the-future: the issue time may be at most the tolerance ahead.
+        assert_eq!(
+            verdict(CheckContext {
+                now: NOW - CLOCK_TOLERANCE,
+                ..c
+            }),
+            "not-yet-valid"
+        );
+        assert_eq!(
+            verdict(CheckContext {
+                now: NOW - CLOCK_TOLERANCE - 1,
+                ..c
+            }),
+            "clock-set-back"
+        );
+    }
+
+    /// Each denial names its own reason: the sentences differ and say what to do.
+    #[test]
+    fn each_denial_says_its_own_sentence() {
+        let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
+        let lic = issued(&here);
+        let c = ctx(&here);
+        let sentence = |c: CheckContext<'_>| check(&lic, &c).unwrap_err().to_string();
+        let revoked = [lic.license().id.clone()];
+        let cases = [
+            (
+                sentence(CheckContext {
+                    product: Some("designer"),
+                    ..c
+                }),
+                "not 'designer'",
+            ),
+            (
+                sentence(CheckContext {
+                    revoked: &revoked,
+                    ..c
+                }),
+                "revoked by the vendor",
+            ),
+            (
+                sentence(CheckContext {
+                    watermark: Some(NOW + 3 * DAY),
+                    ..c
+                }),
+                "already seen",
+            ),
+            (
+                sentence(CheckContext {
+                    now: NOW - 2 * DAY,
+                    ..c
+                }),
+                "more than a day after",
+            ),
+            (
+                sentence(CheckContext {
+                    now: NOW + DAY / 4,
+                    ..c
+                }),
+                "valid from",
+            ),
+            (
+                sentence(CheckContext {
+                    now: NOW + 10 * DAY,
+                    ..c
+                }),
+                "expired",
+            ),
+            (
+                sentence(CheckContext {
+                    build_date: Some(NOW + 6 * DAY),
+                    ..c
+                }),
+                "maintenance ended",
+            ),
+        ];
+        for (text, says) in cases {
+            assert!(text.contains(says), "{text:?} should say {says:?}");
+        }
+    }
+
     #[test]
     fn other_machine_names_changed_components_without_values() {
         let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
