@@ -264,6 +264,9 @@ impl License {
         if self.install_key.is_some() != self.request_nonce.is_some() {
             return invalid("install_key and request_nonce come together");
         }
+        if self.request_nonce.as_ref().is_some_and(|n| n.len() != 16) {
+            return invalid("request_nonce is not 16 bytes");
+        }
         if !valid_id(&self.id) {
             return invalid("the license id is not valid");
         }
@@ -436,4 +439,33 @@ pub fn issue(
     let payload = codec::encode(&license).map_err(|e| LicenseError::Invalid(e.to_string()))?;
     let env = envelope::seal(DocumentKind::License, &payload, key)?;
     Ok((license, envelope::armor(DocumentKind::License, &env)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::random::OsRandom;
+    use crate::machine::facts::Facts;
+
+    #[test]
+    fn a_request_nonce_is_sixteen_bytes() {
+        let mut facts = Facts::empty();
+        facts.machine_id = Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into());
+        let fp = Fingerprint::from_facts(&facts).unwrap();
+        let vendor = PrivateKey::generate().unwrap();
+        let install = PrivateKey::generate().unwrap().public();
+        let terms = Terms::new("surveyor", LicenseKind::Perpetual);
+        for (nonce, ok) in [
+            (&[7u8; 16][..], true),
+            (&[7u8; 3][..], false),
+            (&[7u8; 17][..], false),
+        ] {
+            let requester = Requester {
+                install_key: &install,
+                nonce,
+            };
+            let issued = issue(&terms, &fp, Some(requester), 1_800_000_000, &vendor, &OsRandom);
+            assert_eq!(issued.is_ok(), ok, "{} bytes", nonce.len());
+        }
+    }
 }

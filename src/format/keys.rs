@@ -221,7 +221,16 @@ impl PublicKey {
     }
 
     /// Reads a SEC1 point (compressed or uncompressed).
+    /// Only the two standard forms: `02`/`03` and x (33 bytes) or `04`, x
+    /// and y (65 bytes); the "compact" and "identity" encodings some
+    /// libraries also take are refused, so every reader agrees.
     pub fn from_sec1(bytes: &[u8]) -> Result<PublicKey, KeyError> {
+        let standard = matches!((bytes.first(), bytes.len()), (Some(2 | 3), 33) | (Some(4), 65));
+        if !standard {
+            return Err(KeyError::BadPublicKey {
+                path: "SEC1 public key".into(),
+            });
+        }
         VerifyingKey::from_sec1_bytes(bytes)
             .map(PublicKey::from_verifying)
             .map_err(|_| KeyError::BadPublicKey {
@@ -369,6 +378,29 @@ pub fn write_key_pair(dir: &Path, key: &PrivateKey, force: bool) -> Result<(), K
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_two_standard_sec1_forms_are_read() {
+        let key = PrivateKey::generate().unwrap().public();
+        let compressed = key.to_sec1_compressed();
+        let uncompressed = key.to_sec1_uncompressed();
+        assert_eq!(PublicKey::from_sec1(&compressed).unwrap(), key);
+        assert_eq!(PublicKey::from_sec1(&uncompressed).unwrap(), key);
+        // The "compact" form (05 || x) and an uncompressed tag on 33 bytes.
+        let mut compact = compressed.clone();
+        compact[0] = 0x05;
+        let mut mislabelled = compressed.clone();
+        mislabelled[0] = 0x04;
+        for bad in [
+            compact,
+            mislabelled,
+            vec![0x00],
+            Vec::new(),
+            uncompressed[..64].to_vec(),
+        ] {
+            assert!(PublicKey::from_sec1(&bad).is_err(), "{bad:x?}");
+        }
+    }
 
     #[test]
     fn signatures_are_low_s_and_verify() {

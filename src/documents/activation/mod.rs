@@ -126,6 +126,20 @@ mod tests {
     }
 
     #[test]
+    fn a_request_carrying_a_descriptive_component_is_refused() {
+        let install = PrivateKey::generate().unwrap();
+        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+        let (mut req, _) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
+        let hostname = crate::machine::fingerprint::ComponentName::Hostname.code();
+        req.fp
+            .c
+            .push((hostname, serde_bytes::ByteBuf::from(vec![0u8; 32])));
+        let text = seal(DocumentKind::ActivationRequest, &req, &install).unwrap();
+        let err = open_request(text.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("hostname does not belong"), "{err}");
+    }
+
+    #[test]
     fn deactivation_verifies_only_with_the_install_key() {
         let install = PrivateKey::generate().unwrap();
         let (_, text) = make_deactivation("L-ABC", &install, [1; 16], 0).unwrap();

@@ -40,6 +40,13 @@ impl CompactFingerprint {
             .map(|(code, digest)| {
                 let name = ComponentName::from_code(*code)
                     .ok_or_else(|| invalid(kind, format!("unknown component code {code}")))?;
+                // Requests bind; descriptive components never do.
+                if name.class() == ComponentClass::Descriptive {
+                    return Err(invalid(
+                        kind,
+                        format!("component {} does not belong in a request", name.as_str()),
+                    ));
+                }
                 let digest = <[u8; 32]>::try_from(digest.as_slice())
                     .map_err(|_| invalid(kind, "a digest is not 32 bytes"))?;
                 Ok(Component {

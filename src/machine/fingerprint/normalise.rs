@@ -195,38 +195,42 @@ pub fn mac(raw: &str) -> Option<String> {
     Some(hex)
 }
 
+/// Interface name prefixes of software links, ignored even if a snapshot
+/// marks them physical (a case-sensitive prefix match on the name as given).
+/// docs/FORMAT.md §3 lists the same (a test compares them).
+pub const VIRTUAL_INTERFACE_PREFIXES: &[&str] = &[
+    "lo",
+    "docker",
+    "veth",
+    "br-",
+    "virbr",
+    "vnet",
+    "tun",
+    "tap",
+    "wg",
+    "zt",
+    "tailscale",
+    "ifb",
+    "dummy",
+    "vmnet",
+    "vboxnet",
+    "utun",
+    "awdl",
+    "llw",
+    "bond",
+    "team",
+    "cni",
+    "flannel",
+    "cali",
+    "kube",
+    "podman",
+    "lxc",
+    "lxd",
+];
+
 /// Interface names that are software links even if a snapshot claims otherwise.
 pub fn is_virtual_interface_name(name: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "lo",
-        "docker",
-        "veth",
-        "br-",
-        "virbr",
-        "vnet",
-        "tun",
-        "tap",
-        "wg",
-        "zt",
-        "tailscale",
-        "ifb",
-        "dummy",
-        "vmnet",
-        "vboxnet",
-        "utun",
-        "awdl",
-        "llw",
-        "bond",
-        "team",
-        "cni",
-        "flannel",
-        "cali",
-        "kube",
-        "podman",
-        "lxc",
-        "lxd",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
+    VIRTUAL_INTERFACE_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// A free-text descriptive value: whitespace collapsed, lower-cased.
@@ -298,6 +302,21 @@ mod tests {
         ] {
             assert!(serial(real).is_some(), "{real}");
         }
+    }
+
+    #[test]
+    fn format_md_lists_exactly_the_virtual_interface_prefixes() {
+        let spec = include_str!("../../../docs/FORMAT.md");
+        let start = spec.find("Software link prefixes:").unwrap();
+        let paragraph = &spec[start..spec[start..].find("\n\n").map_or(spec.len(), |e| start + e)];
+        let mut listed: Vec<&str> = paragraph.split('`').skip(1).step_by(2).collect();
+        let mut prefixes = VIRTUAL_INTERFACE_PREFIXES.to_vec();
+        listed.sort_unstable();
+        prefixes.sort_unstable();
+        assert_eq!(
+            listed, prefixes,
+            "docs/FORMAT.md §3 and VIRTUAL_INTERFACE_PREFIXES differ"
+        );
     }
 
     #[test]
