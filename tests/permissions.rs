@@ -70,20 +70,7 @@ fn vendor_keys_and_ledger_are_owner_only_under_any_umask() {
 #[test]
 fn store_key_directories_are_owner_only_under_any_umask() {
     let vendor = Env::new();
-    let ledger = vendor.path("ledger.sqlite");
-    let out = vendor.run(&[
-        "vendor",
-        "entitlement",
-        "create",
-        "--ledger",
-        ledger.to_str().unwrap(),
-        "--product",
-        "surveyor",
-        "--seats",
-        "1",
-        "--json",
-    ]);
-    let key = json(&out)["activation_key"].as_str().unwrap().to_owned();
+    let key = entitlement(&vendor, &vendor.path("ledger.sqlite"), 1);
     let ws = Env::new().on("laptop.json");
     let store = ws.store();
     let req = ws.path("a.req");

@@ -304,31 +304,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn format_md_lists_exactly_the_virtual_interface_prefixes() {
+    /// The backquoted items of the FORMAT.md paragraph that starts with `lead`, sorted.
+    fn format_md_list(lead: &str) -> Vec<&'static str> {
         let spec = include_str!("../../../docs/FORMAT.md");
-        let start = spec.find("Software link prefixes:").unwrap();
-        let paragraph = &spec[start..spec[start..].find("\n\n").map_or(spec.len(), |e| start + e)];
-        let mut listed: Vec<&str> = paragraph.split('`').skip(1).step_by(2).collect();
-        let mut prefixes = VIRTUAL_INTERFACE_PREFIXES.to_vec();
+        let start = spec.find(lead).unwrap();
+        let end = spec[start..].find("\n\n").map_or(spec.len(), |e| start + e);
+        let mut listed: Vec<&str> = spec[start..end].split('`').skip(1).step_by(2).collect();
         listed.sort_unstable();
-        prefixes.sort_unstable();
-        assert_eq!(
-            listed, prefixes,
-            "docs/FORMAT.md §3 and VIRTUAL_INTERFACE_PREFIXES differ"
-        );
+        listed
     }
 
     #[test]
-    fn format_md_lists_exactly_the_template_keys() {
-        let spec = include_str!("../../../docs/FORMAT.md");
-        let start = spec.find("Template keys:").unwrap();
-        let paragraph = &spec[start..spec[start..].find("\n\n").map_or(spec.len(), |e| start + e)];
-        let mut listed: Vec<&str> = paragraph.split('`').skip(1).step_by(2).collect();
-        let mut keys = TEMPLATE_KEYS.to_vec();
-        listed.sort_unstable();
-        keys.sort_unstable();
-        assert_eq!(listed, keys, "docs/FORMAT.md §3 and TEMPLATE_KEYS differ");
+    fn format_md_lists_exactly_the_code_s_lists() {
+        let sorted = |list: &[&'static str]| {
+            let mut v = list.to_vec();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(format_md_list("Template keys:"), sorted(TEMPLATE_KEYS));
+        assert_eq!(
+            format_md_list("Software link prefixes:"),
+            sorted(VIRTUAL_INTERFACE_PREFIXES)
+        );
     }
 
     #[test]
