@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::desk::import;
 use common::*;
 use nodelock::base::clock::{FixedClock, parse_start};
 use nodelock::machine::facts::{Facts, Snapshot};
@@ -18,12 +19,7 @@ fn installed_store() -> Env {
         "surveyor",
         &["--expires", "2026-12-31", "--maintenance-until", "2026-10-31"],
     );
-    let out = env.run_store(&[
-        "import",
-        "--pubkey",
-        fixture(VENDOR_PUB).to_str().unwrap(),
-        lic.to_str().unwrap(),
-    ]);
+    let out = import(&env, &lic);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     env
 }

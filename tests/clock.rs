@@ -4,11 +4,8 @@
 
 mod common;
 
+use common::desk::import;
 use common::*;
-
-fn pubkey() -> String {
-    fixture(VENDOR_PUB).to_str().unwrap().to_owned()
-}
 
 /// The same store and machine at another time.
 fn at(env: Env, now: &str) -> Env {
@@ -24,10 +21,7 @@ fn a_refused_check_still_observes_the_clock() {
     let vendor = Env::new().on("laptop.json").at("2026-05-01");
     let lic = vendor.issue("laptop.json", "surveyor", &["--expires", "2026-06-30"]);
     let ws = Env::new().on("laptop.json").at("2026-06-20");
-    assert_eq!(
-        code(&ws.run_store(&["import", "--pubkey", &pubkey(), lic.to_str().unwrap()])),
-        0
-    );
+    assert_eq!(code(&import(&ws, &lic)), 0);
     // Checked only once it has expired (no granted check in between)…
     let late = at(ws, "2026-07-05");
     assert_eq!(code(&late.run_store(&["check", "--product", "surveyor"])), 14);
@@ -47,13 +41,7 @@ fn a_license_issued_in_the_future_is_refused_and_moves_no_watermark() {
     let fine = Env::new().on("laptop.json").at("2026-06-01");
     let other = fine.issue("laptop.json", "designer", &[]);
     let ws = Env::new().on("laptop.json").at("2026-06-15");
-    let out = ws.run_store(&[
-        "import",
-        "--pubkey",
-        &pubkey(),
-        future.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = import(&ws, &future);
     assert_eq!(code(&out), 17, "{}", stderr(&out));
     assert_one_sentence(&out);
     assert!(stderr(&out).contains("issued"), "{}", stderr(&out));
@@ -62,10 +50,7 @@ fn a_license_issued_in_the_future_is_refused_and_moves_no_watermark() {
         "the refused license moved the watermark"
     );
     // Other licenses of the store are unaffected.
-    assert_eq!(
-        code(&ws.run_store(&["import", "--pubkey", &pubkey(), other.to_str().unwrap()])),
-        0
-    );
+    assert_eq!(code(&import(&ws, &other)), 0);
     assert_eq!(code(&ws.run_store(&["check", "--product", "designer"])), 0);
 }
 
@@ -74,10 +59,7 @@ fn a_damaged_or_extreme_clock_record_is_a_clear_state_not_a_panic() {
     let vendor = Env::new().on("laptop.json").at("2026-05-01");
     let lic = vendor.issue("laptop.json", "surveyor", &[]);
     let ws = Env::new().on("laptop.json").at("2026-06-20");
-    assert_eq!(
-        code(&ws.run_store(&["import", "--pubkey", &pubkey(), lic.to_str().unwrap()])),
-        0
-    );
+    assert_eq!(code(&import(&ws, &lic)), 0);
     let clock = ws.store().join("clock");
 
     // Extremes of the number range: checked arithmetic, no wrap, no panic.

@@ -9,6 +9,7 @@ mod common;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::desk::import;
 use common::*;
 
 /// Runs `nodelock` and fails the test if it does not finish within 20 s
@@ -38,15 +39,18 @@ fn mkfifo(path: &std::path::Path) {
     assert!(status.success(), "mkfifo {}", path.display());
 }
 
+/// [`run_bounded`] on the env's store (`--store` appended).
+fn run_bounded_store(env: &Env, args: &[&str]) -> Output {
+    let store = env.store();
+    let mut all = args.to_vec();
+    all.extend(["--store", store.to_str().unwrap()]);
+    run_bounded(env, &all)
+}
+
 fn installed() -> Env {
     let env = Env::new().on("laptop.json");
     let lic = env.issue("laptop.json", "surveyor", &[]);
-    let out = env.run_store(&[
-        "import",
-        "--pubkey",
-        fixture(VENDOR_PUB).to_str().unwrap(),
-        lic.to_str().unwrap(),
-    ]);
+    let out = import(&env, &lic);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     env
 }
@@ -92,10 +96,7 @@ fn endless_devices_are_refused_after_a_capped_read() {
 fn a_fifo_in_the_store_does_not_hang_status_check_or_deactivate() {
     let env = installed();
     mkfifo(&env.store().join("licenses/designer.lic"));
-    let out = run_bounded(
-        &env,
-        &["status", "--json", "--store", env.store().to_str().unwrap()],
-    );
+    let out = run_bounded_store(&env, &["status", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let states: Vec<String> = json(&out)["licenses"]
         .as_array()
@@ -104,39 +105,19 @@ fn a_fifo_in_the_store_does_not_hang_status_check_or_deactivate() {
         .map(|l| l["state"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(states, ["damaged", "valid"]);
-    let out = run_bounded(
-        &env,
-        &[
-            "check",
-            "--product",
-            "designer",
-            "--store",
-            env.store().to_str().unwrap(),
-        ],
-    );
+    let out = run_bounded_store(&env, &["check", "--product", "designer"]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert_one_sentence(&out);
-    let out = run_bounded(
-        &env,
-        &[
-            "check",
-            "--product",
-            "surveyor",
-            "--store",
-            env.store().to_str().unwrap(),
-        ],
-    );
+    let out = run_bounded_store(&env, &["check", "--product", "surveyor"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // deactivate looks through every installed license, under the store lock.
-    let out = run_bounded(
+    let out = run_bounded_store(
         &env,
         &[
             "deactivate",
             "L-NOSUCHLICENSE00",
             "-o",
             env.path("d.deact").to_str().unwrap(),
-            "--store",
-            env.store().to_str().unwrap(),
         ],
     );
     assert_eq!(code(&out), 29, "{}", stderr(&out));
@@ -147,16 +128,7 @@ fn links_in_the_store_are_not_followed() {
     let env = installed();
     // A trust root pointing at an endless device is not a trust root.
     std::os::unix::fs::symlink("/dev/zero", env.store().join("trust/zero.pub")).unwrap();
-    let out = run_bounded(
-        &env,
-        &[
-            "check",
-            "--product",
-            "surveyor",
-            "--store",
-            env.store().to_str().unwrap(),
-        ],
-    );
+    let out = run_bounded_store(&env, &["check", "--product", "surveyor"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 
     // A dangling .lock link is refused, and its target is not created.
@@ -164,15 +136,13 @@ fn links_in_the_store_are_not_followed() {
     std::fs::remove_file(env.store().join(".lock")).ok();
     std::os::unix::fs::symlink(&target, env.store().join(".lock")).unwrap();
     let lic = env.issue("laptop.json", "designer", &[]);
-    let out = run_bounded(
+    let out = run_bounded_store(
         &env,
         &[
             "import",
             "--pubkey",
             fixture(VENDOR_PUB).to_str().unwrap(),
             lic.to_str().unwrap(),
-            "--store",
-            env.store().to_str().unwrap(),
         ],
     );
     assert_eq!(code(&out), 4, "{}", stderr(&out));

@@ -18,6 +18,8 @@ pub struct Outcome {
     pub exit: Exit,
     /// Said on stderr in human mode (warnings, next steps).
     pub notes: Vec<String>,
+    /// A [`Stream`] already wrote the result; nothing more is printed.
+    printed: bool,
 }
 
 impl Outcome {
@@ -27,12 +29,16 @@ impl Outcome {
             json,
             exit: Exit::Ok,
             notes: Vec::new(),
+            printed: false,
         }
     }
 
     /// An outcome whose output a [`Stream`] already wrote.
     pub fn printed() -> Outcome {
-        Outcome::new("", Value::Null)
+        Outcome {
+            printed: true,
+            ..Outcome::new("", Value::Null)
+        }
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Outcome {
@@ -124,7 +130,7 @@ impl Stream {
 pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
     match result {
         Ok(outcome) => {
-            if json_mode && outcome.json.is_null() {
+            if outcome.printed {
                 // Already streamed.
             } else if json_mode {
                 let mut value = outcome.json;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::error::LedgerError;
 use super::model::{ActivationState, AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
 use super::storage::{Reads, WriteTx};
-use super::{Ledger, PREPARE_CACHE, PreparedTerms, new_id};
+use super::{Change, Ledger, Outcome, PREPARE_CACHE, PreparedTerms, new_id};
 use crate::base::clock::Timestamp;
 use crate::base::random::Random;
 use crate::documents::activation::VerifiedRequest;
@@ -312,14 +312,17 @@ impl Ledger {
         vendor: &PrivateKey,
         now: Timestamp,
     ) -> Result<Vec<Result<Answered, LedgerError>>, LedgerError> {
-        let random = self.random.clone();
-        let mut tx = self.backend.begin()?;
-        let mut results = Vec::with_capacity(batch.len());
-        for prepared in batch {
-            results.push(commit_or_refuse(tx.as_mut(), &prepared, vendor, now, &*random)?);
-        }
-        tx.commit()?;
-        Ok(results)
+        let changes = batch.into_iter().map(|p| Change::Activate(Box::new(p))).collect();
+        Ok(self
+            .commit_batch(changes, vendor, now)?
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Activated(answer) => answer,
+                Outcome::Deactivated(_) => Err(LedgerError::Unavailable(
+                    "a batch of activations answered a deactivation".into(),
+                )),
+            })
+            .collect())
     }
 }
 
@@ -341,6 +344,11 @@ pub(super) fn commit_or_refuse(
             // request with an unknown key is anyone's (the install key that
             // signs it is made up on the spot), so it leaves no row; the
             // server counts it and its request log names it.
+            if matches!(refusal, LedgerError::UnknownKey) {
+                // commit_one found no entitlement: no second look-up (a flood
+                // of unknown keys costs one read each, not two).
+                return Ok(Err(refusal));
+            }
             let request = &prepared.request;
             let Some(entitlement) = tx.reads().entitlement_by_key(&request.key().ledger_hash())? else {
                 return Ok(Err(refusal));

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Ledger;
-use super::error::{LedgerError, StorageError};
+use super::error::LedgerError;
 use super::model::{Activation, ActivationState, AuditRow, Entitlement, Method};
 use crate::base::clock::{self, DAY, Timestamp};
 use crate::documents::license::LicenseKind;
@@ -88,25 +88,6 @@ pub struct EntitlementReport {
     pub activations: Vec<ActivationRow>,
 }
 
-/// Runs a storage walk whose reader may fail with a ledger error: the
-/// reader's error stops the walk and is returned as it was.
-fn walk<T>(
-    run: impl FnOnce(&mut dyn FnMut(T) -> Result<(), StorageError>) -> Result<(), StorageError>,
-    each: &mut dyn FnMut(T) -> Result<(), LedgerError>,
-) -> Result<(), LedgerError> {
-    let mut failed = None;
-    let walked = run(&mut |item| {
-        each(item).map_err(|e| {
-            failed = Some(e);
-            StorageError::Backend("stopped by the report's reader".into())
-        })
-    });
-    match failed {
-        Some(e) => Err(e),
-        None => walked.map_err(LedgerError::from),
-    }
-}
-
 impl Ledger {
     /// The compliance view, one entitlement at a time, oldest first.
     pub fn each_report(
@@ -114,39 +95,36 @@ impl Ledger {
         now: Timestamp,
         each: &mut dyn FnMut(EntitlementReport) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        walk(
-            |inner| self.backend.each_entitlement(inner),
-            &mut |e: Entitlement| {
-                let mut activations = Vec::new();
-                self.backend.each_activation(&e.id, &mut |a| {
-                    activations.push(ActivationRow::from(a));
-                    Ok(())
-                })?;
-                let count = |f: &dyn Fn(&ActivationRow) -> bool| {
-                    u32::try_from(activations.iter().filter(|a| f(a)).count()).unwrap_or(u32::MAX)
-                };
-                let used = count(&|a| a.state == ActivationState::Active);
-                let year_ago = now.saturating_sub(365 * DAY);
-                let resets_last_year =
-                    count(&|a| a.state == ActivationState::Reset && a.ended_at.is_some_and(|t| t > year_ago));
-                let report = EntitlementReport {
-                    id: e.id,
-                    product: e.spec.product,
-                    kind: e.spec.kind,
-                    customer: e.spec.customer,
-                    expires_at: e.spec.expires_at,
-                    seats: e.spec.seats,
-                    used,
-                    available: e.spec.seats.saturating_sub(used),
-                    transfers_used: e.transfers_used,
-                    max_transfers: e.spec.max_transfers,
-                    resets_last_year,
-                    max_resets_per_year: e.spec.max_resets_per_year,
-                    activations,
-                };
-                each(report)
-            },
-        )
+        self.backend.each_entitlement(&mut |e: Entitlement| {
+            let mut activations = Vec::new();
+            self.backend.each_activation(&e.id, &mut |a| {
+                activations.push(ActivationRow::from(a));
+                Ok(())
+            })?;
+            let count = |f: &dyn Fn(&ActivationRow) -> bool| {
+                u32::try_from(activations.iter().filter(|a| f(a)).count()).unwrap_or(u32::MAX)
+            };
+            let used = count(&|a| a.state == ActivationState::Active);
+            let year_ago = now.saturating_sub(365 * DAY);
+            let resets_last_year =
+                count(&|a| a.state == ActivationState::Reset && a.ended_at.is_some_and(|t| t > year_ago));
+            let report = EntitlementReport {
+                id: e.id,
+                product: e.spec.product,
+                kind: e.spec.kind,
+                customer: e.spec.customer,
+                expires_at: e.spec.expires_at,
+                seats: e.spec.seats,
+                used,
+                available: e.spec.seats.saturating_sub(used),
+                transfers_used: e.transfers_used,
+                max_transfers: e.spec.max_transfers,
+                resets_last_year,
+                max_resets_per_year: e.spec.max_resets_per_year,
+                activations,
+            };
+            each(report)
+        })
     }
 
     /// The compliance view of every entitlement, collected.
@@ -164,7 +142,7 @@ impl Ledger {
         &self,
         each: &mut dyn FnMut(AuditRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        walk(|inner| self.backend.each_audit_row(inner), each)
+        self.backend.each_audit_row(each)
     }
 
     /// The audit, oldest first, collected.

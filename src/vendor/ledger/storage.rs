@@ -9,7 +9,7 @@
 //! the activations it records: [`WriteTx::insert_activation`] takes a seat and
 //! [`WriteTx::end_activation`] frees one, in the same transaction.
 
-use super::error::StorageError;
+use super::error::{LedgerError, StorageError};
 use super::model::{Activation, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec};
 use crate::base::clock::Timestamp;
 
@@ -101,22 +101,23 @@ pub trait Backend: Send {
     /// Ids of entitlements whose counters disagree with their activations.
     fn counter_mismatches(&self) -> Result<Vec<String>, StorageError>;
 
-    /// Every entitlement, oldest first, handed over one at a time.
+    /// Every entitlement, oldest first, handed over one at a time. The walks
+    /// stop at the first error, the reader's own or the storage's.
     fn each_entitlement(
         &self,
-        each: &mut dyn FnMut(Entitlement) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError>;
+        each: &mut dyn FnMut(Entitlement) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError>;
 
     /// The activations of one entitlement, oldest first.
     fn each_activation(
         &self,
         entitlement_id: &str,
-        each: &mut dyn FnMut(Activation) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError>;
+        each: &mut dyn FnMut(Activation) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError>;
 
     /// The audit, oldest first.
     fn each_audit_row(
         &self,
-        each: &mut dyn FnMut(AuditRow) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError>;
+        each: &mut dyn FnMut(AuditRow) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError>;
 }

@@ -6,7 +6,6 @@
 //! tests make) and stop what only an attacker does: connections that never
 //! finish their headers or body, idle connections held open, and floods.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use axum::http::{HeaderValue, Response};
 use axum::response::IntoResponse;
 use tower_governor::GovernorError;
 use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::key_extractor::PeerIpKeyExtractor;
 
 use super::ApiError;
 
@@ -62,25 +61,12 @@ impl Default for Limits {
 }
 
 /// The rate-limit layer on the document endpoints.
-pub type RateLayer = tower_governor::GovernorLayer<PeerAddress, governor::middleware::NoOpMiddleware, Body>;
+/// Keyed by the peer address the accept loop records as `ConnectInfo`.
+pub type RateLayer =
+    tower_governor::GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware, Body>;
 
 /// Drops the limiter's state for addresses not seen lately.
 pub type Trim = Arc<dyn Fn() + Send + Sync>;
-
-/// Keys the rate limit by the peer address the accept loop recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddress;
-
-impl KeyExtractor for PeerAddress {
-    type Key = IpAddr;
-
-    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        req.extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or(GovernorError::UnableToExtractKey)
-    }
-}
 
 /// The rate-limit layer for `rate`, answering an excess request with the
 /// API's JSON error (429 `rate-limited`) and `Retry-After`; and a handle to
@@ -88,7 +74,6 @@ impl KeyExtractor for PeerAddress {
 pub fn rate_layer(rate: RateLimit) -> Option<(RateLayer, Trim)> {
     let nanos_per_token = 1_000_000_000u64 / u64::from(rate.per_second.max(1));
     let config = GovernorConfigBuilder::default()
-        .key_extractor(PeerAddress)
         .per_nanosecond(nanos_per_token.max(1))
         .burst_size(rate.burst.max(1))
         .finish()?;

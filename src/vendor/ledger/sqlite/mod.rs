@@ -28,6 +28,12 @@ impl From<rusqlite::Error> for StorageError {
     }
 }
 
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> LedgerError {
+        LedgerError::Database(e.into())
+    }
+}
+
 /// An open SQLite ledger file.
 pub struct Sqlite {
     conn: Connection,
@@ -445,8 +451,8 @@ impl Backend for Sqlite {
 
     fn each_entitlement(
         &self,
-        each: &mut dyn FnMut(Entitlement) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
+        each: &mut dyn FnMut(Entitlement) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let sql = concat!(
             "SELECT ",
             entitlement_columns!(),
@@ -463,8 +469,8 @@ impl Backend for Sqlite {
     fn each_activation(
         &self,
         entitlement_id: &str,
-        each: &mut dyn FnMut(Activation) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
+        each: &mut dyn FnMut(Activation) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let sql = concat!(
             "SELECT ",
             activation_columns!(),
@@ -480,8 +486,8 @@ impl Backend for Sqlite {
 
     fn each_audit_row(
         &self,
-        each: &mut dyn FnMut(AuditRow) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
+        each: &mut dyn FnMut(AuditRow) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let mut stmt = self.conn.prepare(
             "SELECT seq, at, event, entitlement_id, activation_id, actor, detail FROM audit ORDER BY seq",
         )?;
