@@ -61,6 +61,7 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
         max_transfers: args.max_transfers,
         max_resets_per_year: args.max_resets,
         require_hardware_id: !terms.allow_clone_only,
+        match_policy: terms.match_policy,
     };
     let mut ledger = args.ledger.open()?;
     let (id, key) = ledger.create_entitlement(&spec, overrides::now()?, &args.ledger.actor())?;

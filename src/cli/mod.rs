@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use exit::{CliError, Exit};
+use nodelock::machine::fingerprint::MatchPolicy;
 use nodelock::workstation::store::Store;
 
 /// Bind software licenses to workstations and check them offline.
@@ -79,6 +80,9 @@ enum FingerprintCommand {
         bound: PathBuf,
         /// Report of the machine it is checked on.
         current: PathBuf,
+        /// The match policy to apply: strict, standard or tolerant.
+        #[arg(long, value_name = "POLICY", default_value = "standard", value_parser = values::match_policy)]
+        policy: MatchPolicy,
     },
 }
 
@@ -395,7 +399,11 @@ pub fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Fingerprint(args) => match args.compare {
-            Some(FingerprintCommand::Compare { bound, current }) => workstation::compare(&bound, &current),
+            Some(FingerprintCommand::Compare {
+                bound,
+                current,
+                policy,
+            }) => workstation::compare(&bound, &current, policy),
             None => workstation::fingerprint(args.facts.as_deref()),
         },
         Command::Facts => workstation::facts(),

@@ -4,6 +4,8 @@
 
 use nodelock::base::clock::{self, Timestamp};
 use nodelock::documents::license::{LicenseKind, Terms};
+use nodelock::machine::fingerprint::MatchPolicy;
+use nodelock::machine::fingerprint::matching::UnknownPolicy;
 
 use super::exit::{CliError, Exit};
 
@@ -74,6 +76,14 @@ pub struct SaleArgs {
     /// Refuse machines whose only identifier is one clones share (a VM without SMBIOS data).
     #[arg(long)]
     require_hardware_id: bool,
+    /// How much evidence checks ask of the machine: strict, standard or tolerant (README "Match policies").
+    #[arg(long, value_name = "POLICY", default_value = "standard", value_parser = match_policy)]
+    match_policy: MatchPolicy,
+}
+
+/// A `--match-policy` or `--policy` value.
+pub fn match_policy(raw: &str) -> Result<MatchPolicy, String> {
+    raw.parse().map_err(|e: UnknownPolicy| e.to_string())
 }
 
 impl SaleArgs {
@@ -86,6 +96,7 @@ impl SaleArgs {
             expires_at: self.expires,
             maintenance_until: self.maintenance_until,
             allow_clone_only: !self.require_hardware_id,
+            match_policy: self.match_policy,
             ..Terms::new(self.product.clone(), license_kind(self.kind, self.expires)?)
         })
     }

@@ -10,7 +10,7 @@ use nodelock::documents::license;
 use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::format::{Keyring, PublicKey};
 use nodelock::machine::facts::Facts;
-use nodelock::machine::fingerprint::{self, ComponentOutcome, Fingerprint, Report, Verdict};
+use nodelock::machine::fingerprint::{self, ComponentOutcome, Fingerprint, MatchPolicy, Report, Verdict};
 use nodelock::workstation::check::{self, CheckContext, Grant};
 use nodelock::workstation::store::{ImportOutcome, Store};
 
@@ -52,13 +52,14 @@ fn load_report(path: &Path) -> Result<Fingerprint, CliError> {
     Ok(Report::from_json(&bytes, &origin)?.fingerprint(&origin)?)
 }
 
-pub fn compare(bound: &Path, current: &Path) -> Result<Outcome, CliError> {
-    let report = fingerprint::compare(&load_report(bound)?, &load_report(current)?, true);
+pub fn compare(bound: &Path, current: &Path, policy: MatchPolicy) -> Result<Outcome, CliError> {
+    let report = fingerprint::compare(&load_report(bound)?, &load_report(current)?, policy, true);
     let mut human = String::new();
     for c in &report.components {
         let what = match c.outcome {
             ComponentOutcome::Matched => "matched",
             ComponentOutcome::Changed => "changed",
+            ComponentOutcome::Absent => "absent",
             ComponentOutcome::Unknown => "unknown",
         };
         let counts = if c.bound > 1 || c.current > 1 {

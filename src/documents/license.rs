@@ -13,7 +13,7 @@ use crate::format::envelope::{self, DocumentKind, EnvelopeError};
 use crate::format::typeable;
 use crate::format::{KeyId, Keyring, PrivateKey, PublicKey};
 use crate::machine::fingerprint::{
-    Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity,
+    Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity, MatchPolicy,
 };
 
 /// Payload version this build writes and reads.
@@ -119,15 +119,20 @@ pub struct Binding {
     pub allow_clone_only: bool,
     /// The bound digests.
     pub components: Vec<BoundComponent>,
+    /// How much evidence a check asks for; left out (and never written) when
+    /// standard, so licenses from before policies existed read as standard.
+    #[serde(default, skip_serializing_if = "MatchPolicy::is_standard")]
+    pub match_policy: MatchPolicy,
 }
 
 impl Binding {
     /// The binding to `fingerprint`: every component's digest, in the
     /// fingerprint's order.
-    pub fn of(fingerprint: &Fingerprint, allow_clone_only: bool) -> Binding {
+    pub fn of(fingerprint: &Fingerprint, allow_clone_only: bool, match_policy: MatchPolicy) -> Binding {
         Binding {
             algorithm: fingerprint.algorithm(),
             allow_clone_only,
+            match_policy,
             components: fingerprint
                 .components()
                 .map(|c| BoundComponent {
@@ -360,6 +365,8 @@ pub struct Terms {
     pub maintenance_until: Option<Timestamp>,
     /// Whether a clone-only machine may hold it.
     pub allow_clone_only: bool,
+    /// The match policy checks apply.
+    pub match_policy: MatchPolicy,
     /// License ids to revoke (see [`License::revoked`]).
     pub revoked: Vec<String>,
 }
@@ -379,6 +386,7 @@ impl Terms {
             expires_at: None,
             maintenance_until: None,
             allow_clone_only: true,
+            match_policy: MatchPolicy::Standard,
             revoked: Vec::new(),
         }
     }
@@ -410,7 +418,8 @@ pub fn issue(
             terms.product
         )));
     }
-    if fingerprint.identity() == Identity::CloneOnly && !terms.allow_clone_only {
+    let clone_only_allowed = terms.allow_clone_only && terms.match_policy != MatchPolicy::Strict;
+    if fingerprint.identity() == Identity::CloneOnly && !clone_only_allowed {
         return Err(LicenseError::Refused(
             "this machine has only clone-shared identifiers and the policy requires a hardware identifier"
                 .into(),
@@ -430,7 +439,7 @@ pub fn issue(
         expires_at: terms.expires_at,
         maintenance_until: terms.maintenance_until,
         seats: None,
-        binding: Binding::of(fingerprint, terms.allow_clone_only),
+        binding: Binding::of(fingerprint, terms.allow_clone_only, terms.match_policy),
         install_key: requester.map(|r| r.install_key.to_sec1_compressed()),
         request_nonce: requester.map(|r| r.nonce.to_vec()),
         revoked: terms.revoked.clone(),
@@ -446,6 +455,39 @@ mod tests {
     use super::*;
     use crate::base::random::OsRandom;
     use crate::machine::facts::Facts;
+
+    #[test]
+    fn a_match_policy_other_than_standard_is_signed_and_standard_is_never_written() {
+        let mut facts = Facts::empty();
+        facts.machine_id = Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into());
+        let fp = Fingerprint::from_facts(&facts).unwrap();
+        let vendor = PrivateKey::generate().unwrap();
+        let issue_with = |match_policy| {
+            let terms = Terms {
+                match_policy,
+                ..Terms::new("surveyor", LicenseKind::Perpetual)
+            };
+            issue(&terms, &fp, None, 1_700_000_000, &vendor, &OsRandom)
+                .unwrap()
+                .0
+        };
+        let standard = codec::encode(&issue_with(MatchPolicy::Standard)).unwrap();
+        assert!(!standard.windows(12).any(|w| w == b"match_policy"));
+        let tolerant = codec::encode(&issue_with(MatchPolicy::Tolerant)).unwrap();
+        let back: License = codec::decode_canonical(&tolerant).unwrap();
+        assert_eq!(back.binding.match_policy, MatchPolicy::Tolerant);
+        // Spelling the default out is not canonical, so it is refused.
+        let at = tolerant.windows(8).position(|w| w == b"tolerant").unwrap();
+        let mut spelled = tolerant.clone();
+        spelled[at..at + 8].copy_from_slice(b"standard");
+        assert!(codec::decode_canonical::<License>(&spelled).is_err());
+        // Strict needs hardware identity even where clone-only is allowed.
+        let strict = Terms {
+            match_policy: MatchPolicy::Strict,
+            ..Terms::new("surveyor", LicenseKind::Perpetual)
+        };
+        assert!(issue(&strict, &fp, None, 1_700_000_000, &vendor, &OsRandom).is_err());
+    }
 
     #[test]
     fn a_request_nonce_is_sixteen_bytes() {

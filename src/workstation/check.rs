@@ -148,7 +148,12 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
             license_id: lic.id.clone(),
         });
     }
-    let report = fingerprint::compare(verified.binding(), ctx.current, lic.binding.allow_clone_only);
+    let report = fingerprint::compare(
+        verified.binding(),
+        ctx.current,
+        lic.binding.match_policy,
+        lic.binding.allow_clone_only,
+    );
     if report.verdict == Verdict::Fails {
         return Err(Denial::OtherMachine {
             report: Box::new(report),

@@ -89,6 +89,22 @@ pub struct Facts {
     /// Operating system.
     #[serde(default)]
     pub os: Option<Os>,
+    /// Whether this process runs in the initial user namespace (Linux):
+    /// inside any other one (a rootless container, Flatpak, `unshare -r`) an
+    /// ordinary user can mount a fake `/sys` and `/etc`, so nothing above is
+    /// evidence. Absent where the question does not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_namespace: Option<UserNamespace>,
+}
+
+/// Where the facts were read from, as far as user namespaces go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserNamespace {
+    /// The host's own: what the process reads is the machine's.
+    Initial,
+    /// Another one, or one nodelock could not prove to be the initial one.
+    Nested,
 }
 
 /// A network interface.
@@ -141,6 +157,7 @@ impl Facts {
             memory_bytes: None,
             hostname: None,
             os: None,
+            user_namespace: None,
         }
     }
 

@@ -10,8 +10,8 @@ pub(super) fn probe() -> Facts {
         .ok()
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty() && id != "uninitialized");
-    let mut network = Vec::new();
     if let Ok(iter) = mac_address::MacAddressIterator::new() {
+        let mut network = Vec::new();
         for mac in iter {
             let bytes = mac.bytes();
             // Without sysfs, a universally administered address is our best
@@ -22,8 +22,8 @@ pub(super) fn probe() -> Facts {
                 physical: Some(bytes[0] & 0x02 == 0),
             });
         }
+        facts.network = Some(network);
     }
-    facts.network = Some(network);
     super::descriptive_facts(&mut facts);
     facts
 }

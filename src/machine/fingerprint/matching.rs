@@ -1,21 +1,94 @@
-//! Does a binding hold on this machine? The tolerant match policy.
+//! Does a binding hold on this machine? The match policies.
 //!
 //! Components are compared by name. For names that can occur several times
 //! (disks, MACs) the component matches when any bound digest is still present,
-//! so an added dongle or a removed Wi-Fi card changes nothing. A name missing on
-//! either side is *unknown*, which is neither a match nor a mismatch.
+//! so an added dongle or a removed Wi-Fi card changes nothing. What the
+//! current machine shows for a bound anchor is one of four things: the same
+//! value (*matched*), another value (*changed*), a list that was read and no
+//! longer holds any such hardware (*absent*), or nothing readable (*unknown*).
 //!
-//! A strong binding (one with hardware anchors) holds when at least one anchor
-//! still matches **and** more anchors match than changed. The machine id never
-//! counts here: images and clones copy it, so on its own it would let a clone
-//! pass. A clone-only binding (no anchor was found when it was made) holds when
-//! its machine id matches and the license's policy allows such bindings; the
-//! answer then carries the clone warning. Descriptive components (CPU, memory,
-//! host name, OS) are reported but never decide.
+//! Unknown is for what an ordinary user cannot read (SMBIOS data without
+//! root): it is neither for nor against. Disk and interface lists are readable
+//! by every user, so under the standard policy a bound one that is now
+//! unreadable is *hidden* evidence and refuses, and an emptied one counts
+//! against the machine like a changed one. Anchors weigh what they say about
+//! the machine: the SMBIOS UUID 2 (it names the mainboard, and outweighs a
+//! surviving MAC), the board serial, each disk and MAC name 1. The machine id
+//! never counts for a strong binding (images and clones copy it); it only
+//! breaks a tie, and only where copying is not the likely story. Descriptive
+//! components (CPU, memory, host name, OS) are reported but never decide.
+//!
+//! In a user namespace other than the host's, an ordinary user can mount any
+//! `/sys` and `/etc` they like, so nothing the machine shows is evidence: the
+//! standard and strict policies refuse there (docs/FORMAT.md §3 "Matching").
 
-use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use super::{CLONE_ONLY_WARNING, ComponentClass, ComponentName, Fingerprint, Identity};
+
+/// How much evidence a license asks of the machine it runs on; the vendor's
+/// choice per entitlement. docs/FORMAT.md §3 gives each rule and README the
+/// measured error rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchPolicy {
+    /// Every bound anchor must be readable now, ties refuse, clone-only
+    /// bindings and user namespaces refuse.
+    Strict,
+    /// Weighted anchors; an emptied or hidden disk or interface list counts
+    /// against; a tie holds only for the same OS installation on hardware
+    /// that is not a VM and whose firmware ids did not change.
+    #[default]
+    Standard,
+    /// The rule before policies existed: unknown and emptied lists are
+    /// neutral, a tie holds on the same OS installation, user namespaces are
+    /// allowed with a warning.
+    Tolerant,
+}
+
+impl MatchPolicy {
+    /// Every policy, strictest first.
+    pub const ALL: [MatchPolicy; 3] = [MatchPolicy::Strict, MatchPolicy::Standard, MatchPolicy::Tolerant];
+
+    /// The name in documents, flags and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchPolicy::Strict => "strict",
+            MatchPolicy::Standard => "standard",
+            MatchPolicy::Tolerant => "tolerant",
+        }
+    }
+
+    /// For `skip_serializing_if`: documents leave the default out.
+    pub fn is_standard(&self) -> bool {
+        *self == MatchPolicy::Standard
+    }
+}
+
+impl fmt::Display for MatchPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A policy name that is none of the three.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a match policy (use strict, standard or tolerant)")]
+pub struct UnknownPolicy(String);
+
+impl FromStr for MatchPolicy {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<MatchPolicy, UnknownPolicy> {
+        MatchPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPolicy(s.to_owned()))
+    }
+}
 
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +108,8 @@ pub enum ComponentOutcome {
     Matched,
     /// Known on both sides and different.
     Changed,
+    /// Bound, and the list it lives in was read now and holds no such value.
+    Absent,
     /// Not known on one side.
     Unknown,
 }
@@ -61,15 +136,18 @@ pub struct ComponentMatch {
 pub struct MatchReport {
     /// Holds or fails.
     pub verdict: Verdict,
+    /// The policy applied.
+    pub policy: MatchPolicy,
     /// The binding's identity strength.
     pub identity: Identity,
     /// Anchors that still match.
     pub anchors_matched: usize,
-    /// Anchors known on both sides that differ.
+    /// Anchors known on both sides that differ (absent ones included).
     pub anchors_changed: usize,
     /// One sentence: why it holds or fails.
     pub reason: String,
-    /// The clone warning, for clone-only bindings.
+    /// The clone warning, for clone-only bindings; the namespace warning for
+    /// a tolerant check made inside one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
     /// Per component.
@@ -77,19 +155,46 @@ pub struct MatchReport {
 }
 
 impl MatchReport {
-    /// Names of the components that changed, for a one-line denial.
+    /// Names of the components that changed or vanished, for a one-line denial.
     pub fn changed(&self) -> Vec<ComponentName> {
         self.components
             .iter()
-            .filter(|c| c.outcome == ComponentOutcome::Changed)
+            .filter(|c| matches!(c.outcome, ComponentOutcome::Changed | ComponentOutcome::Absent))
             .map(|c| c.name)
             .collect()
     }
 }
 
-/// Compares a bound fingerprint with the current one.
-pub fn compare(bound: &Fingerprint, current: &Fingerprint, allow_clone_only: bool) -> MatchReport {
+/// What an anchor says about the machine (module docs).
+fn weight(name: ComponentName) -> u32 {
+    match name {
+        ComponentName::ProductUuid => 2,
+        _ => 1,
+    }
+}
+
+/// Anchors every user can read on the platforms that report them; a bound one
+/// that cannot be read now is hidden, not unknown.
+fn readable_by_anyone(name: ComponentName, current: &Fingerprint) -> Option<bool> {
+    match name {
+        ComponentName::Disk => Some(current.evidence().disks_read),
+        ComponentName::Mac => Some(current.evidence().network_read),
+        _ => None,
+    }
+}
+
+const NAMESPACE_REASON: &str = "this check runs inside a user namespace (a rootless container, Flatpak, `unshare`), where any user can show another machine's hardware; run the application on the host, or ask the vendor for a floating or tolerant-policy license";
+const NAMESPACE_WARNING: &str = "this check runs inside a user namespace, where the machine's hardware cannot be trusted; the tolerant policy lets it pass";
+
+/// Compares a bound fingerprint with the current one under `policy`.
+pub fn compare(
+    bound: &Fingerprint,
+    current: &Fingerprint,
+    policy: MatchPolicy,
+    allow_clone_only: bool,
+) -> MatchReport {
     let mut components = Vec::new();
+    let mut hidden = Vec::new();
     for name in ComponentName::ALL {
         let b = bound.digests(name);
         let c = current.digests(name);
@@ -97,8 +202,17 @@ pub fn compare(bound: &Fingerprint, current: &Fingerprint, allow_clone_only: boo
             continue;
         }
         let matched = b.intersection(&c).count();
-        let outcome = if b.is_empty() || c.is_empty() {
+        let outcome = if b.is_empty() {
             ComponentOutcome::Unknown
+        } else if c.is_empty() {
+            match readable_by_anyone(name, current) {
+                Some(true) => ComponentOutcome::Absent,
+                Some(false) => {
+                    hidden.push(name);
+                    ComponentOutcome::Unknown
+                }
+                None => ComponentOutcome::Unknown,
+            }
         } else if matched > 0 {
             ComponentOutcome::Matched
         } else {
@@ -113,148 +227,156 @@ pub fn compare(bound: &Fingerprint, current: &Fingerprint, allow_clone_only: boo
             matched,
         });
     }
-    let count = |outcome| {
+    let anchors = |outcome| {
         components
             .iter()
-            .filter(|c| c.class == ComponentClass::Anchor && c.outcome == outcome)
-            .count()
+            .filter(move |c| c.class == ComponentClass::Anchor && c.outcome == outcome)
     };
-    let anchors_matched = count(ComponentOutcome::Matched);
-    let anchors_changed = count(ComponentOutcome::Changed);
+    let sum = |outcome| anchors(outcome).map(|c| weight(c.name)).sum::<u32>();
+    let anchors_matched = anchors(ComponentOutcome::Matched).count();
+    let absent = sum(ComponentOutcome::Absent);
+    let anchors_changed =
+        anchors(ComponentOutcome::Changed).count() + anchors(ComponentOutcome::Absent).count();
     let identity = bound.identity();
-    let machine_id = components
+    let same_installation = components
         .iter()
-        .find(|c| c.name == ComponentName::MachineId)
-        .map(|c| c.outcome);
-
-    let (verdict, reason) = match identity {
-        Identity::Strong if anchors_matched >= 1 && anchors_matched > anchors_changed => (
-            Verdict::Holds,
-            format!("{anchors_matched} hardware identifier(s) of the licensed machine still match"),
-        ),
-        Identity::Strong if anchors_matched == 0 && anchors_changed == 0 => (
-            Verdict::Fails,
-            "none of the licensed machine's hardware identifiers can be read here; run as the same user (or as root) as when the license was requested".to_owned(),
-        ),
-        Identity::Strong if anchors_matched == 0 => (
-            Verdict::Fails,
-            "none of the licensed machine's hardware identifiers is present: this is another machine".to_owned(),
-        ),
-        Identity::Strong => (
-            Verdict::Fails,
-            format!("{anchors_changed} hardware identifier(s) changed and only {anchors_matched} still match"),
-        ),
-        Identity::CloneOnly if !allow_clone_only => (
-            Verdict::Fails,
-            "the license requires a hardware identifier, and it was bound to a machine without one".to_owned(),
-        ),
-        Identity::CloneOnly if machine_id == Some(ComponentOutcome::Matched) => {
-            (Verdict::Holds, "the OS installation id matches".to_owned())
+        .any(|c| c.name == ComponentName::MachineId && c.outcome == ComponentOutcome::Matched);
+    let evidence = current.evidence();
+    let mut warning = (identity == Identity::CloneOnly).then(|| CLONE_ONLY_WARNING.to_owned());
+    if evidence.nested_namespace && policy == MatchPolicy::Tolerant {
+        warning.get_or_insert_with(|| NAMESPACE_WARNING.to_owned());
+    }
+    let fails = |reason: String| (Verdict::Fails, reason);
+    let (verdict, reason) = if evidence.nested_namespace && policy != MatchPolicy::Tolerant {
+        fails(NAMESPACE_REASON.to_owned())
+    } else {
+        match identity {
+            Identity::Strong => {
+                let weights = Weights {
+                    matched: sum(ComponentOutcome::Matched),
+                    changed: sum(ComponentOutcome::Changed),
+                    absent,
+                    unknown: sum(ComponentOutcome::Unknown),
+                };
+                let firmware_changed = anchors(ComponentOutcome::Changed)
+                    .any(|c| matches!(c.name, ComponentName::ProductUuid | ComponentName::BoardSerial));
+                strong(
+                    policy,
+                    weights,
+                    &hidden,
+                    anchors_matched,
+                    TieBreak {
+                        same_installation,
+                        hypervisor: evidence.hypervisor,
+                        firmware_changed,
+                    },
+                )
+            }
+            Identity::CloneOnly if policy == MatchPolicy::Strict || !allow_clone_only => fails(
+                "the license requires a hardware identifier, and it was bound to a machine without one"
+                    .to_owned(),
+            ),
+            Identity::CloneOnly if same_installation => {
+                (Verdict::Holds, "the OS installation id matches".to_owned())
+            }
+            Identity::CloneOnly => fails(
+                "the OS installation id differs: this is another machine or a reinstalled one".to_owned(),
+            ),
         }
-        Identity::CloneOnly => (Verdict::Fails, "the OS installation id differs: this is another machine or a reinstalled one".to_owned()),
     };
     MatchReport {
         verdict,
+        policy,
         identity,
         anchors_matched,
         anchors_changed,
         reason,
-        warning: (identity == Identity::CloneOnly).then(|| CLONE_ONLY_WARNING.to_owned()),
+        warning,
         components,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::machine::facts::{Facts, Interface};
-
-    fn nic(name: &str, mac: &str) -> Interface {
-        Interface {
-            name: Some(name.into()),
-            mac: Some(mac.into()),
-            physical: Some(true),
-        }
-    }
-
-    fn machine(mid: &str, uuid: Option<&str>, disk: Option<&str>, macs: &[(&str, &str)]) -> Fingerprint {
-        let mut f = Facts::empty();
-        f.machine_id = Some(mid.into());
-        f.product_uuid = uuid.map(Into::into);
-        f.disk_serials = disk.map(|d| vec![d.to_owned()]);
-        f.network = Some(macs.iter().map(|(n, m)| nic(n, m)).collect());
-        Fingerprint::from_facts(&f).unwrap()
-    }
-
-    #[test]
-    fn unknown_is_not_a_mismatch() {
-        let bound = machine(
-            "m1",
-            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
-            Some("D1"),
-            &[("e", "3c:52:82:aa:bb:cc")],
-        );
-        let user = machine("m1", None, Some("D1"), &[("e", "3c:52:82:aa:bb:cc")]);
-        let r = compare(&bound, &user, true);
-        assert_eq!(r.verdict, Verdict::Holds, "{}", r.reason);
-        assert_eq!(r.anchors_changed, 0);
-    }
-
-    #[test]
-    fn copied_machine_id_alone_never_passes_a_strong_binding() {
-        let bound = machine(
-            "m1",
-            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
-            None,
-            &[("e", "3c:52:82:aa:bb:cc")],
-        );
-        let clone = machine(
-            "m1",
-            Some("2c5f39cb-2fa1-11d2-883f-0016d3cca428"),
-            None,
-            &[("e", "3c:52:82:aa:bb:dd")],
-        );
-        let r = compare(&bound, &clone, true);
-        assert_eq!(r.verdict, Verdict::Fails);
-        assert_eq!(r.changed(), vec![ComponentName::ProductUuid, ComponentName::Mac]);
-    }
-
-    #[test]
-    fn more_changed_than_matched_fails() {
-        let bound = machine(
-            "m1",
-            Some("1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
-            Some("D1"),
-            &[("e", "3c:52:82:aa:bb:cc")],
-        );
-        let moved_disk = machine(
-            "m2",
-            Some("2c5f39cb-2fa1-11d2-883f-0016d3cca428"),
-            Some("D1"),
-            &[("e", "3c:52:82:aa:bb:dd")],
-        );
-        assert_eq!(compare(&bound, &moved_disk, true).verdict, Verdict::Fails);
-    }
-
-    #[test]
-    fn clone_only_binding_follows_policy() {
-        let bound = machine("m1", None, None, &[]);
-        assert_eq!(
-            compare(&bound, &machine("m1", None, None, &[]), true).verdict,
-            Verdict::Holds
-        );
-        assert!(
-            compare(&bound, &machine("m1", None, None, &[]), true)
-                .warning
-                .is_some()
-        );
-        assert_eq!(
-            compare(&bound, &machine("m1", None, None, &[]), false).verdict,
-            Verdict::Fails
-        );
-        assert_eq!(
-            compare(&bound, &machine("m2", None, None, &[]), true).verdict,
-            Verdict::Fails
-        );
-    }
+/// Anchor weight by outcome, bound anchors only (unknown: bound, unreadable now).
+#[derive(Debug, Clone, Copy)]
+struct Weights {
+    matched: u32,
+    changed: u32,
+    absent: u32,
+    unknown: u32,
 }
+
+/// What may break a tie between matched and changed weight.
+#[derive(Debug, Clone, Copy)]
+struct TieBreak {
+    same_installation: bool,
+    hypervisor: bool,
+    firmware_changed: bool,
+}
+
+fn strong(
+    policy: MatchPolicy,
+    w: Weights,
+    hidden: &[ComponentName],
+    matched: usize,
+    tie: TieBreak,
+) -> (Verdict, String) {
+    let fails = |reason: String| (Verdict::Fails, reason);
+    if policy != MatchPolicy::Tolerant
+        && let Some(name) = hidden.first()
+    {
+        let list = if *name == ComponentName::Disk {
+            "disk"
+        } else {
+            "network interface"
+        };
+        return fails(format!(
+            "this machine's {list} list cannot be read, which any user can read on the licensed machine; nodelock does not check a license with part of the machine hidden"
+        ));
+    }
+    if policy == MatchPolicy::Strict && w.unknown > 0 {
+        return fails("the license's strict match policy needs every hardware identifier it was bound to, and some cannot be read here; run the check as the same user (or as root) as when the license was requested".to_owned());
+    }
+    if w.matched == 0 {
+        return fails(if w.changed == 0 && w.absent == 0 {
+            "none of the licensed machine's hardware identifiers can be read here; run as the same user (or as root) as when the license was requested".to_owned()
+        } else {
+            "none of the licensed machine's hardware identifiers is present: this is another machine"
+                .to_owned()
+        });
+    }
+    let against = w.changed
+        + if policy == MatchPolicy::Tolerant {
+            0
+        } else {
+            w.absent
+        };
+    let holds = |reason: String| (Verdict::Holds, reason);
+    if w.matched > against {
+        return holds(format!(
+            "{matched} hardware identifier(s) of the licensed machine still match"
+        ));
+    }
+    let breaks_tie = match policy {
+        MatchPolicy::Strict => false,
+        MatchPolicy::Standard => {
+            w.matched == against
+                && w.absent == 0
+                && tie.same_installation
+                && !tie.hypervisor
+                && !tie.firmware_changed
+        }
+        MatchPolicy::Tolerant => w.matched == against && tie.same_installation,
+    };
+    if breaks_tie {
+        return holds(format!(
+            "{matched} hardware identifier(s) still match as many as changed, on the same OS installation: a replaced part"
+        ));
+    }
+    if w.absent > 0 && policy != MatchPolicy::Tolerant {
+        return fails("hardware the license was bound to is gone from this machine (its disk or network list is empty or missing it) and too little still matches".to_owned());
+    }
+    fails("more of the licensed machine's hardware identifiers changed than still match: this is another machine (after a mainboard replacement, ask the vendor to transfer the license)".to_owned())
+}
+
+#[cfg(test)]
+mod tests;

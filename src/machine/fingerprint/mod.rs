@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::format::typeable;
-use crate::machine::facts::Facts;
+use crate::machine::facts::{Facts, UserNamespace};
 
-pub use matching::{ComponentOutcome, MatchReport, Verdict, compare};
+pub use matching::{ComponentOutcome, MatchPolicy, MatchReport, Verdict, compare};
 
 /// The fingerprint algorithm this build computes. Bindings name the algorithm
 /// they were made with; a future algorithm must still be able to check old ones.
@@ -191,6 +191,59 @@ pub const CLONE_ONLY_WARNING: &str = "this machine's only identifier is its OS i
 pub struct Fingerprint {
     algorithm: u32,
     components: BTreeSet<Component>,
+    evidence: Evidence,
+}
+
+/// What a machine showed besides its digests. Only the *current* side of a
+/// match has it (a binding is digests alone); the match policy needs it to tell
+/// a list that was read and is empty (evidence the hardware is gone) from one
+/// that could not be read (unknown), and a check made on the host from one made
+/// in a user namespace, where any user can show any hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The disk list was read (it may be empty).
+    pub disks_read: bool,
+    /// The network interface list was read (it may be empty).
+    pub network_read: bool,
+    /// A NIC with a hypervisor's OUI was seen: this is a virtual machine.
+    pub hypervisor: bool,
+    /// The facts were read in a user namespace other than the host's.
+    pub nested_namespace: bool,
+}
+
+impl Evidence {
+    /// Nothing known beyond the digests (a binding).
+    pub const NONE: Evidence = Evidence {
+        disks_read: false,
+        network_read: false,
+        hypervisor: false,
+        nested_namespace: false,
+    };
+    /// What a report without an `evidence` field stood for: nodelock's Linux
+    /// probe always read both lists, and knew nothing of namespaces.
+    pub const LEGACY_REPORT: Evidence = Evidence {
+        disks_read: true,
+        network_read: true,
+        hypervisor: false,
+        nested_namespace: false,
+    };
+
+    fn of(facts: &Facts) -> Evidence {
+        let hypervisor = facts.network.iter().flatten().any(|iface| {
+            iface.physical == Some(true)
+                && iface
+                    .mac
+                    .as_deref()
+                    .and_then(normalise::mac)
+                    .is_some_and(|m| normalise::is_hypervisor_mac(&m))
+        });
+        Evidence {
+            disks_read: facts.disk_serials.is_some(),
+            network_read: facts.network.is_some(),
+            hypervisor,
+            nested_namespace: facts.user_namespace == Some(UserNamespace::Nested),
+        }
+    }
 }
 
 fn digest(name: ComponentName, value: &str) -> ComponentDigest {
@@ -273,7 +326,9 @@ impl Fingerprint {
                 );
             }
         }
-        Fingerprint::from_components(ALGORITHM, components)
+        let mut fp = Fingerprint::from_components(ALGORITHM, components)?;
+        fp.evidence = Evidence::of(facts);
+        Ok(fp)
     }
 
     /// Rebuilds a fingerprint from stored digests (a report or a binding).
@@ -287,6 +342,7 @@ impl Fingerprint {
         let fp = Fingerprint {
             algorithm,
             components: components.into_iter().collect(),
+            evidence: Evidence::NONE,
         };
         let identifies = fp
             .components
@@ -301,6 +357,17 @@ impl Fingerprint {
     /// The algorithm these digests were made with.
     pub fn algorithm(&self) -> u32 {
         self.algorithm
+    }
+
+    /// What the machine showed besides its digests ([`Evidence::NONE`] for a binding).
+    pub fn evidence(&self) -> Evidence {
+        self.evidence
+    }
+
+    /// The same fingerprint, with `evidence` (a report's, when it is read back).
+    pub fn with_evidence(mut self, evidence: Evidence) -> Fingerprint {
+        self.evidence = evidence;
+        self
     }
 
     /// All components, sorted.
@@ -366,6 +433,7 @@ impl Fingerprint {
             workstation_id: self.workstation_id().to_string(),
             identity,
             warning: (identity == Identity::CloneOnly).then(|| CLONE_ONLY_WARNING.to_owned()),
+            evidence: Some(self.evidence),
             components: self
                 .components
                 .iter()
@@ -404,6 +472,10 @@ pub struct Report {
     /// Present for clone-only identities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// What the machine showed besides digests; a report written before this
+    /// field existed stands for [`Evidence::LEGACY_REPORT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     /// The hashed components.
     pub components: Vec<ReportComponent>,
 }
@@ -458,7 +530,8 @@ impl Report {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Fingerprint::from_components(self.algorithm, components)
+        Ok(Fingerprint::from_components(self.algorithm, components)?
+            .with_evidence(self.evidence.unwrap_or(Evidence::LEGACY_REPORT)))
     }
 }
 

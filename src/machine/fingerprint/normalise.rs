@@ -175,6 +175,11 @@ pub fn uuid(raw: &str) -> Option<String> {
 /// `aabb.ccdd.eeff` and `aabb..`. `None` for zero, broadcast and multicast
 /// addresses, and for locally administered ones: those are assigned by
 /// software (VM and container links, Wi-Fi MAC randomisation), not burnt in.
+/// One locally administered prefix is kept: QEMU/KVM's `52:54:00`, which
+/// libvirt assigns once per guest NIC (random within the prefix) and
+/// `virt-clone` replaces, so it identifies a KVM guest the way a burnt-in MAC
+/// identifies hardware; without it, a KVM guest checked by an ordinary user
+/// would show no readable identifier at all.
 pub fn mac(raw: &str) -> Option<String> {
     let hex: String = raw
         .chars()
@@ -189,10 +194,28 @@ pub fn mac(raw: &str) -> Option<String> {
         return None;
     }
     let first = u8::from_str_radix(&hex[..2], 16).ok()?;
-    if hex.chars().all(|c| c == '0') || first & 0x01 != 0 || first & 0x02 != 0 {
+    let administered_locally = first & 0x02 != 0 && !hex.starts_with(QEMU_MAC_PREFIX);
+    if hex.chars().all(|c| c == '0') || first & 0x01 != 0 || administered_locally {
         return None;
     }
     Some(hex)
+}
+
+/// QEMU/KVM's MAC prefix (locally administered, kept as an anchor).
+const QEMU_MAC_PREFIX: &str = "525400";
+
+/// OUIs that hypervisors give their guests' NICs: QEMU/KVM, VMware (four),
+/// VirtualBox, Hyper-V, Xen, Parallels. A machine showing one is a VM, whose
+/// disks and firmware ids a hypervisor may copy into clones; the standard
+/// match policy then breaks no ties in its favour. docs/FORMAT.md §3 lists
+/// the same (a test compares them).
+pub const HYPERVISOR_MAC_PREFIXES: &[&str] = &[
+    "525400", "000c29", "005056", "000569", "001c14", "080027", "00155d", "00163e", "001c42",
+];
+
+/// Whether a normalised MAC (from [`mac`]) belongs to a hypervisor's guest NIC.
+pub fn is_hypervisor_mac(normalised: &str) -> bool {
+    HYPERVISOR_MAC_PREFIXES.iter().any(|p| normalised.starts_with(p))
 }
 
 /// Interface name prefixes of software links, ignored even if a snapshot
@@ -326,6 +349,10 @@ mod tests {
             format_md_list("Software link prefixes:"),
             sorted(VIRTUAL_INTERFACE_PREFIXES)
         );
+        assert_eq!(
+            format_md_list("Hypervisor MAC prefixes:"),
+            sorted(HYPERVISOR_MAC_PREFIXES)
+        );
     }
 
     #[test]
@@ -367,9 +394,15 @@ mod tests {
             "01:00:5e:00:00:01",
             "02:42:ac:11:00:02",
             "02:fc:00:00:00:01",
+            "52:54:01:00:00:01",
             "zz:zz",
         ] {
             assert_eq!(mac(soft), None, "{soft}");
         }
+        // QEMU's per-guest prefix is kept although locally administered.
+        let kvm = mac("52:54:00:12:34:56").unwrap();
+        assert!(is_hypervisor_mac(&kvm));
+        assert!(!is_hypervisor_mac(&m));
+        assert!(is_hypervisor_mac(&mac("08:00:27:aa:bb:cc").unwrap()));
     }
 }

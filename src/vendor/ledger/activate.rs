@@ -18,7 +18,7 @@ use crate::base::random::Random;
 use crate::documents::activation::VerifiedRequest;
 use crate::documents::license::{self, Requester, Terms};
 use crate::format::PrivateKey;
-use crate::machine::fingerprint::Identity;
+use crate::machine::fingerprint::{Identity, MatchPolicy};
 
 /// A license answered for a request.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -61,7 +61,8 @@ fn open_for_activation(
     request: &VerifiedRequest,
     now: Timestamp,
 ) -> Result<(), LedgerError> {
-    if ent.spec.require_hardware_id && request.fingerprint().identity() == Identity::CloneOnly {
+    let needs_hardware = ent.spec.require_hardware_id || ent.spec.match_policy == MatchPolicy::Strict;
+    if needs_hardware && request.fingerprint().identity() == Identity::CloneOnly {
         return Err(LedgerError::HardwareIdRequired);
     }
     if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
@@ -103,6 +104,7 @@ fn sign_license(
         expires_at: ent.spec.expires_at,
         maintenance_until: ent.spec.maintenance_until,
         allow_clone_only: !ent.spec.require_hardware_id,
+        match_policy: ent.spec.match_policy,
         revoked: revoked.clone(),
     };
     let requester = Requester {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::error::StorageError;
 use crate::base::clock::{self, Timestamp};
 use crate::documents::license::LicenseKind;
+use crate::machine::fingerprint::MatchPolicy;
 
 /// An enum stored and printed as a fixed set of kebab-case names.
 macro_rules! named_enum {
@@ -118,6 +119,8 @@ pub struct EntitlementSpec {
     /// Refuse machines whose only identifier is one clones share (a VM
     /// without SMBIOS data): their licenses would hold on every clone.
     pub require_hardware_id: bool,
+    /// The match policy its licenses carry.
+    pub match_policy: MatchPolicy,
 }
 
 impl EntitlementSpec {
@@ -159,6 +162,7 @@ impl EntitlementSpec {
             max_transfers: super::DEFAULT_MAX_TRANSFERS,
             max_resets_per_year: super::DEFAULT_MAX_RESETS_PER_YEAR,
             require_hardware_id: false,
+            match_policy: MatchPolicy::Standard,
         }
     }
 }

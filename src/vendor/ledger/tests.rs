@@ -6,7 +6,7 @@ use crate::documents::activation::{
 };
 use crate::format::PrivateKey;
 use crate::machine::facts::Facts;
-use crate::machine::fingerprint::Fingerprint;
+use crate::machine::fingerprint::{Fingerprint, MatchPolicy};
 
 pub(crate) const NOW: Timestamp = 1_780_000_000;
 
@@ -304,15 +304,19 @@ fn a_ledger_made_by_the_first_release_migrates_and_keeps_its_rows() {
     assert_eq!(report[0].id, "E-OLD");
     assert_eq!(report[0].seats, 2);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let (version, require): (i64, bool) = conn
+    let (version, require, policy): (i64, bool, String) = conn
         .query_row(
-            "SELECT (SELECT user_version FROM pragma_user_version), require_hardware_id FROM entitlements",
+            "SELECT (SELECT user_version FROM pragma_user_version), require_hardware_id, match_policy FROM entitlements",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert!(!require, "old entitlements keep allowing clone-only machines");
+    assert_eq!(
+        policy, "standard",
+        "old entitlements sold standard-policy licenses"
+    );
 }
 
 #[test]
@@ -337,5 +341,33 @@ fn an_entitlement_can_require_hardware_identity() {
         events.last(),
         Some(&AuditEvent::Refused),
         "a known entitlement's refusal is audited"
+    );
+}
+
+#[test]
+fn an_entitlement_s_match_policy_reaches_its_licenses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let tolerant = EntitlementSpec {
+        match_policy: MatchPolicy::Tolerant,
+        ..spec(2)
+    };
+    let (_, key) = ledger.create_entitlement(&tolerant, NOW, "t").unwrap();
+    let answered = ledger
+        .answer_activation(&request(&key, 1), &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    let lic = crate::documents::license::License::read_unverified(answered.license.as_bytes()).unwrap();
+    assert_eq!(lic.binding.match_policy, MatchPolicy::Tolerant);
+    // Strict implies hardware identity: a clone-only machine gets no seat.
+    let strict = EntitlementSpec {
+        match_policy: MatchPolicy::Strict,
+        ..spec(2)
+    };
+    let (_, key) = ledger.create_entitlement(&strict, NOW, "t").unwrap();
+    let refused = ledger.answer_activation(&request(&key, 2), &vendor, Method::Offline, NOW, "t");
+    assert!(
+        matches!(refused, Err(LedgerError::HardwareIdRequired)),
+        "{refused:?}"
     );
 }

@@ -80,7 +80,7 @@ macro_rules! entitlement_columns {
     () => {
         "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, \
          max_resets_per_year, transfers_used, seats_used, activations_total, resets_total, created_at, \
-         require_hardware_id"
+         require_hardware_id, match_policy"
     };
 }
 
@@ -96,6 +96,7 @@ macro_rules! activation_columns {
 fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitlement, StorageError>> {
     let kind: String = r.get(2)?;
     let features: String = r.get(4)?;
+    let policy: String = r.get(16)?;
     let parsed = (|| {
         let kind = kind.parse().map_err(|_| StorageError::Unreadable {
             what: "license kind",
@@ -105,10 +106,14 @@ fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitl
             what: "feature list",
             value: features.clone(),
         })?;
-        Ok((kind, features))
+        let policy = policy.parse().map_err(|_| StorageError::Unreadable {
+            what: "match policy",
+            value: policy.clone(),
+        })?;
+        Ok((kind, features, policy))
     })();
     Ok(match parsed {
-        Ok((kind, features)) => Ok(Entitlement {
+        Ok((kind, features, match_policy)) => Ok(Entitlement {
             id: r.get(0)?,
             spec: EntitlementSpec {
                 product: r.get(1)?,
@@ -121,6 +126,7 @@ fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitl
                 max_transfers: r.get(8)?,
                 max_resets_per_year: r.get(9)?,
                 require_hardware_id: r.get(15)?,
+                match_policy,
             },
             transfers_used: r.get(10)?,
             seats_used: r.get(11)?,
@@ -311,8 +317,8 @@ impl WriteTx for Tx<'_> {
             serde_json::to_string(&spec.features).map_err(|e| StorageError::Backend(Box::new(e)))?;
         self.0.execute(
             "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, expires_at,
-                maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id, match_policy)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 id,
                 key_hash.as_slice(),
@@ -326,7 +332,8 @@ impl WriteTx for Tx<'_> {
                 spec.max_transfers,
                 spec.max_resets_per_year,
                 now,
-                spec.require_hardware_id
+                spec.require_hardware_id,
+                spec.match_policy.as_str()
             ],
         )?;
         Ok(())

@@ -70,8 +70,14 @@ const V2: &str = r#"
 ALTER TABLE entitlements ADD COLUMN require_hardware_id INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Migration 3: the match policy an entitlement's licenses carry (ledgers
+/// made before it sold standard-policy licenses).
+const V3: &str = r#"
+ALTER TABLE entitlements ADD COLUMN match_policy TEXT NOT NULL DEFAULT 'standard';
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema as the first release wrote it, for tests that open a ledger
 /// made by that release.

@@ -1,0 +1,240 @@
+use super::*;
+use crate::machine::facts::{Facts, Interface, UserNamespace};
+
+const UUID_A: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+const UUID_B: &str = "2c5f39cb-2fa1-11d2-883f-0016d3cca428";
+
+/// A machine's facts, built up field by field.
+#[derive(Clone)]
+struct M(Facts);
+
+impl M {
+    fn new(machine_id: &str) -> M {
+        let mut f = Facts::empty();
+        f.machine_id = Some(machine_id.into());
+        f.disk_serials = Some(vec![]);
+        f.network = Some(vec![]);
+        f.user_namespace = Some(UserNamespace::Initial);
+        M(f)
+    }
+    fn uuid(mut self, u: &str) -> M {
+        self.0.product_uuid = Some(u.into());
+        self
+    }
+    fn board(mut self, b: &str) -> M {
+        self.0.board_serial = Some(b.into());
+        self
+    }
+    fn disk(mut self, d: &str) -> M {
+        self.0.disk_serials.get_or_insert_with(Vec::new).push(d.into());
+        self
+    }
+    fn mac(mut self, m: &str) -> M {
+        self.0.network.get_or_insert_with(Vec::new).push(Interface {
+            name: Some(format!("if{m}")),
+            mac: Some(m.into()),
+            physical: Some(true),
+        });
+        self
+    }
+    /// What an ordinary user reads: no SMBIOS data.
+    fn seen_by_user(mut self) -> M {
+        self.0.product_uuid = None;
+        self.0.board_serial = None;
+        self
+    }
+    fn disks_unreadable(mut self) -> M {
+        self.0.disk_serials = None;
+        self
+    }
+    fn nested(mut self) -> M {
+        self.0.user_namespace = Some(UserNamespace::Nested);
+        self
+    }
+    fn fp(&self) -> Fingerprint {
+        Fingerprint::from_facts(&self.0).unwrap()
+    }
+}
+
+/// The four-anchor laptop, as bound by root.
+fn laptop() -> M {
+    M::new("m1")
+        .uuid(UUID_A)
+        .board("/7Q1XL13/CN1296373K0123/")
+        .disk("S3Z9NB0K123456A")
+        .mac("3c:52:82:aa:bb:cc")
+}
+
+fn verdict(bound: &M, now: &M, policy: MatchPolicy) -> Verdict {
+    compare(&bound.fp(), &now.fp(), policy, true).verdict
+}
+
+#[test]
+fn unknown_firmware_is_not_a_mismatch() {
+    let r = compare(
+        &laptop().fp(),
+        &laptop().seen_by_user().fp(),
+        MatchPolicy::Standard,
+        true,
+    );
+    assert_eq!(r.verdict, Verdict::Holds, "{}", r.reason);
+    assert_eq!((r.anchors_matched, r.anchors_changed), (2, 0));
+}
+
+#[test]
+fn one_spoofed_mac_with_the_rest_emptied_or_hidden_fails() {
+    let bound = laptop();
+    let spoof = M::new("fake").mac("3c:52:82:aa:bb:cc");
+    // Emptied disk list: absent weighs against.
+    for policy in [MatchPolicy::Strict, MatchPolicy::Standard] {
+        assert_eq!(verdict(&bound, &spoof, policy), Verdict::Fails, "{policy}");
+        assert_eq!(
+            verdict(&bound, &spoof.clone().disks_unreadable(), policy),
+            Verdict::Fails,
+            "{policy}"
+        );
+    }
+    let r = compare(
+        &bound.fp(),
+        &spoof.clone().disks_unreadable().fp(),
+        MatchPolicy::Standard,
+        true,
+    );
+    assert!(r.reason.contains("disk list cannot be read"), "{}", r.reason);
+    // The old rule let it pass; the tolerant policy still does, by design.
+    assert_eq!(verdict(&bound, &spoof, MatchPolicy::Tolerant), Verdict::Holds);
+}
+
+#[test]
+fn a_user_namespace_is_refused_unless_tolerant() {
+    let inside = laptop().seen_by_user().nested();
+    for policy in [MatchPolicy::Strict, MatchPolicy::Standard] {
+        let r = compare(&laptop().fp(), &inside.fp(), policy, true);
+        assert_eq!(r.verdict, Verdict::Fails);
+        assert!(r.reason.contains("user namespace"), "{}", r.reason);
+    }
+    let r = compare(&laptop().fp(), &inside.fp(), MatchPolicy::Tolerant, true);
+    assert_eq!(r.verdict, Verdict::Holds);
+    assert!(r.warning.unwrap().contains("user namespace"));
+    // Clone-only bindings too.
+    let vm = M::new("m1");
+    assert_eq!(
+        verdict(&vm, &vm.clone().nested(), MatchPolicy::Standard),
+        Verdict::Fails
+    );
+}
+
+#[test]
+fn copied_machine_id_alone_never_passes_a_strong_binding() {
+    let bound = M::new("m1").uuid(UUID_A).mac("3c:52:82:aa:bb:cc");
+    let clone = M::new("m1").uuid(UUID_B).mac("3c:52:82:aa:bb:dd");
+    for policy in MatchPolicy::ALL {
+        let r = compare(&bound.fp(), &clone.fp(), policy, true);
+        assert_eq!(r.verdict, Verdict::Fails, "{policy}");
+        assert_eq!(r.changed(), vec![ComponentName::ProductUuid, ComponentName::Mac]);
+    }
+}
+
+#[test]
+fn a_changed_smbios_uuid_outweighs_a_surviving_mac() {
+    let bound = M::new("m1").uuid(UUID_A).mac("3c:52:82:aa:bb:cc");
+    let other_board = M::new("m1").uuid(UUID_B).mac("3c:52:82:aa:bb:cc");
+    for policy in MatchPolicy::ALL {
+        assert_eq!(verdict(&bound, &other_board, policy), Verdict::Fails, "{policy}");
+    }
+}
+
+#[test]
+fn a_tie_as_user_holds_on_the_same_installation_of_real_hardware_only() {
+    // Laptop checked by a user after its disk was replaced (cloned onto the new one).
+    let new_disk = laptop().seen_by_user();
+    let mut new_disk = new_disk;
+    new_disk.0.disk_serials = Some(vec!["WD-NEW0001".into()]);
+    assert_eq!(
+        verdict(&laptop(), &new_disk, MatchPolicy::Standard),
+        Verdict::Holds
+    );
+    assert_eq!(
+        verdict(&laptop(), &new_disk, MatchPolicy::Tolerant),
+        Verdict::Holds
+    );
+    assert_eq!(verdict(&laptop(), &new_disk, MatchPolicy::Strict), Verdict::Fails);
+    // Another installation: refused.
+    let mut reinstalled = new_disk.clone();
+    reinstalled.0.machine_id = Some("m2".into());
+    assert_eq!(
+        verdict(&laptop(), &reinstalled, MatchPolicy::Standard),
+        Verdict::Fails
+    );
+    // A VM whose hypervisor copied the disk serial into a clone: refused.
+    let vm = M::new("m1").disk("VMDISK-7731").mac("00:50:56:01:02:03");
+    let clone = M::new("m1").disk("VMDISK-7731").mac("00:50:56:01:02:04");
+    assert_eq!(verdict(&vm, &clone, MatchPolicy::Standard), Verdict::Fails);
+    assert_eq!(verdict(&vm, &clone, MatchPolicy::Tolerant), Verdict::Holds);
+}
+
+#[test]
+fn firmware_outweighs_new_disk_and_wifi_as_root() {
+    let bound = M::new("m1")
+        .uuid(UUID_A)
+        .board("BSN-1")
+        .disk("S3Z9NB0K123456A")
+        .mac("f8:63:3f:11:22:33");
+    let repaired = M::new("m1")
+        .uuid(UUID_A)
+        .board("BSN-1")
+        .disk("WD-NEW0001")
+        .mac("f8:63:3f:44:55:66");
+    assert_eq!(verdict(&bound, &repaired, MatchPolicy::Standard), Verdict::Holds);
+    assert_eq!(verdict(&bound, &repaired, MatchPolicy::Strict), Verdict::Holds);
+}
+
+#[test]
+fn a_kvm_guest_bound_as_root_holds_for_its_users() {
+    let bound = M::new("m1").uuid(UUID_A).mac("52:54:00:12:34:56");
+    let user = bound.clone().seen_by_user();
+    assert_eq!(verdict(&bound, &user, MatchPolicy::Standard), Verdict::Holds);
+    // virt-clone gives the copy a new MAC.
+    let clone = M::new("m1").mac("52:54:00:65:43:21");
+    assert_eq!(verdict(&bound, &clone, MatchPolicy::Standard), Verdict::Fails);
+}
+
+#[test]
+fn strict_needs_every_bound_anchor_readable() {
+    assert_eq!(
+        verdict(&laptop(), &laptop().seen_by_user(), MatchPolicy::Strict),
+        Verdict::Fails
+    );
+    let user_bound = laptop().seen_by_user();
+    assert_eq!(
+        verdict(&user_bound, &user_bound, MatchPolicy::Strict),
+        Verdict::Holds
+    );
+}
+
+#[test]
+fn clone_only_binding_follows_policy() {
+    let bound = M::new("m1");
+    let same = M::new("m1");
+    let r = compare(&bound.fp(), &same.fp(), MatchPolicy::Standard, true);
+    assert_eq!(r.verdict, Verdict::Holds);
+    assert!(r.warning.is_some());
+    assert_eq!(
+        compare(&bound.fp(), &same.fp(), MatchPolicy::Standard, false).verdict,
+        Verdict::Fails
+    );
+    assert_eq!(verdict(&bound, &same, MatchPolicy::Strict), Verdict::Fails);
+    assert_eq!(
+        verdict(&bound, &M::new("m2"), MatchPolicy::Tolerant),
+        Verdict::Fails
+    );
+}
+
+#[test]
+fn policy_names_round_trip_and_unknown_ones_fail() {
+    for p in MatchPolicy::ALL {
+        assert_eq!(p.as_str().parse::<MatchPolicy>().unwrap(), p);
+    }
+    assert!("lenient".parse::<MatchPolicy>().is_err());
+    assert_eq!(MatchPolicy::default(), MatchPolicy::Standard);
+}
