@@ -235,6 +235,7 @@ pub fn compare(
     let sum = |outcome| anchors(outcome).map(|c| weight(c.name)).sum::<u32>();
     let anchors_matched = anchors(ComponentOutcome::Matched).count();
     let absent = sum(ComponentOutcome::Absent);
+    let disk_absent = anchors(ComponentOutcome::Absent).any(|c| c.name == ComponentName::Disk);
     let anchors_changed =
         anchors(ComponentOutcome::Changed).count() + anchors(ComponentOutcome::Absent).count();
     let identity = bound.identity();
@@ -266,6 +267,7 @@ pub fn compare(
                     &hidden,
                     anchors_matched,
                     TieBreak {
+                        disk_absent,
                         same_installation,
                         hypervisor: evidence.hypervisor,
                         firmware_changed,
@@ -305,9 +307,13 @@ struct Weights {
     unknown: u32,
 }
 
-/// What may break a tie between matched and changed weight.
+/// What may break a tie between matched and changed weight. A vanished
+/// interface may (cards are pulled and drivers go missing on real machines);
+/// a vanished disk may not: a running installation has a disk to run from,
+/// and an emptied disk list is what a spoof shows.
 #[derive(Debug, Clone, Copy)]
 struct TieBreak {
+    disk_absent: bool,
     same_installation: bool,
     hypervisor: bool,
     firmware_changed: bool,
@@ -360,7 +366,7 @@ fn strong(
         MatchPolicy::Strict => false,
         MatchPolicy::Standard => {
             w.matched == against
-                && w.absent == 0
+                && !tie.disk_absent
                 && tie.same_installation
                 && !tie.hypervisor
                 && !tie.firmware_changed

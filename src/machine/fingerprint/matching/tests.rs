@@ -238,3 +238,15 @@ fn policy_names_round_trip_and_unknown_ones_fail() {
     assert!("lenient".parse::<MatchPolicy>().is_err());
     assert_eq!(MatchPolicy::default(), MatchPolicy::Standard);
 }
+
+#[test]
+fn a_vanished_interface_may_tie_a_vanished_disk_may_not() {
+    // A Wi-Fi-only laptop bound by a user; later its Wi-Fi driver is missing.
+    let bound = M::new("m1").disk("S3Z9NB0K123456A").mac("f8:63:3f:11:22:33");
+    let no_wifi = M::new("m1").disk("S3Z9NB0K123456A");
+    assert_eq!(verdict(&bound, &no_wifi, MatchPolicy::Standard), Verdict::Holds);
+    assert_eq!(verdict(&bound, &no_wifi, MatchPolicy::Strict), Verdict::Fails);
+    // The mirror image, the shape of the spoof: the MAC shown, the disks emptied.
+    let no_disk = M::new("m1").mac("f8:63:3f:11:22:33");
+    assert_eq!(verdict(&bound, &no_disk, MatchPolicy::Standard), Verdict::Fails);
+}
