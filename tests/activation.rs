@@ -216,7 +216,7 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     let out = import(&other_store, &lic);
     assert_eq!(code(&out), 27, "{}", stderr(&out));
     assert_one_sentence(&out);
-    assert!(!other_store.store().join("licenses/surveyor.lic").exists());
+    assert!(!license_file(&other_store.store(), "surveyor").exists());
     // ... and on another machine it is another machine's license.
     let b = workstation("laptop-same-model.json");
     assert_eq!(code(&import(&b, &lic)), 16);
@@ -462,10 +462,10 @@ fn reset_frees_a_dead_machines_seat_is_limited_audited_and_revokes_its_license()
     let key2 = vendor.entitlement(1, &["--customer", "ACME"]);
     let req_a2 = request(&a, &key2, "a2.req");
     assert_eq!(code(&vendor.answer(&req_a2, &a.path("a2.lic"))), 0);
-    let installed_before = std::fs::read(a.store().join("licenses/surveyor.lic")).unwrap();
+    let installed_before = std::fs::read(license_file(&a.store(), "surveyor")).unwrap();
     assert_eq!(code(&import(&a, &a.path("a2.lic"))), 0);
     assert_ne!(
-        std::fs::read(a.store().join("licenses/surveyor.lic")).unwrap(),
+        std::fs::read(license_file(&a.store(), "surveyor")).unwrap(),
         installed_before
     );
     let verify_old = a.run_store(&[

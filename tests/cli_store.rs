@@ -123,12 +123,12 @@ fn older_license_never_replaces_a_newer_one() {
         code(&ws.run_store(&["import", "--pubkey", &pubkey(), new.to_str().unwrap()])),
         0
     );
-    let before = std::fs::read(ws.store().join("licenses/surveyor.lic")).unwrap();
+    let before = std::fs::read(license_file(&ws.store(), "surveyor")).unwrap();
     let out = ws.run_store(&["import", "--pubkey", &pubkey(), old.to_str().unwrap()]);
     assert_eq!(code(&out), 19, "{}", stderr(&out));
     assert_one_sentence(&out);
     assert_eq!(
-        std::fs::read(ws.store().join("licenses/surveyor.lic")).unwrap(),
+        std::fs::read(license_file(&ws.store(), "surveyor")).unwrap(),
         before
     );
     // The newer one may replace the older one.
@@ -236,7 +236,7 @@ fn concurrent_imports_leave_one_whole_license() {
         .collect();
     assert!(codes.iter().all(|c| *c == 0 || *c == 19), "{codes:?}");
     // Whatever order they ran in, the newest license is installed, whole.
-    let installed = std::fs::read(store.join("licenses/surveyor.lic")).unwrap();
+    let installed = std::fs::read(license_file(&store, "surveyor")).unwrap();
     assert_eq!(installed, std::fs::read(&lics[7]).unwrap());
     let leftovers: Vec<_> = std::fs::read_dir(store.join("licenses")).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "temporary files left behind");
@@ -278,7 +278,7 @@ fn killed_imports_never_leave_a_partial_license() {
         std::thread::sleep(Duration::from_micros((i * 397) % 6000));
         let _ = child.kill();
         let _ = child.wait();
-        let installed = std::fs::read(store.join("licenses/surveyor.lic")).unwrap();
+        let installed = std::fs::read(license_file(&store, "surveyor")).unwrap();
         assert!(
             installed == a_bytes || installed == b_bytes,
             "kill {i} left a mixed file"
@@ -286,7 +286,7 @@ fn killed_imports_never_leave_a_partial_license() {
         seen_new |= installed == b_bytes;
         // Put the old one back for the next round when the new one landed.
         if installed == b_bytes {
-            std::fs::write(store.join("licenses/surveyor.lic"), &a_bytes).unwrap();
+            std::fs::write(license_file(&store, "surveyor"), &a_bytes).unwrap();
         }
         let status = ws.run_store(&["status", "--json"]);
         assert_eq!(json(&status)["licenses"][0]["state"], "valid");

@@ -96,7 +96,7 @@ fn every_scenario_gives_its_verdict_through_verify_and_import() {
             assert_eq!(code(&import), 16, "{}", s.file);
             assert_eq!(json(&import)["error"]["code"], "other-machine");
             assert!(
-                !env.store().join("licenses/surveyor.lic").exists(),
+                !license_file(&env.store(), "surveyor").exists(),
                 "refused import stored a file"
             );
         }

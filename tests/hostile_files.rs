@@ -58,7 +58,7 @@ fn installed() -> Env {
 #[test]
 fn endless_devices_are_refused_after_a_capped_read() {
     let env = installed();
-    let lic = env.store().join("licenses/surveyor.lic");
+    let lic = license_file(&env.store(), "surveyor");
     for args in [
         vec!["verify", "--pubkey", "/dev/zero", lic.to_str().unwrap()],
         vec![
@@ -95,7 +95,7 @@ fn endless_devices_are_refused_after_a_capped_read() {
 #[test]
 fn a_fifo_in_the_store_does_not_hang_status_check_or_deactivate() {
     let env = installed();
-    mkfifo(&env.store().join("licenses/designer.lic"));
+    mkfifo(&license_file(&env.store(), "designer"));
     let out = run_bounded_store(&env, &["status", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let states: Vec<String> = json(&out)["licenses"]
@@ -151,5 +151,5 @@ fn links_in_the_store_are_not_followed() {
         !target.exists(),
         "nodelock created the target of a link in its store"
     );
-    assert!(!env.store().join("licenses/designer.lic").exists());
+    assert!(!license_file(&env.store(), "designer").exists());
 }

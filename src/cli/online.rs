@@ -93,9 +93,7 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
         Err(refusal) => return Err(refusal.into()),
     };
     let outcome = store.import(license.as_bytes(), &ring, &fingerprint, overrides::now()?)?;
-    for k in ring.keys() {
-        store.add_trust_root(k)?;
-    }
+    let trusted = super::workstation::keep_trust_root(&store, &ring, license.as_bytes())?;
     let json = serde_json::to_value(&outcome).unwrap_or_default();
     let grant = match outcome {
         ImportOutcome::Installed { grant, .. } | ImportOutcome::AlreadyInstalled { grant } => grant,
@@ -112,6 +110,9 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
     );
     if let Some(w) = warning {
         out = out.note(format!("warning: {w}"));
+    }
+    if let Some(note) = trusted {
+        out = out.note(note);
     }
     Ok(out)
 }

@@ -189,9 +189,7 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     }
     let current = current_fingerprint()?;
     let outcome = store.import(&bytes, &ring, &current, overrides::now()?)?;
-    for key in ring.keys() {
-        store.add_trust_root(key)?;
-    }
+    let trusted = keep_trust_root(&store, &ring, &bytes)?;
     let json = serde_json::to_value(&outcome).unwrap_or_default();
     let (grant, what) = match outcome {
         ImportOutcome::Installed {
@@ -213,7 +211,26 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     };
     let mut out = grant_outcome(grant, json);
     out.human = format!("{}\n{what}", out.human);
-    Ok(out)
+    Ok(match trusted {
+        Some(note) => out.note(note),
+        None => out,
+    })
+}
+
+/// After a license verified and was installed: keeps the key that signed it
+/// (only that one, and only if it came from `--pubkey`) as a trust root of
+/// the store, so later commands need no `--pubkey`, and says so with its id.
+pub fn keep_trust_root(store: &Store, ring: &Keyring, license: &[u8]) -> Result<Option<String>, CliError> {
+    let Ok(doc) = envelope::parse(license, DocumentKind::License) else {
+        return Ok(None);
+    };
+    let signer = doc.key_id();
+    let Some(key) = ring.get(&signer) else {
+        return Ok(None);
+    };
+    Ok(store.add_trust_root(key)?.then(|| {
+        format!("note: this store now trusts vendor key {signer}, which verified the license (`nodelock trust list`)")
+    }))
 }
 
 pub fn status(args: &StoreArg) -> Result<Outcome, CliError> {
@@ -270,10 +287,22 @@ pub fn trust_list(store: &StoreArg) -> Result<Outcome, CliError> {
     let store = store.open()?;
     let ring = store.trust_roots()?;
     let ids: Vec<String> = ring.keys().iter().map(|k| k.id().to_string()).collect();
-    let human = if ids.is_empty() {
+    let ignored: Vec<String> = store
+        .ignored_trust_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut human = if ids.is_empty() {
         "no vendor keys trusted".to_owned()
     } else {
         ids.join("\n")
     };
-    Ok(Outcome::new(human, json!({ "key_ids": ids })))
+    for path in &ignored {
+        human.push_str(&format!(
+            "\nignored: {} is not a trust root (trusting a key is explicit: nodelock trust add {})",
+            clean(path),
+            clean(path)
+        ));
+    }
+    Ok(Outcome::new(human, json!({ "key_ids": ids, "ignored": ignored })))
 }

@@ -268,3 +268,19 @@ pub fn base32_bytes(code: &str, len: usize) -> Vec<u8> {
     }
     out
 }
+
+/// The installed license file for `product` in `store`: the key-scoped name
+/// (`<product>@<key id>.lic`) or the name stores used before (`<product>.lic`);
+/// a path that does not exist when neither is there.
+pub fn license_file(store: &Path, product: &str) -> PathBuf {
+    let dir = store.join("licenses");
+    let scoped = std::fs::read_dir(&dir).ok().and_then(|entries| {
+        entries.flatten().map(|e| e.path()).find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{product}@"))
+        })
+    });
+    scoped.unwrap_or_else(|| dir.join(format!("{product}.lic")))
+}

@@ -4,12 +4,17 @@
 //! Layout of a store directory (docs/FORMAT.md §5):
 //!
 //! ```text
-//! licenses/<product>.lic   the armored license as received, one per product
+//! licenses/<product>@<key id>.lic  the armored license as received, one per
+//!                          product and vendor key (a product name is only
+//!                          unique within a vendor's key); `<product>.lic`, the
+//!                          name before licenses were scoped, is still read
 //! keys/<license id>.key    the install key of a license activated by request (owner-only)
 //! pending/<nonce>.key      the install key of a request not answered yet (owner-only)
 //! pending/<nonce>.req      that request, as sent
 //! outbox/<license id>.deact  a deactivation request made, until its receipt is imported
-//! trust/<key id>.pub       vendor public keys (SPKI PEM)
+//! trust/<key id>.pub       vendor public keys (SPKI PEM) added by `trust add` or a
+//!                          `--pubkey` that verified an import; a file under any
+//!                          other name, or whose key has another id, is ignored
 //! revoked                  license ids the vendor revoked, one per line
 //! clock                    the watermark: latest trusted Unix time seen, decimal
 //! .lock                    taken exclusively by every writer
@@ -30,7 +35,7 @@ use crate::base::clock::{self, Timestamp};
 use crate::base::fsio;
 use crate::documents::license::{self, LicenseError, LicenseKind, VerifiedLicense};
 use crate::format::envelope::{self, DocumentKind};
-use crate::format::{Keyring, PublicKey};
+use crate::format::{KeyId, Keyring, PublicKey};
 use crate::machine::fingerprint::Fingerprint;
 use crate::workstation::check::{self, CheckContext, Denial, Grant};
 
@@ -215,8 +220,72 @@ impl Store {
         &self.root
     }
 
-    fn license_path(&self, product: &str) -> PathBuf {
+    /// Where the license for `product` signed by `signer` lives.
+    fn license_path(&self, product: &str, signer: KeyId) -> PathBuf {
+        self.root.join("licenses").join(format!("{product}@{signer}.lic"))
+    }
+
+    /// Where stores written before licenses were scoped by key kept it.
+    fn legacy_license_path(&self, product: &str) -> PathBuf {
         self.root.join("licenses").join(format!("{product}.lic"))
+    }
+
+    /// The installed license for `product` that `keyring` trusts, the newest
+    /// if several keys each have one; with its path. `Ok(None)` when no file
+    /// exists; an error when files exist and none verifies (the first error).
+    fn installed_license(
+        &self,
+        product: &str,
+        keyring: &Keyring,
+    ) -> Result<Option<(PathBuf, VerifiedLicense)>, StoreError> {
+        let candidates = keyring
+            .keys()
+            .iter()
+            .map(|k| self.license_path(product, k.id()))
+            .chain([self.legacy_license_path(product)]);
+        let mut newest: Option<(PathBuf, VerifiedLicense)> = None;
+        let mut first_error = None;
+        for path in candidates {
+            match self.read_license(&path, keyring) {
+                Ok(v) => {
+                    if newest
+                        .as_ref()
+                        .is_none_or(|(_, n)| n.license().issued_at < v.license().issued_at)
+                    {
+                        newest = Some((path, v));
+                    }
+                }
+                Err(StoreError::License(LicenseError::Envelope(envelope::EnvelopeError::Io {
+                    source,
+                    ..
+                }))) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (newest, first_error) {
+            (Some(found), _) => Ok(Some(found)),
+            (None, Some(e)) => Err(e),
+            (None, None) => {
+                // Only other vendor keys' licenses for this product: say so
+                // (whose key), rather than that there is none.
+                let prefix = format!("{product}@");
+                let other = std::fs::read_dir(self.root.join("licenses"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                    });
+                match other {
+                    Some(path) => self.read_license(&path, keyring).map(|v| Some((path, v))),
+                    None => Ok(None),
+                }
+            }
+        }
     }
 
     fn lock(&self) -> Result<StoreLock, StoreError> {
@@ -240,14 +309,39 @@ impl Store {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "pub")
-                && let Ok(Some(text)) = self.read_record(&path, 16 * 1024)
-                && let Ok(key) = PublicKey::from_spki_pem(&text, &path.display().to_string())
-            {
+            if let Some(key) = self.trust_file(&path) {
                 ring.add(key);
             }
         }
         Ok(ring)
+    }
+
+    /// The key in `trust/<key id>.pub` when the name is that key's id.
+    fn trust_file(&self, path: &Path) -> Option<PublicKey> {
+        if path.extension().is_none_or(|e| e != "pub") {
+            return None;
+        }
+        let text = self.read_record(path, 16 * 1024).ok()??;
+        let key = PublicKey::from_spki_pem(&text, &path.display().to_string()).ok()?;
+        let named = path
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy() == key.id().to_string());
+        named.then_some(key)
+    }
+
+    /// Files in `trust/` that are not trust roots (dropped in by hand under
+    /// another name, or not a key): trusting a key is an explicit act.
+    pub fn ignored_trust_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("trust")) else {
+            return Vec::new();
+        };
+        let mut ignored: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| self.trust_file(p).is_none())
+            .collect();
+        ignored.sort();
+        ignored
     }
 
     /// A small record the store keeps (clock, revocations, trust roots,
@@ -358,9 +452,16 @@ impl Store {
         let lic = verified.license();
         let state = self.state()?;
         let grant = check::check(&verified, &state.context(current, now))?;
-        let path = self.license_path(&lic.product);
+        let path = self.license_path(&lic.product, verified.signer());
+        // What this vendor key installed for the product before, under either name.
+        let legacy = self.legacy_license_path(&lic.product);
+        let from_legacy = !path.exists()
+            && self
+                .read_license(&legacy, keyring)
+                .is_ok_and(|v| v.signer() == verified.signer());
+        let existing_path = if from_legacy { &legacy } else { &path };
         let mut replaced = None;
-        if let Ok(existing) = self.read_license(&path, keyring) {
+        if let Ok(existing) = self.read_license(existing_path, keyring) {
             let old = existing.license();
             if existing.envelope() == verified.envelope() {
                 return Ok(ImportOutcome::AlreadyInstalled { grant });
@@ -381,6 +482,9 @@ impl Store {
             _ => None,
         };
         fsio::write_file(&path, verified.armored().as_bytes(), false, false).map_err(io_err(&path))?;
+        if from_legacy {
+            std::fs::remove_file(&legacy).map_err(io_err(&legacy))?;
+        }
         if let Some(nonce_hex) = pending {
             self.drop_pending(&nonce_hex);
         }
@@ -409,14 +513,8 @@ impl Store {
         if !license::valid_product(product) {
             return Err(self.not_found(product));
         }
-        let path = self.license_path(product);
-        let verified = match self.read_license(&path, keyring) {
-            Err(StoreError::License(LicenseError::Envelope(envelope::EnvelopeError::Io {
-                source, ..
-            }))) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(self.not_found(product));
-            }
-            other => other?,
+        let Some((_, verified)) = self.installed_license(product, keyring)? else {
+            return Err(self.not_found(product));
         };
         let state = self.state()?;
         let ctx = CheckContext {
@@ -468,7 +566,13 @@ impl Store {
             .map(|path| {
                 let product = path
                     .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
+                    .map(|s| {
+                        s.to_string_lossy()
+                            .split('@')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
                     .unwrap_or_default();
                 match self.read_license(&path, keyring) {
                     Err(e) => StatusEntry {
