@@ -37,8 +37,11 @@ fn activation_request_vector() {
     let key = ActivationKey::generate(&random).unwrap();
     assert!(key.to_string().starts_with("TESTV-ECT0R-KEY00-001"), "{key}");
     let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
-    let (request, text) = activation::make_request(&key, &fp, &install(), NONCE, AT).unwrap();
+    // Version 1 carried the key in clear; vendors still answer it.
+    let (request, text) = activation::make_request_v1(&key, &fp, &install(), NONCE, AT).unwrap();
     check_vector("activation-request.req", &text);
+    assert_eq!(request.key.as_deref(), Some(key.as_str()));
+    assert!(request.lookup.is_none() && request.proof.is_none());
     let verified = activation::open_request(text.as_bytes()).unwrap();
     assert_eq!(verified.payload(), &request);
     assert_eq!(
@@ -51,6 +54,40 @@ fn activation_request_vector() {
         "KSTC-00TN-J0JG-Y"
     );
     assert!(verified.envelope().len() < 520);
+}
+
+#[test]
+fn activation_request_v2_vector() {
+    let random = Scripted::new(base32_bytes("TESTVECT0RKEY00001", 12));
+    let key = ActivationKey::generate(&random).unwrap();
+    let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
+    let (request, text) = activation::make_request(&key, &fp, &install(), NONCE, AT).unwrap();
+    check_vector("activation-request-v2.req", &text);
+    assert_eq!(request.v, 2);
+    assert_eq!(request.key, None, "version 2 never carries the key");
+    // FORMAT.md §8 works these out from the key: lookup and proof.
+    let hash = key.ledger_hash();
+    assert_eq!(
+        request.lookup.as_ref().map(|b| b.as_slice()),
+        Some(activation::key::lookup_of(&hash).as_slice())
+    );
+    let install_key = install().public().to_sec1_uncompressed();
+    assert_eq!(
+        request.proof.as_ref().map(|b| b.as_slice()),
+        Some(activation::key::proof_of(&hash, &NONCE, &install_key).as_slice())
+    );
+    let verified = activation::open_request(text.as_bytes()).unwrap();
+    assert!(verified.presents(&hash));
+    let text_of = |bytes: &[u8]| base16ct::lower::encode_string(bytes);
+    let fields = serde_json::json!({
+        "ledger_hash": text_of(&hash),
+        "lookup": text_of(&activation::key::lookup_of(&hash)),
+        "proof": text_of(&activation::key::proof_of(&hash, &NONCE, &install_key)),
+    });
+    check_vector(
+        "activation-request-v2.fields.json",
+        &(serde_json::to_string_pretty(&fields).unwrap() + "\n"),
+    );
 }
 
 #[test]

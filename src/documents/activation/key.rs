@@ -6,9 +6,17 @@
 //! neighbours; the second is the first character of a SHA-256 over the rest,
 //! which catches 31 of 32 other mistakes. Both are checked on the workstation
 //! before anything is sent. The vendor's ledger stores only a hash of the key.
+//!
+//! Requests since version 2 do not carry the key: they carry a *lookup id*
+//! and a *proof*, both derived from the ledger hash, so the vendor checks
+//! possession with what it already stores, and a request file someone reads
+//! on the way cannot be turned into a claim on another seat (the proof is an
+//! HMAC over that request's nonce and install key, which the thief's own
+//! request would not have).
 
 use std::fmt;
 
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::base::random::{self, Random};
@@ -19,6 +27,57 @@ const BODY_CHARS: usize = 18;
 const KEY_CHARS: usize = BODY_CHARS + 2;
 const HASH_DOMAIN: &[u8] = b"nodelock/v1/activation-key";
 const LEDGER_DOMAIN: &[u8] = b"nodelock/v1/activation-key-ledger";
+const LOOKUP_DOMAIN: &[u8] = b"nodelock/v2/activation-key-lookup";
+const PROOF_DOMAIN: &[u8] = b"nodelock/v2/activation-proof";
+/// Length of a request's lookup id.
+pub const LOOKUP_LEN: usize = 16;
+/// Length of a request's proof of possession.
+pub const PROOF_LEN: usize = 32;
+
+/// The lookup id of the key whose ledger hash is `ledger_hash`:
+/// `SHA-256(LOOKUP_DOMAIN || 00 || ledger_hash)`, first 16 bytes. It names the
+/// entitlement and reveals nothing that helps to claim it.
+pub fn lookup_of(ledger_hash: &[u8; 32]) -> [u8; LOOKUP_LEN] {
+    let digest = Sha256::new()
+        .chain_update(LOOKUP_DOMAIN)
+        .chain_update([0])
+        .chain_update(ledger_hash)
+        .finalize();
+    let mut out = [0u8; LOOKUP_LEN];
+    out.copy_from_slice(&digest[..LOOKUP_LEN]);
+    out
+}
+
+fn proof_mac(ledger_hash: &[u8; 32], nonce: &[u8], install_key: &[u8]) -> Hmac<Sha256> {
+    // HMAC pads a key shorter than the hash's 64-byte block with zeros, so
+    // this is HMAC keyed by the 32-byte hash itself (RFC 2104), with no
+    // fallible length check.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(ledger_hash);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
+    mac.update(PROOF_DOMAIN);
+    mac.update(&[0]);
+    mac.update(nonce);
+    mac.update(install_key);
+    mac
+}
+
+/// The proof that a request with `nonce` and `install_key` (SEC1, as the
+/// request carries it) was made by someone holding the key:
+/// `HMAC-SHA256(ledger_hash, PROOF_DOMAIN || 00 || nonce || install_key)`.
+pub fn proof_of(ledger_hash: &[u8; 32], nonce: &[u8], install_key: &[u8]) -> [u8; PROOF_LEN] {
+    proof_mac(ledger_hash, nonce, install_key)
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// Whether `proof` is that proof (compared in constant time).
+pub fn proof_holds(ledger_hash: &[u8; 32], nonce: &[u8], install_key: &[u8], proof: &[u8]) -> bool {
+    proof_mac(ledger_hash, nonce, install_key)
+        .verify_slice(proof)
+        .is_ok()
+}
 
 /// Why a typed activation key was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,6 +152,11 @@ impl ActivationKey {
             .finalize()
             .into()
     }
+
+    /// The lookup id requests carry instead of the key ([`lookup_of`]).
+    pub fn lookup(&self) -> [u8; LOOKUP_LEN] {
+        lookup_of(&self.ledger_hash())
+    }
 }
 
 impl fmt::Display for ActivationKey {
@@ -143,6 +207,21 @@ mod tests {
             ActivationKey::parse("ABCDE-FGHJK-MNPQR-STVWU"),
             Err(KeyFormatError::BadCharacter)
         ));
+    }
+
+    #[test]
+    fn a_proof_holds_only_for_its_key_nonce_and_install_key() {
+        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+        let other = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+        let h = key.ledger_hash();
+        let proof = proof_of(&h, &[1; 16], b"install");
+        assert!(proof_holds(&h, &[1; 16], b"install", &proof));
+        assert!(!proof_holds(&other.ledger_hash(), &[1; 16], b"install", &proof));
+        assert!(!proof_holds(&h, &[2; 16], b"install", &proof));
+        assert!(!proof_holds(&h, &[1; 16], b"thief's", &proof));
+        assert!(!proof_holds(&h, &[1; 16], b"install", &proof[..31]));
+        assert_ne!(key.lookup(), other.lookup());
+        assert_eq!(key.lookup(), lookup_of(&h));
     }
 
     #[test]

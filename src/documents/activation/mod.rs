@@ -23,7 +23,10 @@ pub use deactivation::{
     make_deactivation, make_receipt, open_deactivation, open_receipt,
 };
 pub use key::{ActivationKey, KeyFormatError};
-pub use request::{ActivationRequest, CompactFingerprint, VerifiedRequest, make_request, open_request};
+pub use request::{
+    ActivationRequest, CompactFingerprint, KeyClaim, REQUEST_VERSION, REQUEST_VERSION_1, VerifiedRequest,
+    make_request, make_request_v1, open_request,
+};
 
 /// Payload version of every activation document.
 pub const VERSION: u32 = 1;
@@ -114,14 +117,46 @@ mod tests {
         let (req, text) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
         let verified = open_request(text.as_bytes()).unwrap();
         assert_eq!(verified.payload(), &req);
-        assert_eq!(verified.key(), &key);
+        assert!(verified.presents(&key.ledger_hash()));
+        assert!(req.key.is_none(), "a request must not carry the key");
+        let other = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+        assert!(!verified.presents(&other.ledger_hash()));
         assert_eq!(verified.install_key(), &install.public());
         let payload = codec::encode(&req).unwrap();
-        assert!(payload.len() < 400, "payload is {} bytes", payload.len());
+        assert!(payload.len() < 450, "payload is {} bytes", payload.len());
         assert!(
-            verified.envelope().len() < 520,
+            verified.envelope().len() < 560,
             "envelope is {} bytes",
             verified.envelope().len()
+        );
+    }
+
+    #[test]
+    fn a_request_takes_one_form_of_the_key_and_version_1_still_reads() {
+        let install = PrivateKey::generate().unwrap();
+        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+        let (_, v1) = make_request_v1(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
+        let old = open_request(v1.as_bytes()).unwrap();
+        assert_eq!(old.claim(), &KeyClaim::Key(key.clone()));
+        assert!(old.presents(&key.ledger_hash()));
+        // Both forms at once, or a version 2 request carrying the key: refused.
+        let (mut both, _) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
+        both.key = Some(key.as_str().to_owned());
+        let text = seal(DocumentKind::ActivationRequest, &both, &install).unwrap();
+        assert!(
+            open_request(text.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("version 2 request carries")
+        );
+        let (mut v3, _) = make_request(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
+        v3.v = 3;
+        let text = seal(DocumentKind::ActivationRequest, &v3, &install).unwrap();
+        assert!(
+            open_request(text.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("version 3")
         );
     }
 

@@ -1,9 +1,11 @@
 //! The activation request (docs/FORMAT.md §8): the workstation's fingerprint
-//! and a fresh install key, signed by that key, carrying the activation key.
+//! and a fresh install key, signed by that key, carrying proof of the
+//! activation key (version 2) or, in requests made before, the key itself.
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActivationError, ActivationKey, NONCE_LEN, VERSION, client_name, decode, invalid, seal};
+use super::key::{LOOKUP_LEN, PROOF_LEN, proof_holds, proof_of};
+use super::{ActivationError, ActivationKey, NONCE_LEN, client_name, decode, invalid, seal};
 use crate::base::clock::Timestamp;
 use crate::format::envelope::{self, DocumentKind};
 use crate::format::{PrivateKey, PublicKey};
@@ -59,14 +61,27 @@ impl CompactFingerprint {
     }
 }
 
-/// The activation request payload.
+/// The request version nodelock writes: the key proved, not carried.
+pub const REQUEST_VERSION: u32 = 2;
+/// The first version, which carried the activation key in clear; still read.
+pub const REQUEST_VERSION_1: u32 = 1;
+
+/// The activation request payload. Version 1 carries `key`; version 2
+/// carries `lookup` and `proof` instead (exactly one of the two forms).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
     /// Payload version.
     pub v: u32,
-    /// The activation key, canonical characters.
-    pub key: String,
+    /// Version 1: the activation key, canonical characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Version 2: the key's lookup id (16 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<serde_bytes::ByteBuf>,
+    /// Version 2: the key's proof over this request (32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<serde_bytes::ByteBuf>,
     /// Random, 16 bytes; names this request.
     #[serde(with = "serde_bytes")]
     pub nonce: Vec<u8>,
@@ -89,7 +104,7 @@ pub struct ActivationRequest {
 #[derive(Debug, Clone)]
 pub struct VerifiedRequest {
     request: ActivationRequest,
-    key: ActivationKey,
+    claim: KeyClaim,
     fingerprint: Fingerprint,
     install_key: PublicKey,
     envelope: Vec<u8>,
@@ -101,10 +116,23 @@ impl VerifiedRequest {
         &self.request
     }
 
-    /// The activation key it presents (well-formed; whether an entitlement
+    /// How it claims an activation key (well-formed; whether an entitlement
     /// has it is the ledger's question).
-    pub fn key(&self) -> &ActivationKey {
-        &self.key
+    pub fn claim(&self) -> &KeyClaim {
+        &self.claim
+    }
+
+    /// Whether it proves the key whose ledger hash is `ledger_hash`: carries
+    /// that key (version 1), or that key's lookup id and a proof over this
+    /// request's nonce and install key (version 2).
+    pub fn presents(&self, ledger_hash: &[u8; 32]) -> bool {
+        match &self.claim {
+            KeyClaim::Key(key) => &key.ledger_hash() == ledger_hash,
+            KeyClaim::Proof { lookup, proof } => {
+                *lookup == super::key::lookup_of(ledger_hash)
+                    && proof_holds(ledger_hash, &self.request.nonce, &self.request.install_key, proof)
+            }
+        }
     }
 
     /// The workstation's fingerprint, as the license will bind it.
@@ -128,7 +156,23 @@ impl VerifiedRequest {
     }
 }
 
-/// Makes and signs an activation request; returns it armored.
+/// How a request claims its activation key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// Version 1: the key itself.
+    Key(ActivationKey),
+    /// Version 2: the key's lookup id and a proof over the request.
+    Proof {
+        /// Names the entitlement ([`ActivationKey::lookup`]).
+        lookup: [u8; LOOKUP_LEN],
+        /// HMAC over the request's nonce and install key, keyed by the
+        /// key's ledger hash ([`super::key::proof_of`]).
+        proof: [u8; PROOF_LEN],
+    },
+}
+
+/// Makes and signs an activation request (version 2: the key is proved, not
+/// carried); returns it armored.
 pub fn make_request(
     key: &ActivationKey,
     fingerprint: &Fingerprint,
@@ -136,15 +180,45 @@ pub fn make_request(
     nonce: [u8; NONCE_LEN],
     now: Timestamp,
 ) -> Result<(ActivationRequest, String), ActivationError> {
+    build_request(REQUEST_VERSION, key, fingerprint, install, nonce, now)
+}
+
+/// Makes a version 1 request, which carries the key in clear. nodelock no
+/// longer writes these; tests and the format's vectors do, to show that
+/// vendors still answer them.
+#[doc(hidden)]
+pub fn make_request_v1(
+    key: &ActivationKey,
+    fingerprint: &Fingerprint,
+    install: &PrivateKey,
+    nonce: [u8; NONCE_LEN],
+    now: Timestamp,
+) -> Result<(ActivationRequest, String), ActivationError> {
+    build_request(REQUEST_VERSION_1, key, fingerprint, install, nonce, now)
+}
+
+fn build_request(
+    version: u32,
+    key: &ActivationKey,
+    fingerprint: &Fingerprint,
+    install: &PrivateKey,
+    nonce: [u8; NONCE_LEN],
+    now: Timestamp,
+) -> Result<(ActivationRequest, String), ActivationError> {
+    // Uncompressed (65 bytes): the vendor then needs no square root to use it.
+    let install_key = install.public().to_sec1_uncompressed();
+    let proved = version >= REQUEST_VERSION;
+    let hash = key.ledger_hash();
     let request = ActivationRequest {
-        v: VERSION,
-        key: key.as_str().to_owned(),
+        v: version,
+        key: (!proved).then(|| key.as_str().to_owned()),
+        lookup: proved.then(|| serde_bytes::ByteBuf::from(key.lookup().to_vec())),
+        proof: proved.then(|| serde_bytes::ByteBuf::from(proof_of(&hash, &nonce, &install_key).to_vec())),
         nonce: nonce.to_vec(),
         at: now,
         client: client_name(),
         fp: CompactFingerprint::from_fingerprint(fingerprint),
-        // Uncompressed (65 bytes): the vendor then needs no square root to use it.
-        install_key: install.public().to_sec1_uncompressed(),
+        install_key,
     };
     let armored = seal(DocumentKind::ActivationRequest, &request, install)?;
     Ok((request, armored))
@@ -163,20 +237,42 @@ pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
     let install_key = PublicKey::from_sec1(&request.install_key)
         .map_err(|_| invalid(kind, "install_key is not a P-256 public key"))?;
     let verified = signed.verify_with(&install_key)?;
-    if request.v != VERSION {
-        return Err(invalid(
-            kind,
-            format!("version {} (this nodelock reads {VERSION})", request.v),
-        ));
-    }
     if request.nonce.len() != NONCE_LEN {
         return Err(invalid(kind, "the nonce is not 16 bytes"));
     }
-    let key = ActivationKey::parse(&request.key)?;
+    let claim = match (request.v, &request.key, &request.lookup, &request.proof) {
+        (REQUEST_VERSION_1, Some(key), None, None) => KeyClaim::Key(ActivationKey::parse(key)?),
+        (REQUEST_VERSION, None, Some(lookup), Some(proof)) => KeyClaim::Proof {
+            lookup: <[u8; LOOKUP_LEN]>::try_from(lookup.as_slice())
+                .map_err(|_| invalid(kind, "the lookup id is not 16 bytes"))?,
+            proof: <[u8; PROOF_LEN]>::try_from(proof.as_slice())
+                .map_err(|_| invalid(kind, "the proof is not 32 bytes"))?,
+        },
+        (REQUEST_VERSION_1 | REQUEST_VERSION, ..) => {
+            return Err(invalid(
+                kind,
+                format!(
+                    "a version {} request carries {}",
+                    request.v,
+                    if request.v == REQUEST_VERSION_1 {
+                        "`key` and no `lookup` or `proof`"
+                    } else {
+                        "`lookup` and `proof` and no `key`"
+                    }
+                ),
+            ));
+        }
+        (v, ..) => {
+            return Err(invalid(
+                kind,
+                format!("version {v} (this nodelock reads {REQUEST_VERSION_1} and {REQUEST_VERSION})"),
+            ));
+        }
+    };
     let fingerprint = request.fp.to_fingerprint()?;
     Ok(VerifiedRequest {
         request,
-        key,
+        claim,
         fingerprint,
         install_key,
         envelope: verified.envelope().to_vec(),

@@ -9,13 +9,13 @@
 
 use sha2::{Digest, Sha256};
 
-use super::error::LedgerError;
+use super::error::{LedgerError, StorageError};
 use super::model::{ActivationState, AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
 use super::storage::{Reads, WriteTx};
 use super::{Change, Ledger, Outcome, PREPARE_CACHE, PreparedTerms, new_id};
 use crate::base::clock::Timestamp;
 use crate::base::random::Random;
-use crate::documents::activation::VerifiedRequest;
+use crate::documents::activation::{KeyClaim, VerifiedRequest};
 use crate::documents::license::{self, Requester, Terms};
 use crate::format::PrivateKey;
 use crate::machine::fingerprint::{Identity, MatchPolicy};
@@ -53,6 +53,20 @@ struct SignedLicense {
     revoked: Vec<String>,
     license_id: String,
     text: String,
+}
+
+/// The ledger hash of the activation key `request` proves, when the ledger
+/// knows the key: version 1 requests carry the key, version 2 requests its
+/// lookup id and a proof that must hold for the hash stored under that id.
+fn claimed_key_hash(reads: &dyn Reads, request: &VerifiedRequest) -> Result<Option<[u8; 32]>, StorageError> {
+    let hash = match request.claim() {
+        KeyClaim::Key(key) => key.ledger_hash(),
+        KeyClaim::Proof { lookup, .. } => match reads.key_hash_by_lookup(lookup)? {
+            Some(hash) => hash,
+            None => return Ok(None),
+        },
+    };
+    Ok(request.presents(&hash).then_some(hash))
 }
 
 /// Whether the entitlement could grant a seat now to this request.
@@ -177,9 +191,10 @@ fn commit_one(
         });
     }
 
+    let hash = claimed_key_hash(tx.reads(), request)?.ok_or(LedgerError::UnknownKey)?;
     let ent = tx
         .reads()
-        .entitlement_by_key(&request.key().ledger_hash())?
+        .entitlement_by_key(&hash)?
         .ok_or(LedgerError::UnknownKey)?;
     open_for_activation(&ent, request, now)?;
     let revoked = reset_licenses(tx.reads(), &ent)?;
@@ -263,7 +278,15 @@ impl Ledger {
         actor: &str,
         now: Timestamp,
     ) -> Result<Prepared, LedgerError> {
-        let hash = request.key().ledger_hash();
+        let reads = self.backend.reads();
+        let Some(hash) = claimed_key_hash(reads, &request)? else {
+            return Ok(Prepared {
+                request,
+                signed: None,
+                method,
+                actor: actor.to_owned(),
+            });
+        };
         let fresh = self
             .prepared_terms
             .borrow()
@@ -273,7 +296,6 @@ impl Ledger {
         let terms: PreparedTerms = match fresh {
             Some(terms) => terms,
             None => {
-                let reads = self.backend.reads();
                 let terms = match reads.entitlement_by_key(&hash)? {
                     Some(ent) => {
                         let revoked = reset_licenses(reads, &ent)?;
@@ -352,7 +374,10 @@ pub(super) fn commit_or_refuse(
                 return Ok(Err(refusal));
             }
             let request = &prepared.request;
-            let Some(entitlement) = tx.reads().entitlement_by_key(&request.key().ledger_hash())? else {
+            let Some(hash) = claimed_key_hash(tx.reads(), request)? else {
+                return Ok(Err(refusal));
+            };
+            let Some(entitlement) = tx.reads().entitlement_by_key(&hash)? else {
                 return Ok(Err(refusal));
             };
             let detail = format!(

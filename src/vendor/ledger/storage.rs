@@ -18,6 +18,10 @@ pub trait Reads {
     /// The entitlement whose activation key hashes to `key_hash`.
     fn entitlement_by_key(&self, key_hash: &[u8; 32]) -> Result<Option<Entitlement>, StorageError>;
 
+    /// The ledger hash of the activation key whose lookup id is `lookup`
+    /// (requests since version 2 carry the lookup id, not the key).
+    fn key_hash_by_lookup(&self, lookup: &[u8; 16]) -> Result<Option<[u8; 32]>, StorageError>;
+
     /// The entitlement with this id.
     fn entitlement(&self, id: &str) -> Result<Option<Entitlement>, StorageError>;
 

@@ -311,7 +311,7 @@ fn a_ledger_made_by_the_first_release_migrates_and_keeps_its_rows() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert!(!require, "old entitlements keep allowing clone-only machines");
     assert_eq!(
         policy, "standard",
@@ -370,4 +370,69 @@ fn an_entitlement_s_match_policy_reaches_its_licenses() {
         matches!(refused, Err(LedgerError::HardwareIdRequired)),
         "{refused:?}"
     );
+}
+
+#[test]
+fn an_entitlement_from_before_lookup_ids_answers_a_version_2_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+    {
+        // A ledger at schema 3, as the release before request version 2 left it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &super::sqlite::schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, max_transfers,
+                max_resets_per_year, created_at) VALUES ('E-OLD', ?1, 'surveyor', 'perpetual', 2, '[]', 'ACME', 3, 2, 1)",
+            [key.ledger_hash().as_slice()],
+        )
+        .unwrap();
+    }
+    let mut ledger = Ledger::open(&path).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let answered = ledger
+        .answer_activation(&request(&key, 1), &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    assert_eq!(answered.entitlement_id, "E-OLD");
+}
+
+#[test]
+fn a_version_1_request_is_answered_and_a_stolen_proof_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (_, key) = ledger.create_entitlement(&spec(3), NOW, "t").unwrap();
+    let mut facts = Facts::empty();
+    facts.machine_id = Some("3d1219c7c4c5404aaa1f6d2a48adf777".into());
+    let fp = Fingerprint::from_facts(&facts).unwrap();
+    // An old client's request, key in clear: still answered.
+    let install = PrivateKey::generate().unwrap();
+    let (_, v1) = crate::documents::activation::make_request_v1(&key, &fp, &install, [5; 16], NOW).unwrap();
+    let v1 = open_request(v1.as_bytes()).unwrap();
+    ledger
+        .answer_activation(&v1, &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    // Someone who read a version 2 request copies its lookup id and proof
+    // into a request of their own (their install key, their nonce).
+    let (seen, _) = make_request(&key, &fp, &install, [6; 16], NOW).unwrap();
+    let thief = PrivateKey::generate().unwrap();
+    let (mut forged, _) = make_request(&key, &fp, &thief, [7; 16], NOW).unwrap();
+    forged.lookup = seen.lookup.clone();
+    forged.proof = seen.proof.clone();
+    let payload = crate::format::codec::encode(&forged).unwrap();
+    let sealed = crate::format::envelope::seal(
+        crate::format::envelope::DocumentKind::ActivationRequest,
+        &payload,
+        &thief,
+    )
+    .unwrap();
+    let text =
+        crate::format::envelope::armor(crate::format::envelope::DocumentKind::ActivationRequest, &sealed);
+    let forged = open_request(text.as_bytes()).unwrap();
+    let refused = ledger.answer_activation(&forged, &vendor, Method::Offline, NOW, "t");
+    assert!(matches!(refused, Err(LedgerError::UnknownKey)), "{refused:?}");
+    assert_eq!(ledger.report(NOW).unwrap()[0].used, 1);
 }

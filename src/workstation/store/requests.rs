@@ -261,12 +261,14 @@ impl Store {
                 )
                 .ok()??;
             let verified = activation::open_request(armored.as_bytes()).ok()?;
-            (verified.key() == key && self.pending_path(&nonce_hex, "key").exists()).then(|| PendingRequest {
-                size: verified.envelope().len(),
-                workstation_id: verified.fingerprint().workstation_id().to_string(),
-                nonce: nonce_hex,
-                armored,
-            })
+            (verified.presents(&key.ledger_hash()) && self.pending_path(&nonce_hex, "key").exists()).then(
+                || PendingRequest {
+                    size: verified.envelope().len(),
+                    workstation_id: verified.fingerprint().workstation_id().to_string(),
+                    nonce: nonce_hex,
+                    armored,
+                },
+            )
         })
     }
 }

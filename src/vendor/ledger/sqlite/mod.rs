@@ -18,6 +18,7 @@ use super::model::{
 use super::storage::{Backend, Reads, WriteTx};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
+use crate::documents::activation::key::lookup_of;
 
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -198,6 +199,14 @@ impl Reads for Connection {
         one(self, sql, [key_hash.as_slice()], entitlement_from_row)
     }
 
+    fn key_hash_by_lookup(&self, lookup: &[u8; 16]) -> Result<Option<[u8; 32]>, StorageError> {
+        let hash: Option<Vec<u8>> = self
+            .prepare_cached("SELECT key_hash FROM entitlements WHERE key_lookup = ?1")?
+            .query_row([lookup.as_slice()], |r| r.get(0))
+            .optional()?;
+        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+    }
+
     fn entitlement(&self, id: &str) -> Result<Option<Entitlement>, StorageError> {
         let sql = concat!(
             "SELECT ",
@@ -317,8 +326,9 @@ impl WriteTx for Tx<'_> {
             serde_json::to_string(&spec.features).map_err(|e| StorageError::Backend(Box::new(e)))?;
         self.0.execute(
             "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, expires_at,
-                maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id, match_policy)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id, match_policy,
+                key_lookup)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 id,
                 key_hash.as_slice(),
@@ -333,7 +343,8 @@ impl WriteTx for Tx<'_> {
                 spec.max_resets_per_year,
                 now,
                 spec.require_hardware_id,
-                spec.match_policy.as_str()
+                spec.match_policy.as_str(),
+                lookup_of(key_hash).as_slice()
             ],
         )?;
         Ok(())

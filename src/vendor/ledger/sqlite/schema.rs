@@ -5,6 +5,8 @@
 
 use rusqlite::Connection;
 
+use crate::documents::activation::key::lookup_of;
+
 /// Migration 1: entitlements, activations, and the append-only audit.
 const V1: &str = r#"
 CREATE TABLE entitlements (
@@ -76,8 +78,31 @@ const V3: &str = r#"
 ALTER TABLE entitlements ADD COLUMN match_policy TEXT NOT NULL DEFAULT 'standard';
 "#;
 
+/// Migration 4: the lookup id of each activation key, which version 2
+/// requests carry instead of the key ([`fill_key_lookups`] computes it for
+/// the rows already there, from the key hash they store).
+const V4: &str = r#"
+ALTER TABLE entitlements ADD COLUMN key_lookup BLOB;
+CREATE UNIQUE INDEX entitlements_key_lookup ON entitlements (key_lookup);
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+
+/// After migration 4: the lookup id of every entitlement that has none.
+fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT id, key_hash FROM entitlements WHERE key_lookup IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare("UPDATE entitlements SET key_lookup = ?1 WHERE id = ?2")?;
+    for (id, hash) in rows {
+        if let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) {
+            update.execute(rusqlite::params![lookup_of(&hash).as_slice(), id])?;
+        }
+    }
+    Ok(())
+}
 
 /// The schema as the first release wrote it, for tests that open a ledger
 /// made by that release.
@@ -93,6 +118,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         .unwrap_or(0);
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.execute_batch(sql)?;
+        if *sql == V4 {
+            fill_key_lookups(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
     tx.commit()
