@@ -100,6 +100,23 @@ fn deactivation_request_vector() {
 }
 
 #[test]
+fn refresh_request_vector() {
+    let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
+    let (request, text) = activation::make_refresh("L-VECT0R0000000001", &fp, &install(), NONCE, AT).unwrap();
+    check_vector("refresh-request.req", &text);
+    let pending = activation::open_refresh(text.as_bytes()).unwrap();
+    assert_eq!(pending.claimed_license_id(), "L-VECT0R0000000001");
+    let other = PrivateKey::load(&fixture(VENDOR_KEY)).unwrap().public();
+    assert!(pending.clone().verify(&other).is_err());
+    let verified = pending.verify(&install().public()).unwrap();
+    assert_eq!(verified.payload(), &request);
+    assert_eq!(
+        verified.fingerprint().workstation_id().to_string(),
+        "KSTC-00TN-J0JG-Y"
+    );
+}
+
+#[test]
 fn deactivation_receipt_vector() {
     let receipt = DeactivationReceipt {
         v: 1,

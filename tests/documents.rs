@@ -63,6 +63,7 @@ fn vector_license() -> License {
         install_key: None,
         request_nonce: None,
         revoked: Vec::new(),
+        revalidate_by: None,
     }
 }
 

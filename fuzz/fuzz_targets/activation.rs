@@ -1,5 +1,5 @@
-//! The activation documents: requests (self-verifying), deactivation requests
-//! (claims until verified) and receipts (under the TEST-ONLY vendor key).
+//! The activation documents: requests (self-verifying), deactivation and
+//! refresh requests (claims until verified) and receipts (under the TEST-ONLY vendor key).
 //! Oracle: a request that opens opens again from its own envelope, armored.
 #![no_main]
 
@@ -19,6 +19,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.fingerprint(), request.fingerprint());
     }
     if let Ok(pending) = activation::open_deactivation(data) {
+        let _ = pending.claimed_license_id();
+        if let Some(key) = ring.keys().first() {
+            let _ = pending.verify(key);
+        }
+    }
+    if let Ok(pending) = activation::open_refresh(data) {
         let _ = pending.claimed_license_id();
         if let Some(key) = ring.keys().first() {
             let _ = pending.verify(key);

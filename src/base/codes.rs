@@ -93,6 +93,8 @@ exits! {
     NoInstallKey = 31 => "no-install-key",
     /// The entitlement requires a hardware identifier and this machine has none.
     HardwareIdRequired = 32 => "hardware-id-required",
+    /// The license must be refreshed with the vendor first.
+    RevalidationDue = 33 => "revalidation-due",
     /// The server's name does not resolve.
     Dns = 40 => "dns",
     /// Nothing listens at the server's address.

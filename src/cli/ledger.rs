@@ -62,6 +62,7 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
         max_resets_per_year: args.max_resets,
         require_hardware_id: !terms.allow_clone_only,
         match_policy: terms.match_policy,
+        revalidate_days: args.revalidate_days,
     };
     let mut ledger = args.ledger.open()?;
     let (id, key) = ledger.create_entitlement(&spec, overrides::now()?, &args.ledger.actor())?;
@@ -112,6 +113,22 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
             Ok(Outcome::new(
                 human,
                 json!({ "kind": "deactivation-receipt", "deactivation": done, "file": args.out.display().to_string() }),
+            ))
+        }
+        Some(DocumentKind::RefreshRequest) => {
+            let pending = activation::open_refresh(&bytes)?;
+            let done = ledger.answer_refresh(pending, &vendor, now, &actor)?;
+            write_out(&args.out, &done.license)?;
+            let human = format!(
+                "license {} refreshed with the terms of entitlement {} (revalidate by {}); written to {}; send it back to the customer",
+                done.license_id,
+                done.entitlement_id,
+                done.revalidate_by.as_deref().unwrap_or("never"),
+                args.out.display()
+            );
+            Ok(Outcome::new(
+                human,
+                json!({ "kind": "license", "refresh": done, "file": args.out.display().to_string() }),
             ))
         }
         _ => {

@@ -50,6 +50,8 @@ enum Command {
     Request(RequestArgs),
     /// Give a license back: a signed deactivation request, sent online or written to a file.
     Deactivate(DeactivateArgs),
+    /// Get installed licenses again from the vendor, with today's terms (renewals, revalidation).
+    Refresh(RefreshArgs),
     /// Activate online in one step: request, send to the server, import (falls back to the offline files).
     Activate(ActivateArgs),
     /// Report the configuration, the server, the store and the clock.
@@ -185,6 +187,21 @@ struct DeactivateArgs {
 }
 
 #[derive(Args)]
+struct RefreshArgs {
+    /// The product whose license to refresh (default: every license activated here).
+    product: Option<String>,
+    /// Write the refresh request to FILE (offline) instead of sending it.
+    #[arg(short, long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArg,
+    #[command(flatten)]
+    keys: KeysArg,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
 struct ServerArg {
     /// The activation server (default: $NODELOCK_SERVER, then `server` in the config file).
     #[arg(long, value_name = "URL")]
@@ -290,6 +307,10 @@ struct EntitlementArgs {
     #[arg(long, default_value_t = nodelock::vendor::ledger::DEFAULT_MAX_RESETS_PER_YEAR,
           value_parser = clap::value_parser!(u32).range(0..=i64::from(nodelock::vendor::ledger::MAX_COUNT)))]
     max_resets: u32,
+    /// Licenses must be refreshed (`nodelock refresh`) this often, in days; a
+    /// deactivated or reset one then stops working everywhere. Default: never.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    revalidate_days: Option<u32>,
 }
 
 #[derive(Args)]
@@ -299,7 +320,7 @@ struct AnswerArgs {
     /// The vendor's private key (PKCS#8 PEM).
     #[arg(long, value_name = "FILE")]
     signing_key: PathBuf,
-    /// An activation or deactivation request file.
+    /// An activation, deactivation or refresh request file.
     request: PathBuf,
     /// Where to write the license or receipt.
     #[arg(short, long, value_name = "FILE")]
@@ -413,6 +434,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Check(args) => workstation::check(&args),
         Command::Request(args) => activation::request(&args),
         Command::Deactivate(args) => online::deactivate(&args),
+        Command::Refresh(args) => online::refresh(&args),
         Command::Activate(args) => online::activate(&args),
         Command::Doctor(args) => online::doctor(&args),
         Command::Trust(TrustCommand::Add { key, store }) => workstation::trust_add(&key, &store),

@@ -18,8 +18,8 @@ use nodelock::workstation::store::ImportOutcome;
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean, write_out};
 use super::{
-    ActivateArgs, DeactivateArgs, DoctorArgs, ServeArgs, ServerArg, activation, config, overrides,
-    workstation,
+    ActivateArgs, DeactivateArgs, DoctorArgs, RefreshArgs, ServeArgs, ServerArg, activation, config,
+    overrides, workstation,
 };
 
 impl ServerArg {
@@ -163,6 +163,109 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
             Err(err)
         }
         Err(refusal) => Err(refusal.into()),
+    }
+}
+
+/// `nodelock refresh`: offline, one request file; online, each license sent
+/// and its answer imported, the rest carrying on when one is refused.
+pub fn refresh(args: &RefreshArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open()?;
+    let ring = workstation::keyring(&args.keys, Some(&store))?;
+    let current = Fingerprint::from_facts(&overrides::current_facts()?)?;
+    let now = overrides::now()?;
+    if let Some(out) = &args.out {
+        let product = match (&args.product, store.refreshable_products().as_slice()) {
+            (Some(p), _) => p.clone(),
+            (None, [only]) => only.clone(),
+            (None, _) => {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    "name the product to refresh offline: nodelock refresh PRODUCT -o FILE",
+                ));
+            }
+        };
+        let (license_id, armored) = store.refresh_request(&product, &ring, &current, now)?;
+        write_out(out, &armored)?;
+        let store_flag = args
+            .store
+            .store
+            .as_deref()
+            .map(|s| format!(" --store {}", s.display()))
+            .unwrap_or_default();
+        return Ok(Outcome::new(
+            format!(
+                "refresh request for license {} ({}) written to {}.
+Next: upload it at the vendor's activation portal or e-mail it to your vendor, then run: nodelock import FILE{store_flag}",
+                clean(&license_id),
+                clean(&product),
+                out.display()
+            ),
+            json!({ "request": out.display().to_string(), "license_id": license_id, "product": product }),
+        ));
+    }
+    let client = args.server.client()?.ok_or_else(|| {
+        CliError::new(
+            Exit::Usage,
+            "say where the refresh goes: -o FILE (offline) or --server URL (online)",
+        )
+    })?;
+    let products = match &args.product {
+        Some(p) => vec![p.clone()],
+        None => store.refreshable_products(),
+    };
+    if products.is_empty() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "no license in {} was activated with an activation key, so there is nothing to refresh",
+                store.root().display()
+            ),
+        ));
+    }
+    let mut lines = Vec::new();
+    let mut done = Vec::new();
+    let mut first_error = None;
+    for product in &products {
+        let outcome = (|| -> Result<_, CliError> {
+            let (_, armored) = store.refresh_request(product, &ring, &current, now)?;
+            let license = with_spinner(format!("refreshing {product} with {} …", client.base()), || {
+                client.refresh(armored.as_bytes())
+            })?;
+            Ok(store.import(license.as_bytes(), &ring, &current, now)?)
+        })();
+        match outcome {
+            Ok(imported) => {
+                let grant = match &imported {
+                    ImportOutcome::Installed { grant, .. } | ImportOutcome::AlreadyInstalled { grant } => {
+                        grant
+                    }
+                };
+                lines.push(format!(
+                    "{}: refreshed license {}{}",
+                    clean(product),
+                    clean(&grant.license_id),
+                    grant
+                        .expires_at
+                        .as_deref()
+                        .map(|e| format!(", valid until {e}"))
+                        .unwrap_or_default()
+                ));
+                done.push(serde_json::to_value(&imported).unwrap_or_default());
+            }
+            Err(e) => {
+                lines.push(format!("{}: not refreshed: {}", clean(product), e.message));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    // One refused refresh makes the command fail (with its code), naming
+    // what did and did not happen to each license.
+    match first_error {
+        Some(mut e) => {
+            e.message = lines.join("\n");
+            Err(e)
+        }
+        None => Ok(Outcome::new(lines.join("\n"), json!({ "refreshed": done }))),
     }
 }
 

@@ -128,6 +128,13 @@ fn grant_human(grant: &Grant) -> String {
     if let Some(m) = end_for_people(grant.maintenance_until.as_deref()) {
         s.push_str(&format!("; maintenance through {m}"));
     }
+    if let Some(r) = &grant.revalidate_by {
+        s.push_str(&format!(
+            "; refresh by {} (nodelock refresh {})",
+            clean(r),
+            clean(&grant.product)
+        ));
+    }
     if !grant.features.is_empty() {
         s.push_str(&format!("; features: {}", clean(&grant.features.join(", "))));
     }
@@ -192,6 +199,16 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let trusted = keep_trust_root(&store, &ring, &bytes)?;
     let json = serde_json::to_value(&outcome).unwrap_or_default();
     let (grant, what) = match outcome {
+        ImportOutcome::Installed {
+            grant,
+            replaced: Some(old),
+        } if old == grant.license_id => (
+            grant,
+            format!(
+                "imported into {}: a newer issue of the same license",
+                store.root().display()
+            ),
+        ),
         ImportOutcome::Installed {
             grant,
             replaced: Some(old),

@@ -191,6 +191,12 @@ pub struct License {
     /// a workstation that sees this list stops honouring them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<String>,
+    /// Checks refuse it from this instant until a refreshed license from the
+    /// vendor replaces it (`nodelock refresh`): a license that must be
+    /// revalidated stops working on a machine whose seat ended, even when its
+    /// file comes back from a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revalidate_by: Option<Timestamp>,
 }
 
 /// Is `name` usable as a product name (and so as a file name in a store)?
@@ -277,6 +283,12 @@ impl License {
         }
         if self.expires_at.is_some_and(|e| e <= self.not_before) {
             return invalid("it expires before it starts");
+        }
+        if self.revalidate_by.is_some_and(|r| r <= self.issued_at) {
+            return invalid("it must be revalidated before it was issued");
+        }
+        if self.revalidate_by.is_some() && self.install_key.is_none() {
+            return invalid("revalidate_by needs an install key to refresh with");
         }
         if matches!(
             self.kind,
@@ -367,6 +379,11 @@ pub struct Terms {
     pub allow_clone_only: bool,
     /// The match policy checks apply.
     pub match_policy: MatchPolicy,
+    /// Days after issue until it must be refreshed (`revalidate_by`).
+    pub revalidate_days: Option<u32>,
+    /// The id to issue it under (a refresh keeps the license's id); `None`
+    /// draws a new one.
+    pub id: Option<String>,
     /// License ids to revoke (see [`License::revoked`]).
     pub revoked: Vec<String>,
 }
@@ -387,6 +404,8 @@ impl Terms {
             maintenance_until: None,
             allow_clone_only: true,
             match_policy: MatchPolicy::Standard,
+            revalidate_days: None,
+            id: None,
             revoked: Vec::new(),
         }
     }
@@ -425,10 +444,16 @@ pub fn issue(
                 .into(),
         ));
     }
-    let id_bytes = random::bytes::<10>(random).map_err(|e| LicenseError::Refused(e.to_string()))?;
+    let id = match &terms.id {
+        Some(id) => id.clone(),
+        None => {
+            let id_bytes = random::bytes::<10>(random).map_err(|e| LicenseError::Refused(e.to_string()))?;
+            format!("L-{}", typeable::base32(&id_bytes, 16))
+        }
+    };
     let license = License {
         v: VERSION,
-        id: format!("L-{}", typeable::base32(&id_bytes, 16)),
+        id,
         product: terms.product.clone(),
         features: terms.features.clone(),
         kind: terms.kind,
@@ -443,6 +468,9 @@ pub fn issue(
         install_key: requester.map(|r| r.install_key.to_sec1_compressed()),
         request_nonce: requester.map(|r| r.nonce.to_vec()),
         revoked: terms.revoked.clone(),
+        revalidate_by: terms
+            .revalidate_days
+            .map(|d| now.saturating_add(i64::from(d).saturating_mul(crate::base::clock::DAY))),
     };
     license.check_fields()?;
     let payload = codec::encode(&license).map_err(|e| LicenseError::Invalid(e.to_string()))?;
@@ -487,6 +515,27 @@ mod tests {
             ..Terms::new("surveyor", LicenseKind::Perpetual)
         };
         assert!(issue(&strict, &fp, None, 1_700_000_000, &vendor, &OsRandom).is_err());
+    }
+
+    #[test]
+    fn revalidation_needs_an_install_key_to_refresh_with() {
+        let mut facts = Facts::empty();
+        facts.machine_id = Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into());
+        let fp = Fingerprint::from_facts(&facts).unwrap();
+        let vendor = PrivateKey::generate().unwrap();
+        let terms = Terms {
+            revalidate_days: Some(30),
+            ..Terms::new("surveyor", LicenseKind::Perpetual)
+        };
+        let err = issue(&terms, &fp, None, 1_700_000_000, &vendor, &OsRandom).unwrap_err();
+        assert!(err.to_string().contains("install key"), "{err}");
+        let install = PrivateKey::generate().unwrap().public();
+        let requester = Requester {
+            install_key: &install,
+            nonce: &[1; 16],
+        };
+        let (lic, _) = issue(&terms, &fp, Some(requester), 1_700_000_000, &vendor, &OsRandom).unwrap();
+        assert_eq!(lic.revalidate_by, Some(1_700_000_000 + 30 * 86_400));
     }
 
     #[test]

@@ -38,15 +38,19 @@ pub enum DocumentKind {
     DeactivationRequest,
     /// The vendor's acknowledgement that a seat was freed.
     DeactivationReceipt,
+    /// A workstation's request for its license again, refreshed (signed by
+    /// the license's install key).
+    RefreshRequest,
 }
 
 impl DocumentKind {
     /// Every kind, for label look-up.
-    pub const ALL: [DocumentKind; 4] = [
+    pub const ALL: [DocumentKind; 5] = [
         DocumentKind::License,
         DocumentKind::ActivationRequest,
         DocumentKind::DeactivationRequest,
         DocumentKind::DeactivationReceipt,
+        DocumentKind::RefreshRequest,
     ];
 
     /// The tag inside the envelope and the signed message.
@@ -56,6 +60,7 @@ impl DocumentKind {
             DocumentKind::ActivationRequest => "activation-request",
             DocumentKind::DeactivationRequest => "deactivation-request",
             DocumentKind::DeactivationReceipt => "deactivation-receipt",
+            DocumentKind::RefreshRequest => "refresh-request",
         }
     }
 
@@ -66,6 +71,7 @@ impl DocumentKind {
             DocumentKind::ActivationRequest => "NODELOCK ACTIVATION REQUEST",
             DocumentKind::DeactivationRequest => "NODELOCK DEACTIVATION REQUEST",
             DocumentKind::DeactivationReceipt => "NODELOCK DEACTIVATION RECEIPT",
+            DocumentKind::RefreshRequest => "NODELOCK REFRESH REQUEST",
         }
     }
 
@@ -87,6 +93,7 @@ impl fmt::Display for DocumentKind {
             DocumentKind::ActivationRequest => "activation request",
             DocumentKind::DeactivationRequest => "deactivation request",
             DocumentKind::DeactivationReceipt => "deactivation receipt",
+            DocumentKind::RefreshRequest => "refresh request",
         })
     }
 }

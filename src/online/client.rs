@@ -229,6 +229,11 @@ impl Client {
         self.post("/v1/deactivations", request)
     }
 
+    /// Posts a refresh request document; returns the refreshed license.
+    pub fn refresh(&self, request: &[u8]) -> Result<String, ClientError> {
+        self.post("/v1/refreshes", request)
+    }
+
     /// `GET /healthz`: how long the server took to say it is healthy.
     pub fn health(&self) -> Result<Duration, ClientError> {
         let url = format!("{}/healthz", self.base);

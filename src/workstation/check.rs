@@ -52,6 +52,9 @@ pub struct Grant {
     /// Maintenance end (RFC 3339), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance_until: Option<String>,
+    /// When it must be refreshed with the vendor (RFC 3339), if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revalidate_by: Option<String>,
     /// Something the user should know even though the license holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
@@ -100,6 +103,14 @@ pub enum Denial {
     /// After its end.
     #[error("the license expired ({}); renew it with the vendor", clock::format_end(*.expired_at))]
     Expired { expired_at: Timestamp },
+    /// The vendor asks for a refresh by now, and this license is older.
+    #[error("license {license_id} for {product} had to be revalidated with the vendor by {}; refresh it: `nodelock refresh {product} -o refresh.req` and send refresh.req to the vendor (or, online, `nodelock refresh {product} --server` and the activation server's URL)", clock::format(*.due))]
+    RevalidationDue {
+        license_id: String,
+        product: String,
+        /// The license's `revalidate_by`.
+        due: Timestamp,
+    },
     /// The build is newer than the maintenance period.
     #[error("maintenance ended ({}) and this build was released {}; use a build released before then or renew maintenance", clock::format_end(*.until), clock::format(*.build_date))]
     MaintenanceEnded { until: Timestamp, build_date: Timestamp },
@@ -122,6 +133,7 @@ impl Denial {
             Denial::ClockSetBack { .. } | Denial::IssuedInFuture { .. } => Exit::ClockSetBack,
             Denial::NotYetValid { .. } => Exit::NotYetValid,
             Denial::Expired { .. } => Exit::Expired,
+            Denial::RevalidationDue { .. } => Exit::RevalidationDue,
             Denial::MaintenanceEnded { .. } => Exit::MaintenanceEnded,
         }
     }
@@ -183,6 +195,13 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
     {
         return Err(Denial::Expired { expired_at });
     }
+    if let Some(due) = lic.revalidate_by.filter(|due| ctx.now >= *due) {
+        return Err(Denial::RevalidationDue {
+            license_id: lic.id.clone(),
+            product: lic.product.clone(),
+            due,
+        });
+    }
     if let (Some(until), Some(build_date)) = (lic.maintenance_until, ctx.build_date)
         && build_date >= until
     {
@@ -197,6 +216,7 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
         expires_at: lic.expires_at.map(clock::format),
         days_left: lic.expires_at.map(|e| clock::days_left(ctx.now, e)),
         maintenance_until: lic.maintenance_until.map(clock::format),
+        revalidate_by: lic.revalidate_by.map(clock::format),
         warning: report.warning,
     })
 }
@@ -248,6 +268,43 @@ mod tests {
             watermark: None,
             revoked: &[],
         }
+    }
+
+    #[test]
+    fn a_license_is_refused_from_its_revalidation_instant_on() {
+        let here = fp("7f3a9c0e5b", "3c:52:82:aa:bb:cc");
+        let key = PrivateKey::generate().unwrap();
+        let install = PrivateKey::generate().unwrap().public();
+        let terms = Terms {
+            revalidate_days: Some(3),
+            ..terms()
+        };
+        let requester = crate::documents::license::Requester {
+            install_key: &install,
+            nonce: &[7; 16],
+        };
+        let (_, text) = issue(
+            &terms,
+            &here,
+            Some(requester),
+            NOW,
+            &key,
+            &crate::base::random::OsRandom,
+        )
+        .unwrap();
+        let lic = verify(text.as_bytes(), &[key.public()].into_iter().collect::<Keyring>()).unwrap();
+        let due = NOW + 3 * DAY;
+        let at = |now| check(&lic, &CheckContext { now, ..ctx(&here) });
+        assert!(at(due - 1).is_ok());
+        let denial = at(due).unwrap_err();
+        assert_eq!(denial.code(), "revalidation-due");
+        assert!(
+            denial
+                .to_string()
+                .contains("`nodelock refresh surveyor -o refresh.req`")
+        );
+        // Expiry is the more fundamental reason and is reported first.
+        assert_eq!(at(NOW + 10 * DAY).unwrap_err().code(), "expired");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod deactivation;
 pub mod key;
+mod refresh;
 mod request;
 
 use serde::Serialize;
@@ -23,6 +24,7 @@ pub use deactivation::{
     make_deactivation, make_receipt, open_deactivation, open_receipt,
 };
 pub use key::{ActivationKey, KeyFormatError};
+pub use refresh::{RefreshRequest, UnverifiedRefresh, VerifiedRefresh, make_refresh, open_refresh};
 pub use request::{
     ActivationRequest, CompactFingerprint, KeyClaim, REQUEST_VERSION, REQUEST_VERSION_1, VerifiedRequest,
     make_request, make_request_v1, open_request,

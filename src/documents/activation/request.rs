@@ -23,7 +23,7 @@ pub struct CompactFingerprint {
 }
 
 impl CompactFingerprint {
-    fn from_fingerprint(fp: &Fingerprint) -> CompactFingerprint {
+    pub(super) fn from_fingerprint(fp: &Fingerprint) -> CompactFingerprint {
         CompactFingerprint {
             alg: fp.algorithm(),
             c: fp
@@ -34,7 +34,7 @@ impl CompactFingerprint {
         }
     }
 
-    fn to_fingerprint(&self) -> Result<Fingerprint, ActivationError> {
+    pub(super) fn to_fingerprint(&self) -> Result<Fingerprint, ActivationError> {
         let kind = DocumentKind::ActivationRequest;
         let components = self
             .c

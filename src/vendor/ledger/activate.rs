@@ -119,6 +119,8 @@ fn sign_license(
         maintenance_until: ent.spec.maintenance_until,
         allow_clone_only: !ent.spec.require_hardware_id,
         match_policy: ent.spec.match_policy,
+        revalidate_days: ent.spec.revalidate_days,
+        id: None,
         revoked: revoked.clone(),
     };
     let requester = Requester {
@@ -141,7 +143,7 @@ fn sign_license(
     })
 }
 
-fn reset_licenses(reads: &dyn Reads, ent: &Entitlement) -> Result<Vec<String>, LedgerError> {
+pub(super) fn reset_licenses(reads: &dyn Reads, ent: &Entitlement) -> Result<Vec<String>, LedgerError> {
     Ok(reads.reset_licenses(&ent.id, ent.spec.customer.as_deref())?)
 }
 
@@ -342,8 +344,8 @@ impl Ledger {
             .into_iter()
             .map(|outcome| match outcome {
                 Outcome::Activated(answer) => answer,
-                Outcome::Deactivated(_) => Err(LedgerError::Unavailable(
-                    "a batch of activations answered a deactivation".into(),
+                Outcome::Deactivated(_) | Outcome::Refreshed(_) => Err(LedgerError::Unavailable(
+                    "a batch of activations answered another kind of request".into(),
                 )),
             })
             .collect())

@@ -4,9 +4,10 @@
 
 use super::activate::{Answered, Prepared, commit_or_refuse};
 use super::end::{Deactivated, deactivate_or_refuse};
+use super::refresh::{Refreshed, refresh_or_refuse};
 use super::{Ledger, LedgerError};
 use crate::base::clock::Timestamp;
-use crate::documents::activation::UnverifiedDeactivation;
+use crate::documents::activation::{UnverifiedDeactivation, UnverifiedRefresh};
 use crate::format::PrivateKey;
 
 /// One change of a batch.
@@ -15,6 +16,8 @@ pub enum Change {
     Activate(Box<Prepared>),
     /// A deactivation request, with who sent it.
     Deactivate(UnverifiedDeactivation, String),
+    /// A refresh request, with who sent it.
+    Refresh(UnverifiedRefresh, String),
 }
 
 /// What became of one change.
@@ -24,6 +27,8 @@ pub enum Outcome {
     Activated(Result<Answered, LedgerError>),
     /// The deactivation's receipt or refusal.
     Deactivated(Result<Deactivated, LedgerError>),
+    /// The refreshed license or the refusal.
+    Refreshed(Result<Refreshed, LedgerError>),
 }
 
 impl Ledger {
@@ -48,6 +53,14 @@ impl Ledger {
                 Change::Deactivate(request, actor) => {
                     Outcome::Deactivated(deactivate_or_refuse(tx.as_mut(), request, vendor, now, &actor)?)
                 }
+                Change::Refresh(request, actor) => Outcome::Refreshed(refresh_or_refuse(
+                    tx.as_mut(),
+                    request,
+                    vendor,
+                    now,
+                    &actor,
+                    &*random,
+                )?),
             });
         }
         tx.commit()?;

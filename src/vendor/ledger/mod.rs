@@ -13,6 +13,7 @@ mod batch;
 mod end;
 mod error;
 pub mod model;
+mod refresh;
 mod report;
 pub mod sqlite;
 pub mod storage;
@@ -27,6 +28,7 @@ pub use batch::{Change, Outcome};
 pub use end::Deactivated;
 pub use error::{LedgerError, StorageError};
 pub use model::{ActivationState, AuditEvent, AuditRow, EntitlementSpec, Method};
+pub use refresh::Refreshed;
 pub use report::{ActivationRow, EntitlementReport};
 
 use crate::base::clock::Timestamp;

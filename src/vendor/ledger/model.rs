@@ -90,6 +90,8 @@ named_enum!(
         DeactivationReplayed => "deactivation-replayed",
         /// Support freed a seat.
         Reset => "reset",
+        /// An active activation's license was issued again with the current terms.
+        Refreshed => "refreshed",
         /// A request was refused; nothing else changed.
         Refused => "refused",
     }
@@ -121,6 +123,9 @@ pub struct EntitlementSpec {
     pub require_hardware_id: bool,
     /// The match policy its licenses carry.
     pub match_policy: MatchPolicy,
+    /// Its licenses must be refreshed this many days after issue (`None`:
+    /// never), so that one whose seat ended stops working everywhere.
+    pub revalidate_days: Option<u32>,
 }
 
 impl EntitlementSpec {
@@ -145,6 +150,13 @@ impl EntitlementSpec {
         if self.max_resets_per_year > super::MAX_COUNT {
             return Err(bad("a reset limit of", self.max_resets_per_year));
         }
+        if let Some(days) = self.revalidate_days
+            && !(1..=36_500).contains(&days)
+        {
+            return Err(super::LedgerError::BadSpec(format!(
+                "a revalidation period of {days} day(s) is out of range (1 to 36500)"
+            )));
+        }
         Ok(())
     }
 
@@ -163,6 +175,7 @@ impl EntitlementSpec {
             max_resets_per_year: super::DEFAULT_MAX_RESETS_PER_YEAR,
             require_hardware_id: false,
             match_policy: MatchPolicy::Standard,
+            revalidate_days: None,
         }
     }
 }

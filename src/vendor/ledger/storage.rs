@@ -38,6 +38,9 @@ pub trait Reads {
     /// The activation with this id.
     fn activation(&self, id: &str) -> Result<Option<Activation>, StorageError>;
 
+    /// The license (armored) most recently issued for this activation.
+    fn issued_license(&self, activation_id: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
     /// The receipt kept for a deactivated activation.
     fn receipt(&self, activation_id: &str) -> Result<Option<Vec<u8>>, StorageError>;
 
@@ -82,6 +85,10 @@ pub trait WriteTx {
 
     /// Appends one row to the append-only audit.
     fn append_audit(&mut self, entry: &AuditEntry<'_>) -> Result<(), StorageError>;
+
+    /// Keeps `license` as the activation's issued license (a refresh): what
+    /// a replay of its request, and the next refresh, start from.
+    fn replace_license(&mut self, activation_id: &str, license: &[u8]) -> Result<(), StorageError>;
 
     /// Makes every write of this transaction durable at once.
     fn commit(self: Box<Self>) -> Result<(), StorageError>;

@@ -177,6 +177,22 @@ pub async fn deactivations(
     ))
 }
 
+pub async fn refreshes(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let done = svc.refresh(body.to_vec(), actor(&addr)).await?;
+    Ok(document_response(
+        done.license,
+        &[
+            ("x-nodelock-license-id", done.license_id),
+            ("x-nodelock-activation-id", done.activation_id),
+        ],
+    ))
+}
+
 pub async fn healthz(State(svc): State<Arc<Service>>) -> Response {
     let svc2 = svc.clone();
     match tokio::task::spawn_blocking(move || svc2.healthy()).await {
@@ -193,6 +209,6 @@ pub async fn healthz(State(svc): State<Arc<Service>>) -> Response {
 pub async fn not_found() -> ApiError {
     ApiError::new(
         "not-found",
-        "no such endpoint; see docs/API.md (POST /v1/activations, POST /v1/deactivations, GET /healthz)",
+        "no such endpoint; see docs/API.md (POST /v1/activations, POST /v1/deactivations, POST /v1/refreshes, GET /healthz)",
     )
 }

@@ -35,7 +35,7 @@ use crate::base::random::{OsRandom, Random};
 use crate::documents::activation::{self, ActivationError};
 use crate::format::PrivateKey;
 use crate::format::envelope::MAX_DOCUMENT_BYTES;
-use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError, Method};
+use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError, Method, Refreshed};
 use writer::Writer;
 
 pub use limits::{Limits, RateLimit};
@@ -164,6 +164,18 @@ impl Service {
         answer.await.inspect_err(|e| self.count(e))
     }
 
+    /// Answers a refresh request document with the refreshed license.
+    pub async fn refresh(self: &Arc<Self>, body: Vec<u8>, actor: String) -> Result<Refreshed, ApiError> {
+        let answer = async {
+            let pending = activation::open_refresh(&body).map_err(ApiError::from_document)?;
+            self.writer
+                .refresh(pending, actor)
+                .await
+                .map_err(ApiError::from_ledger)
+        };
+        answer.await.inspect_err(|e| self.count(e))
+    }
+
     /// Whether the ledger answers (a cheap query; the deep check is
     /// `nodelock vendor check`, for the operator).
     pub fn healthy(&self) -> Result<(), LedgerError> {
@@ -190,6 +202,7 @@ pub fn router(service: Arc<Service>, limits: Limits) -> (Router, Option<limits::
         .route("/portal", post(portal::upload))
         .route("/v1/activations", post(api::activations))
         .route("/v1/deactivations", post(api::deactivations))
+        .route("/v1/refreshes", post(api::refreshes))
         .route_layer(middleware::from_fn_with_state(limits, deadline));
     let mut trim = None;
     if let Some((layer, trimmer)) = limits.rate.and_then(limits::rate_layer) {

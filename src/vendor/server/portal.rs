@@ -149,6 +149,10 @@ pub async fn upload(
             .deactivate(file, actor)
             .await
             .map(|d| download(d.receipt, &format!("{}-receipt.rcpt", d.license_id))),
+        Some(DocumentKind::RefreshRequest) => svc
+            .refresh(file, actor)
+            .await
+            .map(|r| download(r.license, &format!("{}.lic", r.license_id))),
         _ => svc
             .activate(file, actor)
             .await

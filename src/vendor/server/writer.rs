@@ -14,9 +14,11 @@ use std::thread;
 use tokio::sync::oneshot;
 
 use crate::base::clock::Clock;
-use crate::documents::activation::UnverifiedDeactivation;
+use crate::documents::activation::{UnverifiedDeactivation, UnverifiedRefresh};
 use crate::format::PrivateKey;
-use crate::vendor::ledger::{Answered, Change, Deactivated, Ledger, LedgerError, Outcome, Prepared};
+use crate::vendor::ledger::{
+    Answered, Change, Deactivated, Ledger, LedgerError, Outcome, Prepared, Refreshed,
+};
 
 /// The most answers committed in one transaction.
 pub const MAX_BATCH: usize = 64;
@@ -27,6 +29,7 @@ pub const GATHER: std::time::Duration = std::time::Duration::from_micros(1000);
 enum Reply {
     Activated(oneshot::Sender<Result<Answered, LedgerError>>),
     Deactivated(oneshot::Sender<Result<Deactivated, LedgerError>>),
+    Refreshed(oneshot::Sender<Result<Refreshed, LedgerError>>),
 }
 
 impl Reply {
@@ -35,6 +38,7 @@ impl Reply {
         match (self, outcome) {
             (Reply::Activated(tx), Outcome::Activated(r)) => drop(tx.send(r)),
             (Reply::Deactivated(tx), Outcome::Deactivated(r)) => drop(tx.send(r)),
+            (Reply::Refreshed(tx), Outcome::Refreshed(r)) => drop(tx.send(r)),
             (reply, _) => reply.fail("the ledger answered a change with the wrong kind of outcome"),
         }
     }
@@ -44,6 +48,7 @@ impl Reply {
         match self {
             Reply::Activated(tx) => drop(tx.send(Err(err()))),
             Reply::Deactivated(tx) => drop(tx.send(Err(err()))),
+            Reply::Refreshed(tx) => drop(tx.send(Err(err()))),
         }
     }
 }
@@ -115,6 +120,15 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send((Change::Deactivate(request, actor), Reply::Deactivated(tx)))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Queues a refresh and waits for its commit.
+    pub async fn refresh(&self, request: UnverifiedRefresh, actor: String) -> Result<Refreshed, LedgerError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send((Change::Refresh(request, actor), Reply::Refreshed(tx)))
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }

@@ -100,7 +100,7 @@ pub enum StoreError {
     },
     /// The license was not activated by request, so there is no key to prove a deactivation.
     #[error(
-        "license '{license_id}' was not activated with `nodelock request`, so it cannot be deactivated offline; ask the vendor to reset it"
+        "license '{license_id}' was not activated with an activation key on this machine (there is no install key for it here), so it cannot be deactivated or refreshed from here; ask the vendor to reset it or to issue it again"
     )]
     NoInstallKey { license_id: String },
     /// An activation document was refused.
@@ -233,7 +233,7 @@ impl Store {
     /// The installed license for `product` that `keyring` trusts, the newest
     /// if several keys each have one; with its path. `Ok(None)` when no file
     /// exists; an error when files exist and none verifies (the first error).
-    fn installed_license(
+    pub(super) fn installed_license(
         &self,
         product: &str,
         keyring: &Keyring,

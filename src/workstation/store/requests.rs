@@ -233,6 +233,48 @@ impl Store {
         })
     }
 
+    /// A refresh request for the installed license of `product` that
+    /// `keyring` trusts, signed by its install key; returns the license id
+    /// and the armored request. Changes nothing in the store: the refreshed
+    /// license replaces the old one when it is imported.
+    pub fn refresh_request(
+        &self,
+        product: &str,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<(String, String), StoreError> {
+        let Some((_, verified)) = self.installed_license(product, keyring)? else {
+            return Err(StoreError::NotFound {
+                product: product.to_owned(),
+                store: self.root.display().to_string(),
+            });
+        };
+        let license_id = verified.license().id.clone();
+        let key_path = self.install_key_path(&license_id);
+        if !key_path.exists() {
+            return Err(StoreError::NoInstallKey { license_id });
+        }
+        let install = PrivateKey::load(&key_path)?;
+        let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
+        let (_, armored) = activation::make_refresh(&license_id, current, &install, nonce, now)?;
+        Ok((license_id, armored))
+    }
+
+    /// Products of the installed licenses that have an install key (those
+    /// that can be refreshed), sorted.
+    pub fn refreshable_products(&self) -> Vec<String> {
+        let mut products: Vec<String> = self
+            .installed()
+            .into_iter()
+            .filter(|(_, l)| self.install_key_path(&l.id).exists())
+            .map(|(_, l)| l.product)
+            .collect();
+        products.sort();
+        products.dedup();
+        products
+    }
+
     /// Verifies a vendor's deactivation receipt and clears the outbox entry.
     pub fn import_receipt(&self, input: &[u8], keyring: &Keyring) -> Result<VerifiedReceipt, StoreError> {
         if keyring.is_empty() {

@@ -81,7 +81,7 @@ macro_rules! entitlement_columns {
     () => {
         "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, \
          max_resets_per_year, transfers_used, seats_used, activations_total, resets_total, created_at, \
-         require_hardware_id, match_policy"
+         require_hardware_id, match_policy, revalidate_days"
     };
 }
 
@@ -128,6 +128,7 @@ fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitl
                 max_resets_per_year: r.get(9)?,
                 require_hardware_id: r.get(15)?,
                 match_policy,
+                revalidate_days: r.get(17)?,
             },
             transfers_used: r.get(10)?,
             seats_used: r.get(11)?,
@@ -242,6 +243,13 @@ impl Reads for Connection {
             .transpose()
     }
 
+    fn issued_license(&self, activation_id: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .prepare_cached("SELECT license FROM activations WHERE id = ?1")?
+            .query_row([activation_id], |r| r.get(0))
+            .optional()?)
+    }
+
     fn activation_by_license(&self, license_id: &str) -> Result<Option<Activation>, StorageError> {
         let sql = concat!(
             "SELECT ",
@@ -327,8 +335,8 @@ impl WriteTx for Tx<'_> {
         self.0.execute(
             "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, expires_at,
                 maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id, match_policy,
-                key_lookup)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                key_lookup, revalidate_days)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 id,
                 key_hash.as_slice(),
@@ -344,7 +352,8 @@ impl WriteTx for Tx<'_> {
                 now,
                 spec.require_hardware_id,
                 spec.match_policy.as_str(),
-                lookup_of(key_hash).as_slice()
+                lookup_of(key_hash).as_slice(),
+                spec.revalidate_days
             ],
         )?;
         Ok(())
@@ -375,6 +384,14 @@ impl WriteTx for Tx<'_> {
                  WHERE id = ?1",
             )?
             .execute([a.entitlement_id])?;
+        Ok(())
+    }
+
+    fn replace_license(&mut self, activation_id: &str, license: &[u8]) -> Result<(), StorageError> {
+        self.0.execute(
+            "UPDATE activations SET license = ?1 WHERE id = ?2",
+            params![license, activation_id],
+        )?;
         Ok(())
     }
 

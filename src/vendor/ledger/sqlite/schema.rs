@@ -86,8 +86,14 @@ ALTER TABLE entitlements ADD COLUMN key_lookup BLOB;
 CREATE UNIQUE INDEX entitlements_key_lookup ON entitlements (key_lookup);
 "#;
 
+/// Migration 5: how often an entitlement's licenses must be refreshed
+/// (NULL: never, as before).
+const V5: &str = r#"
+ALTER TABLE entitlements ADD COLUMN revalidate_days INTEGER;
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// After migration 4: the lookup id of every entitlement that has none.
 fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {

@@ -1,0 +1,206 @@
+//! Refreshing a license: an active activation's license issued again, under
+//! the same id and install key, with the entitlement's terms as they are now
+//! and a new issue time (and so a new `revalidate_by`). Proved like a
+//! deactivation, by the install key recorded at activation; answered only
+//! while the activation holds its seat, which is what makes revalidation end
+//! a deactivated or reset license everywhere.
+
+use super::Ledger;
+use super::activate::reset_licenses;
+use super::error::{LedgerError, StorageError};
+use super::model::{Activation, ActivationState, AuditEntry, AuditEvent};
+use super::storage::{Reads, WriteTx};
+use crate::base::clock::{self, Timestamp};
+use crate::base::random::Random;
+use crate::documents::activation::{ActivationError, UnverifiedRefresh, VerifiedRefresh};
+use crate::documents::license::{self, Requester, Terms};
+use crate::format::{Keyring, PrivateKey, PublicKey};
+use crate::machine::fingerprint::{self, Evidence, Verdict};
+
+/// A refresh answered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refreshed {
+    /// Ledger activation id.
+    pub activation_id: String,
+    /// License id (unchanged by a refresh).
+    pub license_id: String,
+    /// The entitlement whose seat it holds.
+    pub entitlement_id: String,
+    /// Whether the binding moved to the machine's fingerprint now (it still
+    /// matched); otherwise the old binding is kept.
+    pub rebound: bool,
+    /// When the refreshed license must be refreshed again, RFC 3339.
+    pub revalidate_by: Option<String>,
+    /// The license, armored.
+    #[serde(skip)]
+    pub license: String,
+}
+
+/// Finds the activation a refresh names and verifies the request with its
+/// install key; before that, nothing in the request is more than a claim.
+fn verify(
+    reads: &dyn Reads,
+    pending: UnverifiedRefresh,
+) -> Result<(Activation, VerifiedRefresh), LedgerError> {
+    let license_id = pending.claimed_license_id().to_owned();
+    let act = reads
+        .activation_by_license(&license_id)?
+        .ok_or_else(|| LedgerError::UnknownLicense(license_id.clone()))?;
+    let install_key = PublicKey::from_sec1(&act.install_key)?;
+    let request = pending.verify(&install_key).map_err(|e| match e {
+        ActivationError::Envelope(_) => LedgerError::WrongInstallKey(license_id.clone()),
+        other => LedgerError::Document(other),
+    })?;
+    Ok((act, request))
+}
+
+fn refresh(
+    tx: &mut dyn WriteTx,
+    act: &Activation,
+    request: &VerifiedRefresh,
+    vendor: &PrivateKey,
+    now: Timestamp,
+    actor: &str,
+    random: &dyn Random,
+) -> Result<Refreshed, LedgerError> {
+    if act.state != ActivationState::Active {
+        return Err(LedgerError::AlreadyEnded {
+            id: act.id.clone(),
+            how: act.state,
+        });
+    }
+    let unreadable = |what: &'static str| StorageError::Unreadable {
+        what,
+        value: act.id.clone(),
+    };
+    let ent = tx
+        .reads()
+        .entitlement(&act.entitlement_id)?
+        .ok_or_else(|| unreadable("entitlement of activation"))?;
+    if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
+        return Err(LedgerError::EntitlementExpired { expired_at });
+    }
+    let issued = tx
+        .reads()
+        .issued_license(&act.id)?
+        .ok_or_else(|| unreadable("license of activation"))?;
+    let ring: Keyring = [vendor.public()].into_iter().collect();
+    let previous = license::verify(&issued, &ring).map_err(|_| unreadable("license of activation"))?;
+    // The machine's own, signed account of itself now; it has no evidence of
+    // how its lists were read, so it is judged as a report would be.
+    let now_fp = request
+        .fingerprint()
+        .clone()
+        .with_evidence(Evidence::LEGACY_REPORT);
+    let binding = &previous.license().binding;
+    let report = fingerprint::compare(
+        previous.binding(),
+        &now_fp,
+        binding.match_policy,
+        binding.allow_clone_only,
+    );
+    let rebound = report.verdict == Verdict::Holds;
+    let machine = if rebound { &now_fp } else { previous.binding() };
+    let terms = Terms {
+        features: ent.spec.features.clone(),
+        customer: ent.spec.customer.clone(),
+        entitlement: Some(ent.id.clone()),
+        expires_at: ent.spec.expires_at,
+        maintenance_until: ent.spec.maintenance_until,
+        allow_clone_only: binding.allow_clone_only,
+        match_policy: binding.match_policy,
+        revalidate_days: ent.spec.revalidate_days,
+        id: Some(act.license_id.clone()),
+        revoked: reset_licenses(tx.reads(), &ent)?,
+        ..Terms::new(ent.spec.product.clone(), ent.spec.kind)
+    };
+    let install_key = PublicKey::from_sec1(&act.install_key)?;
+    let requester = Requester {
+        install_key: &install_key,
+        nonce: &request.payload().nonce,
+    };
+    let (lic, text) = license::issue(&terms, machine, Some(requester), now, vendor, random)?;
+    tx.replace_license(&act.id, text.as_bytes())?;
+    let revalidate_by = lic.revalidate_by.map(clock::format);
+    let detail = format!(
+        "license {} refreshed{}; revalidate by {}",
+        act.license_id,
+        if rebound {
+            ", bound to the machine as it is now"
+        } else {
+            ""
+        },
+        revalidate_by.as_deref().unwrap_or("never")
+    );
+    tx.append_audit(&AuditEntry {
+        at: now,
+        event: AuditEvent::Refreshed,
+        entitlement_id: Some(&act.entitlement_id),
+        activation_id: Some(&act.id),
+        actor,
+        detail: &detail,
+    })?;
+    Ok(Refreshed {
+        activation_id: act.id.clone(),
+        license_id: act.license_id.clone(),
+        entitlement_id: act.entitlement_id.clone(),
+        rebound,
+        revalidate_by,
+        license: text,
+    })
+}
+
+/// Answers one refresh in `tx`, or audits its refusal there; `Err` only when
+/// the storage failed. An unknown license or a signature that does not verify
+/// is anyone's request and leaves no audit row.
+pub(super) fn refresh_or_refuse(
+    tx: &mut dyn WriteTx,
+    pending: UnverifiedRefresh,
+    vendor: &PrivateKey,
+    now: Timestamp,
+    actor: &str,
+    random: &dyn Random,
+) -> Result<Result<Refreshed, LedgerError>, LedgerError> {
+    let (act, request) = match verify(tx.reads(), pending) {
+        Ok(verified) => verified,
+        Err(LedgerError::Database(e)) => return Err(LedgerError::Database(e)),
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let outcome = refresh(tx, &act, &request, vendor, now, actor, random);
+    match outcome {
+        Ok(done) => Ok(Ok(done)),
+        Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
+        Err(refusal) => {
+            let detail = format!("refresh request: {refusal}");
+            tx.append_audit(&AuditEntry {
+                at: now,
+                event: AuditEvent::Refused,
+                entitlement_id: Some(&act.entitlement_id),
+                activation_id: Some(&act.id),
+                actor,
+                detail: &detail,
+            })?;
+            Ok(Err(refusal))
+        }
+    }
+}
+
+impl Ledger {
+    /// Answers a refresh request: verifies it against the install key recorded
+    /// at activation and, while the activation holds its seat and the
+    /// entitlement runs, issues the license again with today's terms. Takes
+    /// no seat. A refusal of a verified request is audited.
+    pub fn answer_refresh(
+        &mut self,
+        pending: UnverifiedRefresh,
+        vendor: &PrivateKey,
+        now: Timestamp,
+        actor: &str,
+    ) -> Result<Refreshed, LedgerError> {
+        let random = self.random.clone();
+        let mut tx = self.backend.begin()?;
+        let outcome = refresh_or_refuse(tx.as_mut(), pending, vendor, now, actor, &*random)?;
+        tx.commit()?;
+        outcome
+    }
+}
