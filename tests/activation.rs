@@ -306,6 +306,18 @@ fn requests_are_a_few_hundred_bytes() {
     let canonical: String = key.chars().filter(|c| *c != '-').collect();
     assert!(!bytes.windows(canonical.len()).any(|w| w == canonical.as_bytes()));
     assert!(!text.contains(&canonical) && !text.contains(&key));
+    // Nor a digest that a guess could be checked against cheaply: the
+    // fingerprint travels salted (algorithm 2).
+    let report = ws.report("laptop.json");
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    for c in value["components"].as_array().unwrap() {
+        let digest = base16ct::lower::decode_vec(c["digest"].as_str().unwrap()).unwrap();
+        assert!(
+            !bytes.windows(32).any(|w| w == digest.as_slice()),
+            "{} travels unsalted",
+            c["name"]
+        );
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use nodelock::base::random::Scripted;
 use nodelock::documents::activation::{self, ActivationKey, DeactivationReceipt};
 use nodelock::format::{Keyring, PrivateKey, PublicKey};
 use nodelock::machine::facts::Facts;
-use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::machine::fingerprint::{Fingerprint, salted};
 
 const AT: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const NONCE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -79,10 +79,36 @@ fn activation_request_v2_vector() {
     let verified = activation::open_request(text.as_bytes()).unwrap();
     assert!(verified.presents(&hash));
     let text_of = |bytes: &[u8]| base16ct::lower::encode_string(bytes);
+    // Algorithm 2 (FORMAT.md §3 "Salted digests"), worked out per component:
+    // the algorithm-1 digest, its Argon2id stretch when guessable, the result.
+    let salt = activation::key::lookup_of(&hash);
+    let components: Vec<serde_json::Value> = fp
+        .components()
+        .filter(|c| c.name.class() != nodelock::machine::fingerprint::ComponentClass::Descriptive)
+        .map(|c| {
+            let stretched = salted::is_guessable(c.name).then(|| text_of(&salted::stretch(&salt, &c.digest)));
+            serde_json::json!({
+                "name": c.name.as_str(),
+                "algorithm_1": text_of(&c.digest.0),
+                "stretched": stretched,
+                "algorithm_2": text_of(&salted::salted_digest(&salt, c.name, &c.digest, &salted::NoCache).0),
+            })
+        })
+        .collect();
+    let carried: Vec<String> = verified
+        .fingerprint()
+        .components()
+        .map(|c| text_of(&c.digest.0))
+        .collect();
+    for c in &components {
+        assert!(carried.contains(&c["algorithm_2"].as_str().unwrap().to_owned()));
+    }
     let fields = serde_json::json!({
         "ledger_hash": text_of(&hash),
         "lookup": text_of(&activation::key::lookup_of(&hash)),
         "proof": text_of(&activation::key::proof_of(&hash, &NONCE, &install_key)),
+        "salt": text_of(&salt),
+        "components": components,
     });
     check_vector(
         "activation-request-v2.fields.json",

@@ -59,6 +59,7 @@ fn vector_license() -> License {
             allow_clone_only: f["binding"]["allow_clone_only"].as_bool().unwrap(),
             components,
             match_policy: MatchPolicy::Standard,
+            salt: None,
         },
         install_key: None,
         request_nonce: None,
@@ -320,4 +321,57 @@ fn fingerprint_test_vector_matches_the_documented_digests() {
         expected["components"][0]["digest"],
         "085a0d58bb0bf41a4bf6cf8af566246d3b092dc5dd1be31c5820408f1389fba4"
     );
+}
+
+/// The 32-byte digests of a `fingerprint --json` report.
+fn report_digests(report: &std::path::Path) -> Vec<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    value["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| base16ct::lower::decode_vec(c["digest"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_issued_license_carries_only_salted_digests_and_the_store_caches_their_cost() {
+    let env = Env::new().on("laptop.json");
+    let report = env.report("laptop.json");
+    let lic = env.issue("laptop.json", "surveyor", &[]);
+    let text = std::fs::read_to_string(&lic).unwrap();
+    let bytes = pem::parse(text.trim()).unwrap().into_contents();
+    for digest in report_digests(&report) {
+        assert!(
+            !bytes.windows(32).any(|w| w == digest.as_slice()),
+            "the license carries an unsalted digest"
+        );
+    }
+    let out = env.run_store(&[
+        "import",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        lic.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The slow hashes of the check are kept, owner-only, for the next one.
+    let cache = env.store().join("cache/stretch");
+    let lines = std::fs::read_to_string(&cache).unwrap().lines().count();
+    assert_eq!(lines, 4, "board serial, disk and two MACs");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o077, 0);
+    }
+    assert_eq!(code(&env.run_store(&["check", "--product", "surveyor"])), 0);
+    assert_eq!(std::fs::read_to_string(&cache).unwrap().lines().count(), lines);
+    // A damaged cache is only a cache.
+    std::fs::write(&cache, "garbage\n").unwrap();
+    assert_eq!(code(&env.run_store(&["check", "--product", "surveyor"])), 0);
+    // And another machine still fails against the salted binding.
+    let other = Env {
+        facts: Some(machine("laptop-same-model.json")),
+        ..env
+    };
+    assert_eq!(code(&other.run_store(&["check", "--product", "surveyor"])), 16);
 }

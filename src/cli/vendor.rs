@@ -72,7 +72,12 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
         not_before: args.not_before,
         ..args.sale.terms()?
     };
-    let (lic, text) = license::issue(&terms, &fingerprint, None, overrides::now()?, &key, &OsRandom)
+    // Bound under a salt of its own (fingerprint algorithm 2): the license
+    // file then carries no digest a guess can be checked against cheaply.
+    let salt = nodelock::base::random::bytes::<{ nodelock::machine::fingerprint::SALT_LEN }>(&OsRandom)
+        .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+    let salted = fingerprint.salted(&salt, &nodelock::machine::fingerprint::NoCache)?;
+    let (lic, text) = license::issue(&terms, &salted, None, overrides::now()?, &key, &OsRandom)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;
     write_out(&args.out, &text)?;
     let workstation = fingerprint.workstation_id().to_string();

@@ -13,7 +13,8 @@ use crate::format::envelope::{self, DocumentKind, EnvelopeError};
 use crate::format::typeable;
 use crate::format::{KeyId, Keyring, PrivateKey, PublicKey};
 use crate::machine::fingerprint::{
-    Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity, MatchPolicy,
+    ALGORITHM_SALTED, Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError, Identity,
+    MatchPolicy, SALT_LEN,
 };
 
 /// Payload version this build writes and reads.
@@ -123,6 +124,9 @@ pub struct Binding {
     /// standard, so licenses from before policies existed read as standard.
     #[serde(default, skip_serializing_if = "MatchPolicy::is_standard")]
     pub match_policy: MatchPolicy,
+    /// Algorithm 2's salt (16 bytes); present exactly when `algorithm` is 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<serde_bytes::ByteBuf>,
 }
 
 impl Binding {
@@ -133,6 +137,7 @@ impl Binding {
             algorithm: fingerprint.algorithm(),
             allow_clone_only,
             match_policy,
+            salt: fingerprint.salt().map(|s| serde_bytes::ByteBuf::from(s.to_vec())),
             components: fingerprint
                 .components()
                 .map(|c| BoundComponent {
@@ -236,7 +241,18 @@ impl License {
                     .map_err(|_| LicenseError::Invalid(format!("the {} digest is not 32 bytes", c.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Fingerprint::from_components(self.binding.algorithm, components)?)
+        match (self.binding.algorithm, &self.binding.salt) {
+            (ALGORITHM_SALTED, Some(salt)) => {
+                let salt = <[u8; SALT_LEN]>::try_from(salt.as_slice())
+                    .map_err(|_| LicenseError::Invalid("the binding's salt is not 16 bytes".into()))?;
+                Ok(Fingerprint::from_salted_components(salt, components)?)
+            }
+            (ALGORITHM_SALTED, None) => Err(LicenseError::Invalid("a salted binding has no salt".into())),
+            (_, Some(_)) => Err(LicenseError::Invalid(
+                "only a salted binding (algorithm 2) has a salt".into(),
+            )),
+            (algorithm, None) => Ok(Fingerprint::from_components(algorithm, components)?),
+        }
     }
 
     /// The install public key, if any.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::base::clock::{self, CLOCK_TOLERANCE, Timestamp};
 use crate::base::codes::Exit;
 use crate::documents::license::{LicenseKind, VerifiedLicense};
-use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, Verdict};
+use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, StretchCache, Verdict};
 
 /// Everything a check depends on besides the license; nothing here is read
 /// from the OS, so tests and callers pin all of it.
@@ -27,6 +27,8 @@ pub struct CheckContext<'a> {
     pub watermark: Option<Timestamp>,
     /// License ids the vendor has revoked (support resets), as the store knows them.
     pub revoked: &'a [String],
+    /// Where the slow hashes of salted bindings are remembered.
+    pub stretch: &'a dyn StretchCache,
 }
 
 /// A successful check.
@@ -160,9 +162,21 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
             license_id: lic.id.clone(),
         });
     }
+    // A salted binding is compared with this machine under the same salt.
+    let salted;
+    let current = match verified.binding().salt() {
+        Some(salt) if ctx.current.salt() != Some(salt) => {
+            salted = ctx
+                .current
+                .salted(salt, ctx.stretch)
+                .unwrap_or_else(|_| ctx.current.clone());
+            &salted
+        }
+        _ => ctx.current,
+    };
     let report = fingerprint::compare(
         verified.binding(),
-        ctx.current,
+        current,
         lic.binding.match_policy,
         lic.binding.allow_clone_only,
     );
@@ -267,6 +281,7 @@ mod tests {
             build_date: None,
             watermark: None,
             revoked: &[],
+            stretch: &crate::machine::fingerprint::NoCache,
         }
     }
 

@@ -9,7 +9,10 @@ use super::{ActivationError, ActivationKey, NONCE_LEN, client_name, decode, inva
 use crate::base::clock::Timestamp;
 use crate::format::envelope::{self, DocumentKind};
 use crate::format::{PrivateKey, PublicKey};
-use crate::machine::fingerprint::{Component, ComponentClass, ComponentDigest, ComponentName, Fingerprint};
+use crate::machine::fingerprint::{
+    ALGORITHM_SALTED, Component, ComponentClass, ComponentDigest, ComponentName, Fingerprint, NoCache,
+    SALT_LEN,
+};
 
 /// A fingerprint in the compact form requests carry: `[[code, digest], …]`,
 /// anchors and the machine id only (descriptive components do not bind).
@@ -20,6 +23,9 @@ pub struct CompactFingerprint {
     pub alg: u32,
     /// `(component code, 32-byte digest)` pairs.
     pub c: Vec<(u8, serde_bytes::ByteBuf)>,
+    /// The salt of algorithm 2 digests (16 bytes); absent for algorithm 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<serde_bytes::ByteBuf>,
 }
 
 impl CompactFingerprint {
@@ -31,6 +37,7 @@ impl CompactFingerprint {
                 .filter(|c| c.name.class() != ComponentClass::Descriptive)
                 .map(|c| (c.name.code(), serde_bytes::ByteBuf::from(c.digest.0.to_vec())))
                 .collect(),
+            s: fp.salt().map(|s| serde_bytes::ByteBuf::from(s.to_vec())),
         }
     }
 
@@ -57,7 +64,19 @@ impl CompactFingerprint {
                 })
             })
             .collect::<Result<Vec<_>, ActivationError>>()?;
-        Ok(Fingerprint::from_components(self.alg, components)?)
+        match (self.alg, &self.s) {
+            (ALGORITHM_SALTED, Some(salt)) => {
+                let salt = <[u8; SALT_LEN]>::try_from(salt.as_slice())
+                    .map_err(|_| invalid(kind, "the fingerprint's salt is not 16 bytes"))?;
+                Ok(Fingerprint::from_salted_components(salt, components)?)
+            }
+            (ALGORITHM_SALTED, None) => Err(invalid(kind, "a salted fingerprint has no salt")),
+            (_, Some(_)) => Err(invalid(
+                kind,
+                "only a salted fingerprint (algorithm 2) has a salt",
+            )),
+            (alg, None) => Ok(Fingerprint::from_components(alg, components)?),
+        }
     }
 }
 
@@ -209,6 +228,16 @@ fn build_request(
     let install_key = install.public().to_sec1_uncompressed();
     let proved = version >= REQUEST_VERSION;
     let hash = key.ledger_hash();
+    // Version 2 requests carry digests salted with the key's lookup id, so
+    // that a request file read on its way gives away no reversible digest.
+    let salted;
+    let fingerprint = match (proved, fingerprint.salt()) {
+        (true, None) => {
+            salted = fingerprint.salted(&key.lookup(), &NoCache)?;
+            &salted
+        }
+        _ => fingerprint,
+    };
     let request = ActivationRequest {
         v: version,
         key: (!proved).then(|| key.as_str().to_owned()),
@@ -270,6 +299,16 @@ pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
         }
     };
     let fingerprint = request.fp.to_fingerprint()?;
+    let salt_ok = match &claim {
+        KeyClaim::Key(_) => fingerprint.salt().is_none(),
+        KeyClaim::Proof { lookup, .. } => fingerprint.salt() == Some(lookup),
+    };
+    if !salt_ok {
+        return Err(invalid(
+            kind,
+            "a version 1 request carries algorithm 1 digests, a version 2 request digests salted with its lookup id",
+        ));
+    }
     Ok(VerifiedRequest {
         request,
         claim,

@@ -248,7 +248,14 @@ pub fn compare(
         warning.get_or_insert_with(|| NAMESPACE_WARNING.to_owned());
     }
     let fails = |reason: String| (Verdict::Fails, reason);
-    let (verdict, reason) = if evidence.nested_namespace && policy != MatchPolicy::Tolerant {
+    let (verdict, reason) = if bound.salt() != current.salt() {
+        // Digests under different salts (or algorithms) say nothing about
+        // each other; callers salt the current machine first.
+        fails(
+            "the machine's fingerprint was not computed with the license's salt, so they cannot be compared"
+                .to_owned(),
+        )
+    } else if evidence.nested_namespace && policy != MatchPolicy::Tolerant {
         fails(NAMESPACE_REASON.to_owned())
     } else {
         match identity {

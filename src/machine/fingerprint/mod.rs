@@ -9,6 +9,7 @@
 
 pub mod matching;
 pub mod normalise;
+pub mod salted;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -20,6 +21,7 @@ use crate::format::typeable;
 use crate::machine::facts::{Facts, UserNamespace};
 
 pub use matching::{ComponentOutcome, MatchPolicy, MatchReport, Verdict, compare};
+pub use salted::{ALGORITHM_SALTED, MemoryCache, NoCache, SALT_LEN, StretchCache};
 
 /// The fingerprint algorithm this build computes. Bindings name the algorithm
 /// they were made with; a future algorithm must still be able to check old ones.
@@ -192,6 +194,8 @@ pub struct Fingerprint {
     algorithm: u32,
     components: BTreeSet<Component>,
     evidence: Evidence,
+    /// Algorithm 2's salt ([`salted`]); `None` for algorithm 1.
+    salt: Option<[u8; SALT_LEN]>,
 }
 
 /// What a machine showed besides its digests. Only the *current* side of a
@@ -339,10 +343,18 @@ impl Fingerprint {
         if algorithm != ALGORITHM {
             return Err(FingerprintError::UnknownAlgorithm(algorithm));
         }
+        Fingerprint::build(algorithm, components)
+    }
+
+    fn build(
+        algorithm: u32,
+        components: impl IntoIterator<Item = Component>,
+    ) -> Result<Fingerprint, FingerprintError> {
         let fp = Fingerprint {
             algorithm,
             components: components.into_iter().collect(),
             evidence: Evidence::NONE,
+            salt: None,
         };
         let identifies = fp
             .components

@@ -75,6 +75,12 @@ impl Store {
     ) -> Result<PendingRequest, StoreError> {
         let install = PrivateKey::generate()?;
         let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
+        // Salted here, with the store's cache, so that the slow hashes made
+        // for the request serve every later check of its license.
+        let cache = self.stretch_cache();
+        let fingerprint = &fingerprint
+            .salted(&key.lookup(), &cache)
+            .map_err(activation::ActivationError::from)?;
         let (_, armored) = activation::make_request(key, fingerprint, &install, nonce, now)?;
         let nonce_hex = base16ct::lower::encode_string(&nonce);
         let _lock = self.lock()?;
@@ -257,6 +263,16 @@ impl Store {
         }
         let install = PrivateKey::load(&key_path)?;
         let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
+        let salted;
+        let current = match verified.binding().salt() {
+            Some(salt) => {
+                salted = current
+                    .salted(salt, &self.stretch_cache())
+                    .map_err(activation::ActivationError::from)?;
+                &salted
+            }
+            None => current,
+        };
         let (_, armored) = activation::make_refresh(&license_id, current, &install, nonce, now)?;
         Ok((license_id, armored))
     }

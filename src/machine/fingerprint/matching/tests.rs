@@ -250,3 +250,70 @@ fn a_vanished_interface_may_tie_a_vanished_disk_may_not() {
     let no_disk = M::new("m1").mac("f8:63:3f:11:22:33");
     assert_eq!(verdict(&bound, &no_disk, MatchPolicy::Standard), Verdict::Fails);
 }
+
+#[test]
+fn policies_print_their_names() {
+    assert_eq!(MatchPolicy::Tolerant.to_string(), "tolerant");
+    assert_eq!(MatchPolicy::Strict.to_string(), "strict");
+}
+
+#[test]
+fn a_hidden_interface_list_refuses_like_a_hidden_disk_list() {
+    let bound = M::new("m1").mac("3c:52:82:aa:bb:cc").mac("f8:63:3f:11:22:33");
+    let mut hidden = bound.clone();
+    hidden.0.network = None;
+    let r = compare(&bound.fp(), &hidden.fp(), MatchPolicy::Standard, true);
+    assert_eq!(r.verdict, Verdict::Fails);
+    assert!(
+        r.reason.contains("network interface list cannot be read"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(verdict(&bound, &hidden, MatchPolicy::Tolerant), Verdict::Fails);
+}
+
+#[test]
+fn emptied_lists_count_as_changed_in_the_report() {
+    // Bound: UUID, disk, MAC. Now: same UUID, another disk, no interface at all.
+    let bound = M::new("m1")
+        .uuid(UUID_A)
+        .disk("S3Z9NB0K123456A")
+        .mac("3c:52:82:aa:bb:cc");
+    let now = M::new("m1").uuid(UUID_A).disk("WD-OTHER0001");
+    let r = compare(&bound.fp(), &now.fp(), MatchPolicy::Standard, true);
+    assert_eq!((r.anchors_matched, r.anchors_changed), (1, 2));
+    assert_eq!(r.changed(), vec![ComponentName::Disk, ComponentName::Mac]);
+    // UUID (2) against disk and MAC (1 + 1): a tie with a vanished MAC, same
+    // installation, firmware unchanged: holds.
+    assert_eq!(r.verdict, Verdict::Holds, "{}", r.reason);
+}
+
+#[test]
+fn the_namespace_warning_is_only_for_checks_inside_one() {
+    let r = compare(
+        &laptop().fp(),
+        &laptop().seen_by_user().fp(),
+        MatchPolicy::Tolerant,
+        true,
+    );
+    assert_eq!(r.verdict, Verdict::Holds);
+    assert_eq!(r.warning, None);
+}
+
+#[test]
+fn nothing_readable_and_nothing_present_are_told_apart() {
+    // Bound as root with SMBIOS only; a user reads none of it.
+    let bound = M::new("m1").uuid(UUID_A).board("BSN-1");
+    let r = compare(
+        &bound.fp(),
+        &bound.clone().seen_by_user().fp(),
+        MatchPolicy::Standard,
+        true,
+    );
+    assert_eq!(r.verdict, Verdict::Fails);
+    assert!(r.reason.contains("can be read here"), "{}", r.reason);
+    // Every identifier there, and none of them the licensed machine's.
+    let other = M::new("m1").uuid(UUID_B).board("BSN-2");
+    let r = compare(&bound.fp(), &other.fp(), MatchPolicy::Standard, true);
+    assert!(r.reason.contains("this is another machine"), "{}", r.reason);
+}
