@@ -317,3 +317,27 @@ fn nothing_readable_and_nothing_present_are_told_apart() {
     let r = compare(&bound.fp(), &other.fp(), MatchPolicy::Standard, true);
     assert!(r.reason.contains("this is another machine"), "{}", r.reason);
 }
+
+#[test]
+fn a_vanished_disk_is_named_as_the_reason() {
+    let bound = M::new("m1").disk("S3Z9NB0K123456A").mac("3c:52:82:aa:bb:cc");
+    let emptied = M::new("m1").mac("3c:52:82:aa:bb:cc");
+    let r = compare(&bound.fp(), &emptied.fp(), MatchPolicy::Standard, true);
+    assert_eq!(r.verdict, Verdict::Fails);
+    assert!(r.reason.contains("is gone from this machine"), "{}", r.reason);
+    // Replaced rather than vanished, on another installation: the other reason.
+    let replaced = M::new("m2").disk("WD-OTHER0001").mac("3c:52:82:aa:bb:cc");
+    let r = compare(&bound.fp(), &replaced.fp(), MatchPolicy::Standard, true);
+    assert_eq!(r.verdict, Verdict::Fails);
+    assert!(
+        r.reason.contains("more of the licensed machine's"),
+        "{}",
+        r.reason
+    );
+    let r = compare(&bound.fp(), &replaced.fp(), MatchPolicy::Strict, true);
+    assert!(
+        r.reason.contains("more of the licensed machine's"),
+        "{}",
+        r.reason
+    );
+}
