@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, criterion_group};
 use nodelock::documents::activation::{self, ActivationKey};
 use nodelock::format::PrivateKey;
 use nodelock::machine::facts::Facts;
-use nodelock::machine::fingerprint::{Fingerprint, NoCache};
+use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::vendor::ledger::{EntitlementSpec, Ledger, Method};
 
 const NOW: i64 = 1_780_000_000;
@@ -41,7 +41,7 @@ fn benches(c: &mut Criterion) {
     let fp = Fingerprint::from_facts(&Facts::load(&fixture("machines/laptop.json")).unwrap()).unwrap();
     // Salted once, as the workstation's store would (its slow hashes are the
     // workstation's cost, not the vendor's).
-    let fp = fp.salted(&key.lookup(), &NoCache).unwrap();
+    let fp = fp.salted(&key.lookup()).unwrap();
     let install = PrivateKey::generate().unwrap();
     let mut n: u64 = 0;
     let mut new_request = |key: &ActivationKey| {

@@ -1,8 +1,8 @@
 //! The start-up path against its baseline, measured in the same run:
 //! raw P-256 verify, fingerprinting (real system and from facts), and `check`
 //! of an installed license. After criterion's own report, prints each figure as
-//! a ratio to raw verify (targets: check ≤ 1.3×, salted bindings included once
-//! the store has cached their slow hashes; real-system fingerprint < 1 ms).
+//! a ratio to raw verify (targets: check ≤ 1.3×, salted bindings included;
+//! real-system fingerprint < 1 ms).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
@@ -14,7 +14,7 @@ use nodelock::base::clock::FixedClock;
 use nodelock::documents::license::{self, LicenseKind, Terms};
 use nodelock::format::{Keyring, PrivateKey, PublicKey};
 use nodelock::machine::facts::{Facts, RealSystem, Snapshot, SystemSource};
-use nodelock::machine::fingerprint::{Fingerprint, NoCache, salted};
+use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::workstation::store::Store;
 
 const NOW: i64 = 1_780_000_000;
@@ -76,10 +76,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| checker.check(black_box("surveyor")).unwrap())
     });
 
-    // The same with a salted binding (algorithm 2): the store's cache holds
-    // the slow hashes after the import, so a check reads them back.
+    // The same with a salted binding (algorithm 2).
     let salt = [9u8; 16];
-    let salted = fp.salted(&salt, &NoCache).unwrap();
+    let salted = fp.salted(&salt).unwrap();
     let (_, salted_text) = license::issue(
         &terms,
         &salted,
@@ -101,13 +100,6 @@ fn benches(c: &mut Criterion) {
     c.bench_function("check_installed_salted_license", |b| {
         b.iter(|| salted_checker.check(black_box("surveyor")).unwrap())
     });
-    let digest = fp.components().next().unwrap().digest;
-    let mut group = c.benchmark_group("slow");
-    group.sample_size(10);
-    group.bench_function("stretch_one_component", |b| {
-        b.iter(|| salted::stretch(black_box(&salt), black_box(&digest)))
-    });
-    group.finish();
 }
 
 fn estimate_ns(name: &str) -> Option<f64> {
@@ -128,7 +120,6 @@ fn ratios() {
         "verify_license_document",
         "check_installed_license",
         "check_installed_salted_license",
-        "slow/stretch_one_component",
     ] {
         if let Some(ns) = estimate_ns(name) {
             println!("  {name:<26} {:>9.1} µs  {:>6.3}×", ns / 1000.0, ns / base);

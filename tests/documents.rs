@@ -335,7 +335,7 @@ fn report_digests(report: &std::path::Path) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn an_issued_license_carries_only_salted_digests_and_the_store_caches_their_cost() {
+fn an_issued_license_carries_only_salted_digests() {
     let env = Env::new().on("laptop.json");
     let report = env.report("laptop.json");
     let lic = env.issue("laptop.json", "surveyor", &[]);
@@ -354,20 +354,9 @@ fn an_issued_license_carries_only_salted_digests_and_the_store_caches_their_cost
         lic.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    // The slow hashes of the check are kept, owner-only, for the next one.
-    let cache = env.store().join("cache/stretch");
-    let lines = std::fs::read_to_string(&cache).unwrap().lines().count();
-    assert_eq!(lines, 4, "board serial, disk and two MACs");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o077, 0);
-    }
     assert_eq!(code(&env.run_store(&["check", "--product", "surveyor"])), 0);
-    assert_eq!(std::fs::read_to_string(&cache).unwrap().lines().count(), lines);
-    // A damaged cache is only a cache.
-    std::fs::write(&cache, "garbage\n").unwrap();
-    assert_eq!(code(&env.run_store(&["check", "--product", "surveyor"])), 0);
+    // The store keeps nothing that decides a match besides the license.
+    assert!(!env.store().join("cache").exists());
     // And another machine still fails against the salted binding.
     let other = Env {
         facts: Some(machine("laptop-same-model.json")),

@@ -76,7 +76,7 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
     // file then carries no digest a guess can be checked against cheaply.
     let salt = nodelock::base::random::bytes::<{ nodelock::machine::fingerprint::SALT_LEN }>(&OsRandom)
         .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
-    let salted = fingerprint.salted(&salt, &nodelock::machine::fingerprint::NoCache)?;
+    let salted = fingerprint.salted(&salt)?;
     let (lic, text) = license::issue(&terms, &salted, None, overrides::now()?, &key, &OsRandom)
         .map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;
     write_out(&args.out, &text)?;

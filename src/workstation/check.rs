@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::base::clock::{self, CLOCK_TOLERANCE, Timestamp};
 use crate::base::codes::Exit;
 use crate::documents::license::{LicenseKind, VerifiedLicense};
-use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, StretchCache, Verdict};
+use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, Verdict};
 
 /// Everything a check depends on besides the license; nothing here is read
 /// from the OS, so tests and callers pin all of it.
@@ -27,8 +27,6 @@ pub struct CheckContext<'a> {
     pub watermark: Option<Timestamp>,
     /// License ids the vendor has revoked (support resets), as the store knows them.
     pub revoked: &'a [String],
-    /// Where the slow hashes of salted bindings are remembered.
-    pub stretch: &'a dyn StretchCache,
 }
 
 /// A successful check.
@@ -166,10 +164,7 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
     let salted;
     let current = match verified.binding().salt() {
         Some(salt) if ctx.current.salt() != Some(salt) => {
-            salted = ctx
-                .current
-                .salted(salt, ctx.stretch)
-                .unwrap_or_else(|_| ctx.current.clone());
+            salted = ctx.current.salted(salt).unwrap_or_else(|_| ctx.current.clone());
             &salted
         }
         _ => ctx.current,
@@ -281,7 +276,6 @@ mod tests {
             build_date: None,
             watermark: None,
             revoked: &[],
-            stretch: &crate::machine::fingerprint::NoCache,
         }
     }
 

@@ -10,8 +10,7 @@ use crate::base::clock::Timestamp;
 use crate::format::envelope::{self, DocumentKind};
 use crate::format::{PrivateKey, PublicKey};
 use crate::machine::fingerprint::{
-    ALGORITHM_SALTED, Component, ComponentClass, ComponentDigest, ComponentName, Fingerprint, NoCache,
-    SALT_LEN,
+    ALGORITHM_SALTED, Component, ComponentClass, ComponentDigest, ComponentName, Fingerprint, SALT_LEN,
 };
 
 /// A fingerprint in the compact form requests carry: `[[code, digest], …]`,
@@ -233,7 +232,7 @@ fn build_request(
     let salted;
     let fingerprint = match (proved, fingerprint.salt()) {
         (true, None) => {
-            salted = fingerprint.salted(&key.lookup(), &NoCache)?;
+            salted = fingerprint.salted(&key.lookup())?;
             &salted
         }
         _ => fingerprint,

@@ -21,7 +21,7 @@ use crate::format::typeable;
 use crate::machine::facts::{Facts, UserNamespace};
 
 pub use matching::{ComponentOutcome, MatchPolicy, MatchReport, Verdict, compare};
-pub use salted::{ALGORITHM_SALTED, MemoryCache, NoCache, SALT_LEN, StretchCache};
+pub use salted::{ALGORITHM_SALTED, SALT_LEN};
 
 /// The fingerprint algorithm this build computes. Bindings name the algorithm
 /// they were made with; a future algorithm must still be able to check old ones.

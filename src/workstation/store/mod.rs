@@ -25,9 +25,6 @@
 //! mix a license. Readers do not lock: renames make every file they see whole.
 
 mod requests;
-mod stretch;
-
-pub use stretch::StoreStretchCache;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -179,8 +176,6 @@ pub struct StoreState {
     pub watermark: Option<Timestamp>,
     /// Revoked license ids.
     pub revoked: Vec<String>,
-    /// The store's cache of slow hashes (an empty one without a store).
-    pub stretch: StoreStretchCache,
 }
 
 impl StoreState {
@@ -194,7 +189,6 @@ impl StoreState {
             build_date: None,
             watermark: self.watermark,
             revoked: &self.revoked,
-            stretch: &self.stretch,
         }
     }
 }
@@ -381,13 +375,7 @@ impl Store {
         Ok(StoreState {
             watermark: self.watermark()?,
             revoked: self.revoked(),
-            stretch: self.stretch_cache(),
         })
-    }
-
-    /// The store's cache of slow hashes (salted bindings).
-    pub fn stretch_cache(&self) -> StoreStretchCache {
-        StoreStretchCache::load(self.root.join("cache").join("stretch"))
     }
 
     /// License ids the vendor has revoked, as this store has learned them.

@@ -75,11 +75,10 @@ impl Store {
     ) -> Result<PendingRequest, StoreError> {
         let install = PrivateKey::generate()?;
         let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
-        // Salted here, with the store's cache, so that the slow hashes made
-        // for the request serve every later check of its license.
-        let cache = self.stretch_cache();
+        // Salted with the key's lookup id (FORMAT.md §3), so that the
+        // reported workstation id is the one the vendor's ledger will show.
         let fingerprint = &fingerprint
-            .salted(&key.lookup(), &cache)
+            .salted(&key.lookup())
             .map_err(activation::ActivationError::from)?;
         let (_, armored) = activation::make_request(key, fingerprint, &install, nonce, now)?;
         let nonce_hex = base16ct::lower::encode_string(&nonce);
@@ -266,9 +265,7 @@ impl Store {
         let salted;
         let current = match verified.binding().salt() {
             Some(salt) => {
-                salted = current
-                    .salted(salt, &self.stretch_cache())
-                    .map_err(activation::ActivationError::from)?;
+                salted = current.salted(salt).map_err(activation::ActivationError::from)?;
                 &salted
             }
             None => current,
