@@ -335,8 +335,28 @@ fn network_failures_are_named_and_leave_the_offline_files() {
     std::thread::spawn(move || {
         use std::io::{Read, Write};
         for mut conn in proxy.incoming().flatten().take(1) {
+            // Read the whole request first: answering while the client still
+            // sends its body would reset the connection instead of answering.
+            let mut seen = Vec::new();
             let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if seen.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
             let body = "<html>Bad Gateway</html>";
             let _ = write!(
                 conn,

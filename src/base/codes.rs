@@ -138,6 +138,7 @@ pub const API_CODES: &[ApiCode] = &[
     api("entitlement-expired", 403, Exit::EntitlementExpired),
     api("wrong-install-key", 403, Exit::WrongInstallKey),
     api("hardware-id-required", 403, Exit::HardwareIdRequired),
+    api("other-machine", 403, Exit::OtherMachine),
     api("no-free-seat", 409, Exit::NoFreeSeat),
     api("transfer-limit", 409, Exit::LimitReached),
     api("reset-limit", 409, Exit::LimitReached),

@@ -128,6 +128,7 @@ impl From<LedgerError> for CliError {
             LedgerError::Key(_) | LedgerError::Unavailable(_) => Exit::Io,
             LedgerError::BadSpec(_) => Exit::Usage,
             LedgerError::HardwareIdRequired => Exit::HardwareIdRequired,
+            LedgerError::NotThisMachine(_) => Exit::OtherMachine,
             LedgerError::UnknownKey => Exit::UnknownKey,
             LedgerError::EntitlementExpired { .. } => Exit::EntitlementExpired,
             LedgerError::NoFreeSeat { .. } => Exit::NoFreeSeat,

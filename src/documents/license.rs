@@ -269,7 +269,7 @@ impl License {
     /// Every structural rule the signature cannot express, for licenses read
     /// from outside; returns the binding and install key it parsed, so that
     /// nothing parses them again.
-    fn validate(&self) -> Result<(Fingerprint, Option<PublicKey>), LicenseError> {
+    pub fn validate(&self) -> Result<(Fingerprint, Option<PublicKey>), LicenseError> {
         self.check_fields()?;
         Ok((self.bound_fingerprint()?, self.install_public_key()?))
     }

@@ -163,6 +163,30 @@ mod tests {
     }
 
     #[test]
+    fn a_request_naming_two_machines_hardware_is_refused() {
+        let install = PrivateKey::generate().unwrap();
+        let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+        let (mut req, _) = make_request_v1(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
+        let uuid = crate::machine::fingerprint::ComponentName::ProductUuid.code();
+        req.fp.c.push((uuid, serde_bytes::ByteBuf::from(vec![3u8; 32])));
+        let text = seal(DocumentKind::ActivationRequest, &req, &install).unwrap();
+        let err = open_request(text.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than one product_uuid"), "{err}");
+        let mac = crate::machine::fingerprint::ComponentName::Mac.code();
+        let (mut req, _) = make_request_v1(&key, &fp(), &install, [7; 16], 1_800_000_000).unwrap();
+        for i in 0..17u8 {
+            req.fp.c.push((mac, serde_bytes::ByteBuf::from(vec![i; 32])));
+        }
+        let text = seal(DocumentKind::ActivationRequest, &req, &install).unwrap();
+        assert!(
+            open_request(text.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("more than 16")
+        );
+    }
+
+    #[test]
     fn a_request_carrying_a_descriptive_component_is_refused() {
         let install = PrivateKey::generate().unwrap();
         let key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();

@@ -77,7 +77,7 @@ impl UnverifiedRefresh {
         if request.v != VERSION || request.nonce.len() != NONCE_LEN {
             return Err(invalid(kind, "unsupported version or bad nonce"));
         }
-        let fingerprint = request.fp.to_fingerprint()?;
+        let fingerprint = request.fp.to_fingerprint(kind)?;
         Ok(VerifiedRefresh { request, fingerprint })
     }
 }

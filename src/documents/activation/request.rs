@@ -40,8 +40,28 @@ impl CompactFingerprint {
         }
     }
 
-    pub(super) fn to_fingerprint(&self) -> Result<Fingerprint, ActivationError> {
-        let kind = DocumentKind::ActivationRequest;
+    /// The fingerprint it stands for, refusing what no real machine reports:
+    /// more than one machine id, SMBIOS UUID or board serial, or more than
+    /// [`MAX_PER_LIST`] disks or MACs (a union of several machines' hardware,
+    /// which a crafted request could ask a license to be bound to).
+    pub(super) fn to_fingerprint(&self, kind: DocumentKind) -> Result<Fingerprint, ActivationError> {
+        for name in [
+            ComponentName::MachineId,
+            ComponentName::ProductUuid,
+            ComponentName::BoardSerial,
+        ] {
+            if self.c.iter().filter(|(code, _)| *code == name.code()).count() > 1 {
+                return Err(invalid(kind, format!("it names more than one {}", name.as_str())));
+            }
+        }
+        for name in [ComponentName::Disk, ComponentName::Mac] {
+            if self.c.iter().filter(|(code, _)| *code == name.code()).count() > MAX_PER_LIST {
+                return Err(invalid(
+                    kind,
+                    format!("it names more than {MAX_PER_LIST} of component {}", name.as_str()),
+                ));
+            }
+        }
         let components = self
             .c
             .iter()
@@ -78,6 +98,9 @@ impl CompactFingerprint {
         }
     }
 }
+
+/// The most disks, and the most MACs, a request may name.
+pub const MAX_PER_LIST: usize = 16;
 
 /// The request version nodelock writes: the key proved, not carried.
 pub const REQUEST_VERSION: u32 = 2;
@@ -297,7 +320,7 @@ pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
             ));
         }
     };
-    let fingerprint = request.fp.to_fingerprint()?;
+    let fingerprint = request.fp.to_fingerprint(kind)?;
     let salt_ok = match &claim {
         KeyClaim::Key(_) => fingerprint.salt().is_none(),
         KeyClaim::Proof { lookup, .. } => fingerprint.salt() == Some(lookup),

@@ -103,15 +103,34 @@ fn unit_serial(page: &[u8]) -> Option<String> {
 /// reads as [`UserNamespace::Nested`], as does anything that cannot be proved.
 fn user_namespace() -> UserNamespace {
     match uid_map() {
-        Some(map) if map.split_whitespace().eq(["0", "0", "4294967295"]) => UserNamespace::Initial,
-        _ => UserNamespace::Nested,
+        Ok(map) if map.split_whitespace().eq(["0", "0", "4294967295"]) => UserNamespace::Initial,
+        Ok(_) => UserNamespace::Nested,
+        Err(Probe::Unsupported) => namespace_inode(),
+        Err(Probe::Unproved) => UserNamespace::Nested,
     }
 }
 
-fn uid_map() -> Option<String> {
+/// Why `uid_map` gave no answer.
+enum Probe {
+    /// `openat2` is missing (kernels before 5.6) or filtered (older container
+    /// seccomp profiles): ask another way.
+    Unsupported,
+    /// Something is in the way that the host would not have put there.
+    Unproved,
+}
+
+fn uid_map() -> Result<String, Probe> {
     use rustix::fs::{Mode, OFlags, PROC_SUPER_MAGIC, ResolveFlags, fstatfs, openat2};
+    use rustix::io::Errno;
     use std::io::Read as _;
 
+    let classify = |e: Errno| {
+        if e == Errno::NOSYS || e == Errno::PERM {
+            Probe::Unsupported
+        } else {
+            Probe::Unproved
+        }
+    };
     let is_procfs = |fd: &std::os::fd::OwnedFd| fstatfs(fd).is_ok_and(|st| st.f_type == PROC_SUPER_MAGIC);
     let proc_dir = openat2(
         rustix::fs::CWD,
@@ -120,8 +139,10 @@ fn uid_map() -> Option<String> {
         Mode::empty(),
         ResolveFlags::empty(),
     )
-    .ok()
-    .filter(is_procfs)?;
+    .map_err(classify)?;
+    if !is_procfs(&proc_dir) {
+        return Err(Probe::Unproved);
+    }
     let map = openat2(
         &proc_dir,
         "self/uid_map",
@@ -129,11 +150,46 @@ fn uid_map() -> Option<String> {
         Mode::empty(),
         ResolveFlags::NO_XDEV,
     )
-    .ok()
-    .filter(is_procfs)?;
+    .map_err(classify)?;
+    if !is_procfs(&map) {
+        return Err(Probe::Unproved);
+    }
     let mut text = String::new();
-    fs::File::from(map).take(4096).read_to_string(&mut text).ok()?;
-    Some(text)
+    fs::File::from(map)
+        .take(4096)
+        .read_to_string(&mut text)
+        .map_err(|_| Probe::Unproved)?;
+    Ok(text)
+}
+
+/// The fallback without `openat2`: `/proc/self/ns/user` is a file of the
+/// namespace filesystem whose inode number names the namespace, and the
+/// initial user namespace's is fixed (`PROC_USER_INIT_INO`, 0xEFFFFFFD). A
+/// bind mount would have to sit on this very process's `/proc/<pid>`, which
+/// did not exist before it started.
+#[allow(
+    clippy::useless_conversion,
+    reason = "statfs and stat field types differ between architectures"
+)]
+fn namespace_inode() -> UserNamespace {
+    use rustix::fs::{Mode, OFlags, fstat, fstatfs, open};
+
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
+    let Ok(fd) = open(
+        "/proc/self/ns/user",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return UserNamespace::Nested;
+    };
+    let on_nsfs = fstatfs(&fd).is_ok_and(|st| i64::from(st.f_type) == NSFS_MAGIC);
+    let initial = fstat(&fd).is_ok_and(|st| u64::from(st.st_ino) == PROC_USER_INIT_INO);
+    if on_nsfs && initial {
+        UserNamespace::Initial
+    } else {
+        UserNamespace::Nested
+    }
 }
 
 /// Every interface with a MAC. `physical` comes from sysfs (a `device` link
@@ -177,6 +233,11 @@ mod tests {
         assert_eq!(unit_serial(&[0x00, 0x83, 0x00, 0x02, b'a', b'b']), None);
         assert_eq!(unit_serial(&[0x00, 0x80, 0x00, 0x09, b'a']), None);
         assert_eq!(unit_serial(&[0x00, 0x80, 0x00, 0x02, b' ', 0]), None);
+    }
+
+    #[test]
+    fn the_fallback_without_openat2_agrees_with_the_uid_map() {
+        assert_eq!(namespace_inode(), user_namespace());
     }
 
     #[test]

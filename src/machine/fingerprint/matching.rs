@@ -232,7 +232,14 @@ pub fn compare(
             .iter()
             .filter(move |c| c.class == ComponentClass::Anchor && c.outcome == outcome)
     };
-    let sum = |outcome| anchors(outcome).map(|c| weight(c.name)).sum::<u32>();
+    // Weights count the binding's anchors only: a name the binding lacks is
+    // neither for nor against (nor unknown, for the strict policy).
+    let sum = |outcome| {
+        anchors(outcome)
+            .filter(|c| c.bound > 0)
+            .map(|c| weight(c.name))
+            .sum::<u32>()
+    };
     let anchors_matched = anchors(ComponentOutcome::Matched).count();
     let absent = sum(ComponentOutcome::Absent);
     let disk_absent = anchors(ComponentOutcome::Absent).any(|c| c.name == ComponentName::Disk);

@@ -76,6 +76,11 @@ pub enum LedgerError {
         "this entitlement requires a hardware identifier, and the requesting machine has only its OS installation id, which clones share; activate on a machine with SMBIOS data or a disk serial, or ask the vendor for a floating license"
     )]
     HardwareIdRequired,
+    /// A refresh from a machine that no longer matches the license's binding.
+    #[error(
+        "the refreshing machine does not match the license's binding ({0}); the license cannot be refreshed there: deactivate it and activate this machine"
+    )]
+    NotThisMachine(String),
     /// The transfer limit is used up.
     #[error("this entitlement has used its {max} transfer(s); contact the vendor to allow more")]
     TransferLimit { max: u32 },
@@ -99,13 +104,11 @@ pub enum LedgerError {
     /// No activation issued this license.
     #[error("no activation in this ledger issued license '{0}'")]
     UnknownLicense(String),
-    /// The deactivation is signed by a key other than the license's install key.
-    #[error(
-        "the deactivation request is not signed by the install key license '{0}' was activated with; refused"
-    )]
+    /// A deactivation or refresh signed by a key other than the license's install key.
+    #[error("the request is not signed by the install key license '{0}' was activated with; refused")]
     WrongInstallKey(String),
     /// Already ended by a deactivation or a reset.
-    #[error("activation {id} was already ended ({how}); nothing to free")]
+    #[error("activation {id} was already ended ({how}); it frees no seat and gets no license")]
     AlreadyEnded { id: String, how: ActivationState },
     /// An answered request came again after its activation ended.
     #[error(
@@ -139,6 +142,7 @@ impl LedgerError {
             LedgerError::EntitlementExpired { .. } => "entitlement-expired",
             LedgerError::NoFreeSeat { .. } => "no-free-seat",
             LedgerError::HardwareIdRequired => "hardware-id-required",
+            LedgerError::NotThisMachine(_) => "other-machine",
             LedgerError::TransferLimit { .. } => "transfer-limit",
             LedgerError::ResetLimit { .. } => "reset-limit",
             LedgerError::NonceReuse => "nonce-reuse",

@@ -1,6 +1,6 @@
 //! Refreshing a license: an active activation's license issued again, under
-//! the same id and install key, with the entitlement's terms as they are now
-//! and a new issue time (and so a new `revalidate_by`). Proved like a
+//! the same id, install key and binding, with the entitlement's terms as they
+//! are now and a new issue time (and so a new `revalidate_by`). Proved like a
 //! deactivation, by the install key recorded at activation; answered only
 //! while the activation holds its seat, which is what makes revalidation end
 //! a deactivated or reset license everywhere.
@@ -13,8 +13,8 @@ use super::storage::{Reads, WriteTx};
 use crate::base::clock::{self, Timestamp};
 use crate::base::random::Random;
 use crate::documents::activation::{ActivationError, UnverifiedRefresh, VerifiedRefresh};
-use crate::documents::license::{self, Requester, Terms};
-use crate::format::{Keyring, PrivateKey, PublicKey};
+use crate::documents::license::{self, License, Requester, Terms};
+use crate::format::{PrivateKey, PublicKey};
 use crate::machine::fingerprint::{self, Evidence, Verdict};
 
 /// A refresh answered.
@@ -26,9 +26,6 @@ pub struct Refreshed {
     pub license_id: String,
     /// The entitlement whose seat it holds.
     pub entitlement_id: String,
-    /// Whether the binding moved to the machine's fingerprint now (it still
-    /// matched); otherwise the old binding is kept.
-    pub rebound: bool,
     /// When the refreshed license must be refreshed again, RFC 3339.
     pub revalidate_by: Option<String>,
     /// The license, armored.
@@ -84,23 +81,25 @@ fn refresh(
         .reads()
         .issued_license(&act.id)?
         .ok_or_else(|| unreadable("license of activation"))?;
-    let ring: Keyring = [vendor.public()].into_iter().collect();
-    let previous = license::verify(&issued, &ring).map_err(|_| unreadable("license of activation"))?;
-    // The machine's own, signed account of itself now; it has no evidence of
-    // how its lists were read, so it is judged as a report would be.
+    // The vendor's own record of what it issued: read, not verified, so that
+    // a refresh still works after the vendor rotated its signing key.
+    let previous = License::read_unverified(&issued).ok_or_else(|| unreadable("license of activation"))?;
+    let (bound, _) = previous
+        .validate()
+        .map_err(|_| unreadable("license of activation"))?;
+    let binding = &previous.binding;
+    // The binding is kept as it was. The request's fingerprint is only the
+    // machine's claim: rebinding to it would let whoever holds the install
+    // key move the license to another machine, or widen it to two, without a
+    // transfer. A refresh from a machine that no longer matches is refused.
     let now_fp = request
         .fingerprint()
         .clone()
         .with_evidence(Evidence::LEGACY_REPORT);
-    let binding = &previous.license().binding;
-    let report = fingerprint::compare(
-        previous.binding(),
-        &now_fp,
-        binding.match_policy,
-        binding.allow_clone_only,
-    );
-    let rebound = report.verdict == Verdict::Holds;
-    let machine = if rebound { &now_fp } else { previous.binding() };
+    let report = fingerprint::compare(&bound, &now_fp, binding.match_policy, binding.allow_clone_only);
+    if report.verdict != Verdict::Holds {
+        return Err(LedgerError::NotThisMachine(report.reason));
+    }
     let terms = Terms {
         features: ent.spec.features.clone(),
         customer: ent.spec.customer.clone(),
@@ -119,17 +118,12 @@ fn refresh(
         install_key: &install_key,
         nonce: &request.payload().nonce,
     };
-    let (lic, text) = license::issue(&terms, machine, Some(requester), now, vendor, random)?;
+    let (lic, text) = license::issue(&terms, &bound, Some(requester), now, vendor, random)?;
     tx.replace_license(&act.id, text.as_bytes())?;
     let revalidate_by = lic.revalidate_by.map(clock::format);
     let detail = format!(
-        "license {} refreshed{}; revalidate by {}",
+        "license {} refreshed; revalidate by {}",
         act.license_id,
-        if rebound {
-            ", bound to the machine as it is now"
-        } else {
-            ""
-        },
         revalidate_by.as_deref().unwrap_or("never")
     );
     tx.append_audit(&AuditEntry {
@@ -144,7 +138,6 @@ fn refresh(
         activation_id: act.id.clone(),
         license_id: act.license_id.clone(),
         entitlement_id: act.entitlement_id.clone(),
-        rebound,
         revalidate_by,
         license: text,
     })

@@ -436,3 +436,64 @@ fn a_version_1_request_is_answered_and_a_stolen_proof_is_not() {
     assert!(matches!(refused, Err(LedgerError::UnknownKey)), "{refused:?}");
     assert_eq!(ledger.report(NOW).unwrap()[0].used, 1);
 }
+
+#[test]
+fn a_refresh_keeps_the_binding_and_is_refused_from_another_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let spec = EntitlementSpec {
+        revalidate_days: Some(30),
+        ..spec(1)
+    };
+    let (_, key) = ledger.create_entitlement(&spec, NOW, "t").unwrap();
+    let (request, install) = request_and_install_key(&key, 1);
+    let answered = ledger
+        .answer_activation(&request, &vendor, Method::Offline, NOW, "t")
+        .unwrap();
+    let before = crate::documents::license::License::read_unverified(answered.license.as_bytes()).unwrap();
+    let refresh_from = |machine_id: &str, n: u8| {
+        let mut facts = Facts::empty();
+        facts.machine_id = Some(machine_id.into());
+        let fp = Fingerprint::from_facts(&facts).unwrap();
+        let salt: [u8; 16] = before
+            .binding
+            .salt
+            .as_ref()
+            .unwrap()
+            .as_slice()
+            .try_into()
+            .unwrap();
+        let fp = fp.salted(&salt).unwrap();
+        let (_, text) =
+            crate::documents::activation::make_refresh(&answered.license_id, &fp, &install, [n; 16], NOW)
+                .unwrap();
+        crate::documents::activation::open_refresh(text.as_bytes()).unwrap()
+    };
+    // The same machine: a new license, same id and binding, later revalidation.
+    let later = NOW + 10 * crate::base::clock::DAY;
+    let done = ledger
+        .answer_refresh(
+            refresh_from("3d1219c7c4c5404aaa1f6d2a48adf001", 1),
+            &vendor,
+            later,
+            "t",
+        )
+        .unwrap();
+    let after = crate::documents::license::License::read_unverified(done.license.as_bytes()).unwrap();
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.binding, before.binding);
+    assert!(after.revalidate_by > before.revalidate_by);
+    // Another machine holding the install key (a copied store): refused, nothing changed.
+    let refused = ledger.answer_refresh(
+        refresh_from("3d1219c7c4c5404aaa1f6d2a48adf002", 2),
+        &vendor,
+        later,
+        "t",
+    );
+    assert!(
+        matches!(refused, Err(LedgerError::NotThisMachine(_))),
+        "{refused:?}"
+    );
+    assert_eq!(ledger.report(later).unwrap()[0].used, 1);
+}

@@ -200,6 +200,16 @@ fn a_kvm_guest_bound_as_root_holds_for_its_users() {
 }
 
 #[test]
+fn strict_ignores_anchors_the_binding_never_had() {
+    // Bound by a user (no SMBIOS data), checked by root: more is readable, not less.
+    let user_bound = laptop().seen_by_user();
+    assert_eq!(
+        verdict(&user_bound, &laptop(), MatchPolicy::Strict),
+        Verdict::Holds
+    );
+}
+
+#[test]
 fn strict_needs_every_bound_anchor_readable() {
     assert_eq!(
         verdict(&laptop(), &laptop().seen_by_user(), MatchPolicy::Strict),
