@@ -299,7 +299,7 @@ fn requests_are_a_few_hundred_bytes() {
     let ws = workstation("laptop.json");
     let out = ws.run_store(&["request", &key, "-o", ws.path("r").to_str().unwrap(), "--json"]);
     let size = json(&out)["size"].as_u64().unwrap();
-    assert!(size < 600, "request envelope is {size} bytes");
+    assert!(size < 660, "request envelope is {size} bytes");
     // Whoever reads the file on its way learns no key to claim seats with.
     let text = std::fs::read_to_string(ws.path("r")).unwrap();
     let bytes = pem::parse(text.trim()).unwrap().into_contents();

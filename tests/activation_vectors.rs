@@ -78,6 +78,7 @@ fn activation_request_v2_vector() {
     );
     let verified = activation::open_request(text.as_bytes()).unwrap();
     assert!(verified.presents(&hash));
+    assert!(verified.signed_by(&key.signing_key().public().to_sec1_compressed()));
     let text_of = |bytes: &[u8]| base16ct::lower::encode_string(bytes);
     // Algorithm 2 (FORMAT.md §3 "Salted digests"), worked out per component:
     // the algorithm-1 digest and the salted one.
@@ -105,6 +106,8 @@ fn activation_request_v2_vector() {
         "ledger_hash": text_of(&hash),
         "lookup": text_of(&activation::key::lookup_of(&hash)),
         "proof": text_of(&activation::key::proof_of(&hash, &NONCE, &install_key)),
+        "key_public": text_of(&key.signing_key().public().to_sec1_compressed()),
+        "key_signature": text_of(request.key_signature.as_ref().unwrap()),
         "salt": text_of(&salt),
         "components": components,
     });

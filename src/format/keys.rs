@@ -132,6 +132,28 @@ impl PrivateKey {
         }
     }
 
+    /// The key a secret deterministically stands for: the scalar is
+    /// `SHA-256(domain || 00 || counter || secret)` for the first counter
+    /// (a byte from 0) that gives a valid scalar (all but about 2^-32 of
+    /// hashes do). Both sides that know the secret get the same key.
+    pub fn derive(domain: &[u8], secret: &[u8]) -> PrivateKey {
+        use sha2::{Digest as _, Sha256};
+        let mut counter: u8 = 0;
+        loop {
+            let seed = Zeroizing::new(<[u8; 32]>::from(
+                Sha256::new()
+                    .chain_update(domain)
+                    .chain_update([0, counter])
+                    .chain_update(secret)
+                    .finalize(),
+            ));
+            if let Ok(inner) = SigningKey::from_slice(seed.as_slice()) {
+                return PrivateKey { inner };
+            }
+            counter = counter.wrapping_add(1);
+        }
+    }
+
     /// Reads a PKCS#8 PEM private key, tolerating a BOM and CRLF line ends.
     pub fn from_pkcs8_pem(text: &str, origin: &str) -> Result<PrivateKey, KeyError> {
         let text = clean_pem_text(text);

@@ -20,8 +20,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::base::random::{self, Random};
-use crate::format::KeyError;
 use crate::format::typeable;
+use crate::format::{KeyError, PrivateKey};
 
 const BODY_CHARS: usize = 18;
 const KEY_CHARS: usize = BODY_CHARS + 2;
@@ -29,6 +29,19 @@ const HASH_DOMAIN: &[u8] = b"nodelock/v1/activation-key";
 const LEDGER_DOMAIN: &[u8] = b"nodelock/v1/activation-key-ledger";
 const LOOKUP_DOMAIN: &[u8] = b"nodelock/v2/activation-key-lookup";
 const PROOF_DOMAIN: &[u8] = b"nodelock/v2/activation-proof";
+const SIGNING_DOMAIN: &[u8] = b"nodelock/v2/activation-key-signing";
+const SIGNATURE_DOMAIN: &[u8] = b"nodelock/v2/activation-proof-signature";
+
+/// What a version 2 request's key signature signs:
+/// `SIGNATURE_DOMAIN || 00 || nonce || install_key`.
+pub fn signed_proof_message(nonce: &[u8], install_key: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SIGNATURE_DOMAIN.len() + 1 + nonce.len() + install_key.len());
+    message.extend_from_slice(SIGNATURE_DOMAIN);
+    message.push(0);
+    message.extend_from_slice(nonce);
+    message.extend_from_slice(install_key);
+    message
+}
 /// Length of a request's lookup id.
 pub const LOOKUP_LEN: usize = 16;
 /// Length of a request's proof of possession.
@@ -156,6 +169,14 @@ impl ActivationKey {
     /// The lookup id requests carry instead of the key ([`lookup_of`]).
     pub fn lookup(&self) -> [u8; LOOKUP_LEN] {
         lookup_of(&self.ledger_hash())
+    }
+
+    /// The P-256 key this activation key stands for (derived from it, see
+    /// [`PrivateKey::derive`]): requests sign their proof with it, and the
+    /// vendor's ledger keeps only its public half, so a copy of the ledger
+    /// cannot make the proof.
+    pub fn signing_key(&self) -> PrivateKey {
+        PrivateKey::derive(SIGNING_DOMAIN, self.0.as_bytes())
     }
 }
 

@@ -125,9 +125,9 @@ mod tests {
         assert!(!verified.presents(&other.ledger_hash()));
         assert_eq!(verified.install_key(), &install.public());
         let payload = codec::encode(&req).unwrap();
-        assert!(payload.len() < 450, "payload is {} bytes", payload.len());
+        assert!(payload.len() < 540, "payload is {} bytes", payload.len());
         assert!(
-            verified.envelope().len() < 560,
+            verified.envelope().len() < 660,
             "envelope is {} bytes",
             verified.envelope().len()
         );

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::key::{LOOKUP_LEN, PROOF_LEN, proof_holds, proof_of};
+use super::key::{LOOKUP_LEN, PROOF_LEN, proof_holds, proof_of, signed_proof_message};
 use super::{ActivationError, ActivationKey, NONCE_LEN, client_name, decode, invalid, seal};
 use crate::base::clock::Timestamp;
 use crate::format::envelope::{self, DocumentKind};
@@ -123,6 +123,10 @@ pub struct ActivationRequest {
     /// Version 2: the key's proof over this request (32 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<serde_bytes::ByteBuf>,
+    /// Version 2: the key's signature over this request (64 bytes), by the
+    /// key pair derived from the activation key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_signature: Option<serde_bytes::ByteBuf>,
     /// Random, 16 bytes; names this request.
     #[serde(with = "serde_bytes")]
     pub nonce: Vec<u8>,
@@ -157,6 +161,17 @@ impl VerifiedRequest {
         &self.request
     }
 
+    /// Whether its key signature verifies with `key_public` (SEC1), the
+    /// public half of the activation key's derived key pair that the ledger
+    /// keeps; false for version 1 requests, which have none.
+    pub fn signed_by(&self, key_public: &[u8]) -> bool {
+        let KeyClaim::Proof { signature, .. } = &self.claim else {
+            return false;
+        };
+        let message = signed_proof_message(&self.request.nonce, &self.request.install_key);
+        PublicKey::from_sec1(key_public).is_ok_and(|k| k.verify_strict(&message, signature).is_ok())
+    }
+
     /// How it claims an activation key (well-formed; whether an entitlement
     /// has it is the ledger's question).
     pub fn claim(&self) -> &KeyClaim {
@@ -169,7 +184,7 @@ impl VerifiedRequest {
     pub fn presents(&self, ledger_hash: &[u8; 32]) -> bool {
         match &self.claim {
             KeyClaim::Key(key) => &key.ledger_hash() == ledger_hash,
-            KeyClaim::Proof { lookup, proof } => {
+            KeyClaim::Proof { lookup, proof, .. } => {
                 *lookup == super::key::lookup_of(ledger_hash)
                     && proof_holds(ledger_hash, &self.request.nonce, &self.request.install_key, proof)
             }
@@ -209,6 +224,8 @@ pub enum KeyClaim {
         /// HMAC over the request's nonce and install key, keyed by the
         /// key's ledger hash ([`super::key::proof_of`]).
         proof: [u8; PROOF_LEN],
+        /// The signature over the same, by [`ActivationKey::signing_key`].
+        signature: Vec<u8>,
     },
 }
 
@@ -265,6 +282,10 @@ fn build_request(
         key: (!proved).then(|| key.as_str().to_owned()),
         lookup: proved.then(|| serde_bytes::ByteBuf::from(key.lookup().to_vec())),
         proof: proved.then(|| serde_bytes::ByteBuf::from(proof_of(&hash, &nonce, &install_key).to_vec())),
+        key_signature: proved.then(|| {
+            let message = signed_proof_message(&nonce, &install_key);
+            serde_bytes::ByteBuf::from(key.signing_key().sign_raw(&message).to_vec())
+        }),
         nonce: nonce.to_vec(),
         at: now,
         client: client_name(),
@@ -291,13 +312,22 @@ pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
     if request.nonce.len() != NONCE_LEN {
         return Err(invalid(kind, "the nonce is not 16 bytes"));
     }
-    let claim = match (request.v, &request.key, &request.lookup, &request.proof) {
-        (REQUEST_VERSION_1, Some(key), None, None) => KeyClaim::Key(ActivationKey::parse(key)?),
-        (REQUEST_VERSION, None, Some(lookup), Some(proof)) => KeyClaim::Proof {
+    let forms = (
+        &request.key,
+        &request.lookup,
+        &request.proof,
+        &request.key_signature,
+    );
+    let claim = match (request.v, forms) {
+        (REQUEST_VERSION_1, (Some(key), None, None, None)) => KeyClaim::Key(ActivationKey::parse(key)?),
+        (REQUEST_VERSION, (None, Some(lookup), Some(proof), Some(signature))) => KeyClaim::Proof {
             lookup: <[u8; LOOKUP_LEN]>::try_from(lookup.as_slice())
                 .map_err(|_| invalid(kind, "the lookup id is not 16 bytes"))?,
             proof: <[u8; PROOF_LEN]>::try_from(proof.as_slice())
                 .map_err(|_| invalid(kind, "the proof is not 32 bytes"))?,
+            signature: (signature.len() == 64)
+                .then(|| signature.to_vec())
+                .ok_or_else(|| invalid(kind, "the key signature is not 64 bytes"))?,
         },
         (REQUEST_VERSION_1 | REQUEST_VERSION, ..) => {
             return Err(invalid(
@@ -306,9 +336,9 @@ pub fn open_request(input: &[u8]) -> Result<VerifiedRequest, ActivationError> {
                     "a version {} request carries {}",
                     request.v,
                     if request.v == REQUEST_VERSION_1 {
-                        "`key` and no `lookup` or `proof`"
+                        "`key` and no `lookup`, `proof` or `key_signature`"
                     } else {
-                        "`lookup` and `proof` and no `key`"
+                        "`lookup`, `proof` and `key_signature` and no `key`"
                     }
                 ),
             ));

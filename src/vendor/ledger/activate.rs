@@ -59,14 +59,25 @@ struct SignedLicense {
 /// knows the key: version 1 requests carry the key, version 2 requests its
 /// lookup id and a proof that must hold for the hash stored under that id.
 fn claimed_key_hash(reads: &dyn Reads, request: &VerifiedRequest) -> Result<Option<[u8; 32]>, StorageError> {
-    let hash = match request.claim() {
-        KeyClaim::Key(key) => key.ledger_hash(),
-        KeyClaim::Proof { lookup, .. } => match reads.key_hash_by_lookup(lookup)? {
-            Some(hash) => hash,
-            None => return Ok(None),
-        },
-    };
-    Ok(request.presents(&hash).then_some(hash))
+    match request.claim() {
+        KeyClaim::Key(key) => {
+            let hash = key.ledger_hash();
+            Ok(request.presents(&hash).then_some(hash))
+        }
+        KeyClaim::Proof { lookup, .. } => {
+            let Some(record) = reads.key_by_lookup(lookup)? else {
+                return Ok(None);
+            };
+            // The signature where the ledger keeps the public key (a copy of
+            // the ledger cannot make one); the HMAC keyed by the stored hash
+            // only for entitlements from before it was kept.
+            let proved = match &record.public {
+                Some(public) => request.signed_by(public),
+                None => request.presents(&record.hash),
+            };
+            Ok(proved.then_some(record.hash))
+        }
+    }
 }
 
 /// Whether the entitlement could grant a seat now to this request.

@@ -126,7 +126,11 @@ impl Ledger {
         let id = new_id("E", &*self.random)?;
         let key = ActivationKey::generate(&*self.random)?;
         let mut tx = self.backend.begin()?;
-        tx.insert_entitlement(&id, &key.ledger_hash(), spec, now)?;
+        let record = storage::KeyRecord {
+            hash: key.ledger_hash(),
+            public: Some(key.signing_key().public().to_sec1_compressed()),
+        };
+        tx.insert_entitlement(&id, &record, spec, now)?;
         let detail = format!(
             "{} seat(s) of {} ({})",
             spec.seats,

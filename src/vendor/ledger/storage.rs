@@ -13,14 +13,25 @@ use super::error::{LedgerError, StorageError};
 use super::model::{Activation, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec};
 use crate::base::clock::Timestamp;
 
+/// What the ledger keeps of an activation key: never the key.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    /// `SHA-256("nodelock/v1/activation-key-ledger" || key)`.
+    pub hash: [u8; 32],
+    /// The SEC1 public key derived from the key (`ActivationKey::signing_key`).
+    pub public: Option<Vec<u8>>,
+}
+
 /// Reads the rules need.
 pub trait Reads {
     /// The entitlement whose activation key hashes to `key_hash`.
     fn entitlement_by_key(&self, key_hash: &[u8; 32]) -> Result<Option<Entitlement>, StorageError>;
 
     /// The ledger hash of the activation key whose lookup id is `lookup`
-    /// (requests since version 2 carry the lookup id, not the key).
-    fn key_hash_by_lookup(&self, lookup: &[u8; 16]) -> Result<Option<[u8; 32]>, StorageError>;
+    /// (requests since version 2 carry the lookup id, not the key), and the
+    /// public half of its derived key pair when the entitlement has one
+    /// (those created before it was kept have none).
+    fn key_by_lookup(&self, lookup: &[u8; 16]) -> Result<Option<KeyRecord>, StorageError>;
 
     /// The entitlement with this id.
     fn entitlement(&self, id: &str) -> Result<Option<Entitlement>, StorageError>;
@@ -66,7 +77,7 @@ pub trait WriteTx {
     fn insert_entitlement(
         &mut self,
         id: &str,
-        key_hash: &[u8; 32],
+        key: &KeyRecord,
         spec: &EntitlementSpec,
         now: Timestamp,
     ) -> Result<(), StorageError>;

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::documents::activation::{
-    UnverifiedDeactivation, VerifiedRequest, make_deactivation, make_request, open_deactivation, open_request,
+    ActivationKey, UnverifiedDeactivation, VerifiedRequest, make_deactivation, make_request,
+    open_deactivation, open_request,
 };
 use crate::format::PrivateKey;
 use crate::machine::facts::Facts;
@@ -311,7 +312,7 @@ fn a_ledger_made_by_the_first_release_migrates_and_keeps_its_rows() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert!(!require, "old entitlements keep allowing clone-only machines");
     assert_eq!(
         policy, "standard",
@@ -418,10 +419,15 @@ fn a_version_1_request_is_answered_and_a_stolen_proof_is_not() {
     // Someone who read a version 2 request copies its lookup id and proof
     // into a request of their own (their install key, their nonce).
     let (seen, _) = make_request(&key, &fp, &install, [6; 16], NOW).unwrap();
+    // The thief has no key of this entitlement: their request is made with
+    // another, and carries everything it can copy from the one it read.
     let thief = PrivateKey::generate().unwrap();
-    let (mut forged, _) = make_request(&key, &fp, &thief, [7; 16], NOW).unwrap();
+    let own_key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+    let (mut forged, _) = make_request(&own_key, &fp, &thief, [7; 16], NOW).unwrap();
     forged.lookup = seen.lookup.clone();
     forged.proof = seen.proof.clone();
+    forged.key_signature = seen.key_signature.clone();
+    forged.fp = seen.fp.clone();
     let payload = crate::format::codec::encode(&forged).unwrap();
     let sealed = crate::format::envelope::seal(
         crate::format::envelope::DocumentKind::ActivationRequest,
@@ -496,4 +502,50 @@ fn a_refresh_keeps_the_binding_and_is_refused_from_another_machine() {
         "{refused:?}"
     );
     assert_eq!(ledger.report(later).unwrap()[0].used, 1);
+}
+
+#[test]
+fn a_copy_of_the_ledger_cannot_make_a_request_the_ledger_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let vendor = PrivateKey::generate().unwrap();
+    let (_, key) = ledger.create_entitlement(&spec(2), NOW, "t").unwrap();
+    // What a thief reads from the ledger file: the lookup id and the hash.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (stolen_hash, stolen_lookup): (Vec<u8>, Vec<u8>) = conn
+        .query_row("SELECT key_hash, key_lookup FROM entitlements", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let stolen_hash: [u8; 32] = stolen_hash.try_into().unwrap();
+    // A request with a valid HMAC (the hash keys it) and a made-up key signature.
+    let thief = PrivateKey::generate().unwrap();
+    let mut facts = Facts::empty();
+    facts.machine_id = Some("3d1219c7c4c5404aaa1f6d2a48adf999".into());
+    let fp = Fingerprint::from_facts(&facts)
+        .unwrap()
+        .salted(&stolen_lookup.clone().try_into().unwrap())
+        .unwrap();
+    let other_key = ActivationKey::generate(&crate::base::random::OsRandom).unwrap();
+    let (mut forged, _) = make_request(&other_key, &fp, &thief, [3; 16], NOW).unwrap();
+    let install = thief.public().to_sec1_uncompressed();
+    forged.lookup = Some(serde_bytes::ByteBuf::from(stolen_lookup));
+    forged.proof = Some(serde_bytes::ByteBuf::from(
+        crate::documents::activation::key::proof_of(&stolen_hash, &[3; 16], &install).to_vec(),
+    ));
+    let payload = crate::format::codec::encode(&forged).unwrap();
+    let kind = crate::format::envelope::DocumentKind::ActivationRequest;
+    let text = crate::format::envelope::armor(
+        kind,
+        &crate::format::envelope::seal(kind, &payload, &thief).unwrap(),
+    );
+    let forged = open_request(text.as_bytes()).unwrap();
+    assert!(forged.presents(&stolen_hash), "the HMAC alone would have passed");
+    let refused = ledger.answer_activation(&forged, &vendor, Method::Offline, NOW, "t");
+    assert!(matches!(refused, Err(LedgerError::UnknownKey)), "{refused:?}");
+    // The real key's request passes.
+    ledger
+        .answer_activation(&request(&key, 1), &vendor, Method::Offline, NOW, "t")
+        .unwrap();
 }

@@ -15,7 +15,7 @@ use super::model::{
     Activation, ActivationState, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec,
     NewActivation,
 };
-use super::storage::{Backend, Reads, WriteTx};
+use super::storage::{Backend, KeyRecord, Reads, WriteTx};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
 use crate::documents::activation::key::lookup_of;
@@ -200,12 +200,15 @@ impl Reads for Connection {
         one(self, sql, [key_hash.as_slice()], entitlement_from_row)
     }
 
-    fn key_hash_by_lookup(&self, lookup: &[u8; 16]) -> Result<Option<[u8; 32]>, StorageError> {
-        let hash: Option<Vec<u8>> = self
-            .prepare_cached("SELECT key_hash FROM entitlements WHERE key_lookup = ?1")?
-            .query_row([lookup.as_slice()], |r| r.get(0))
+    fn key_by_lookup(&self, lookup: &[u8; 16]) -> Result<Option<KeyRecord>, StorageError> {
+        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = self
+            .prepare_cached("SELECT key_hash, key_public FROM entitlements WHERE key_lookup = ?1")?
+            .query_row([lookup.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        Ok(hash.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()))
+        Ok(row.and_then(|(hash, public)| {
+            let hash = <[u8; 32]>::try_from(hash.as_slice()).ok()?;
+            Some(KeyRecord { hash, public })
+        }))
     }
 
     fn entitlement(&self, id: &str) -> Result<Option<Entitlement>, StorageError> {
@@ -326,7 +329,7 @@ impl WriteTx for Tx<'_> {
     fn insert_entitlement(
         &mut self,
         id: &str,
-        key_hash: &[u8; 32],
+        key: &KeyRecord,
         spec: &EntitlementSpec,
         now: Timestamp,
     ) -> Result<(), StorageError> {
@@ -335,11 +338,11 @@ impl WriteTx for Tx<'_> {
         self.0.execute(
             "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, expires_at,
                 maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id, match_policy,
-                key_lookup, revalidate_days)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                key_lookup, revalidate_days, key_public)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 id,
-                key_hash.as_slice(),
+                key.hash.as_slice(),
                 spec.product,
                 spec.kind.as_str(),
                 spec.seats,
@@ -352,8 +355,9 @@ impl WriteTx for Tx<'_> {
                 now,
                 spec.require_hardware_id,
                 spec.match_policy.as_str(),
-                lookup_of(key_hash).as_slice(),
-                spec.revalidate_days
+                lookup_of(&key.hash).as_slice(),
+                spec.revalidate_days,
+                key.public
             ],
         )?;
         Ok(())

@@ -92,8 +92,16 @@ const V5: &str = r#"
 ALTER TABLE entitlements ADD COLUMN revalidate_days INTEGER;
 "#;
 
+/// Migration 6: the public half of the key pair derived from each new
+/// activation key, which verifies version 2 requests' key signatures (NULL
+/// for entitlements created before: their requests are checked by the HMAC
+/// proof keyed by the stored hash).
+const V6: &str = r#"
+ALTER TABLE entitlements ADD COLUMN key_public BLOB;
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// After migration 4: the lookup id of every entitlement that has none.
 fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
