@@ -106,7 +106,7 @@ fn activation_request_v2_vector() {
         "ledger_hash": text_of(&hash),
         "lookup": text_of(&activation::key::lookup_of(&hash)),
         "proof": text_of(&activation::key::proof_of(&hash, &NONCE, &install_key)),
-        "key_public": text_of(&key.signing_key().public().to_sec1_compressed()),
+        "key_public": text_of(&key.signing_key().public().to_sec1_uncompressed()),
         "key_signature": text_of(request.key_signature.as_ref().unwrap()),
         "salt": text_of(&salt),
         "components": components,

@@ -42,6 +42,9 @@ pub struct Answered {
 /// [`Ledger::prepare_activation`]).
 pub struct Prepared {
     request: VerifiedRequest,
+    /// The ledger hash of the key the request proved, found while preparing
+    /// (the proof costs a signature verification; the commit need not repeat it).
+    key_hash: Option<[u8; 32]>,
     signed: Option<SignedLicense>,
     method: Method,
     actor: String,
@@ -204,7 +207,10 @@ fn commit_one(
         });
     }
 
-    let hash = claimed_key_hash(tx.reads(), request)?.ok_or(LedgerError::UnknownKey)?;
+    let hash = match prepared.key_hash {
+        Some(hash) => hash,
+        None => claimed_key_hash(tx.reads(), request)?.ok_or(LedgerError::UnknownKey)?,
+    };
     let ent = tx
         .reads()
         .entitlement_by_key(&hash)?
@@ -295,6 +301,7 @@ impl Ledger {
         let Some(hash) = claimed_key_hash(reads, &request)? else {
             return Ok(Prepared {
                 request,
+                key_hash: None,
                 signed: None,
                 method,
                 actor: actor.to_owned(),
@@ -332,6 +339,7 @@ impl Ledger {
         };
         Ok(Prepared {
             request,
+            key_hash: Some(hash),
             signed,
             method,
             actor: actor.to_owned(),
@@ -387,7 +395,11 @@ pub(super) fn commit_or_refuse(
                 return Ok(Err(refusal));
             }
             let request = &prepared.request;
-            let Some(hash) = claimed_key_hash(tx.reads(), request)? else {
+            let hash = match prepared.key_hash {
+                Some(hash) => Some(hash),
+                None => claimed_key_hash(tx.reads(), request)?,
+            };
+            let Some(hash) = hash else {
                 return Ok(Err(refusal));
             };
             let Some(entitlement) = tx.reads().entitlement_by_key(&hash)? else {

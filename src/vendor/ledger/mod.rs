@@ -128,7 +128,8 @@ impl Ledger {
         let mut tx = self.backend.begin()?;
         let record = storage::KeyRecord {
             hash: key.ledger_hash(),
-            public: Some(key.signing_key().public().to_sec1_compressed()),
+            // Uncompressed: verifying each request then needs no square root.
+            public: Some(key.signing_key().public().to_sec1_uncompressed()),
         };
         tx.insert_entitlement(&id, &record, spec, now)?;
         let detail = format!(
