@@ -57,7 +57,8 @@ fn a_license_issued_in_the_future_is_refused_and_moves_no_watermark() {
 #[test]
 fn a_damaged_or_extreme_clock_record_is_a_clear_state_not_a_panic() {
     let vendor = Env::new().on("laptop.json").at("2026-05-01");
-    let lic = vendor.issue("laptop.json", "surveyor", &[]);
+    // A subscription: the clock rule applies to licenses that depend on the date.
+    let lic = vendor.issue("laptop.json", "surveyor", &["--expires", "2027-12-31"]);
     let ws = Env::new().on("laptop.json").at("2026-06-20");
     assert_eq!(code(&import(&ws, &lic)), 0);
     let clock = ws.store().join("clock");
@@ -85,4 +86,28 @@ fn a_damaged_or_extreme_clock_record_is_a_clear_state_not_a_panic() {
         "yesterday\n",
         "nothing was rewritten"
     );
+}
+
+#[test]
+fn a_clock_once_a_year_ahead_locks_out_no_perpetual_license() {
+    let vendor = Env::new().on("laptop.json").at("2026-06-01");
+    let perpetual = vendor.issue("laptop.json", "surveyor", &[]);
+    let subscription = vendor.issue("laptop.json", "designer", &["--expires", "2027-12-31"]);
+    let ws = Env::new().on("laptop.json").at("2026-06-01");
+    assert_eq!(code(&import(&ws, &perpetual)), 0);
+    assert_eq!(code(&import(&ws, &subscription)), 0);
+    // A wrong BIOS date: one check a year ahead …
+    let ahead = at(ws, "2027-06-01");
+    assert_eq!(code(&ahead.run_store(&["check", "--product", "surveyor"])), 0);
+    // … then the clock set right. The perpetual license does not depend on
+    // the date and keeps working; the subscription's clock rule still holds.
+    let right = at(ahead, "2026-06-02");
+    let out = right.run_store(&["check", "--product", "surveyor"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&right.run_store(&["check", "--product", "designer"])), 17);
+    // And a perpetual license issued now imports.
+    let vendor = at(vendor, "2026-06-02");
+    let fresh = vendor.issue("laptop.json", "viewer", &[]);
+    let out = import(&right, &fresh);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
 }

@@ -180,7 +180,13 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
             report: Box::new(report),
         });
     }
+    // The clock-set-back rule guards licenses whose validity depends on the
+    // date. A perpetual license does not: a clock once set a year ahead (a
+    // wrong BIOS date) and then corrected must not lock it out.
+    let depends_on_date =
+        lic.kind != LicenseKind::Perpetual || lic.expires_at.is_some() || lic.revalidate_by.is_some();
     if let Some(watermark) = ctx.watermark
+        && depends_on_date
         && ctx.now < watermark.saturating_sub(CLOCK_TOLERANCE)
     {
         return Err(Denial::ClockSetBack {
