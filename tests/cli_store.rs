@@ -320,3 +320,43 @@ fn hostile_text_in_a_license_does_not_reach_the_terminal_raw() {
     assert!(!stdout(&out).contains('\u{1b}'));
     assert!(stdout(&out).contains("ACME?[2J?"));
 }
+
+#[test]
+fn checks_warn_before_the_end_with_the_date_and_the_next_step() {
+    let env = Env::new().on("laptop.json").at("2026-06-01");
+    let lic = env.issue(
+        "laptop.json",
+        "surveyor",
+        &["--expires", "2026-06-20", "--maintenance-until", "2026-06-25"],
+    );
+    let out = env.run_store(&["import", "--pubkey", &pubkey(), lic.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // 20 days left: a warning with the exact date and what to do.
+    let out = env.run_store(&["check", "--product", "surveyor", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let grant = &json(&out)["grant"];
+    assert_eq!(grant["days_left"], 20, "June 1 to the end of June 20");
+    let warning = grant["warning"].as_str().unwrap();
+    assert!(
+        warning.contains("ends 2026-06-20, end of day UTC (20 days left)"),
+        "{warning}"
+    );
+    assert!(warning.contains("install the license you get"), "{warning}");
+    assert!(
+        warning.contains("maintenance of surveyor ends 2026-06-25"),
+        "{warning}"
+    );
+    let human = env.run_store(&["check", "--product", "surveyor"]);
+    assert!(stderr(&human).contains("warning: license"), "{}", stderr(&human));
+    // The notice period is the caller's to choose.
+    let quiet = env.run_store(&["check", "--product", "surveyor", "--warn-days", "10", "--json"]);
+    assert_eq!(json(&quiet)["grant"]["warning"], serde_json::Value::Null);
+    let status = env.run_store(&["status"]);
+    assert!(
+        stdout(&status).contains("  warning: license"),
+        "{}",
+        stdout(&status)
+    );
+    let status = env.run_store(&["status", "--json", "--warn-days", "10"]);
+    assert_eq!(json(&status)["licenses"][0]["warning"], serde_json::Value::Null);
+}

@@ -43,7 +43,7 @@ enum Command {
     /// Verify a license and install it in the store.
     Import(ImportArgs),
     /// Show every installed license and its state.
-    Status(StoreArg),
+    Status(StatusArgs),
     /// Check the installed license for a product, as an application does at start-up.
     Check(CheckArgs),
     /// Make an offline activation request for an activation key (send the file to the vendor).
@@ -152,7 +152,25 @@ struct CheckArgs {
     #[arg(long, value_name = "DATE", value_parser = values::start_date)]
     build_date: Option<nodelock::base::clock::Timestamp>,
     #[command(flatten)]
+    warn: WarnArg,
+    #[command(flatten)]
     keys: KeysArg,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+struct WarnArg {
+    /// Warn this many days before a license or its maintenance ends.
+    #[arg(long, value_name = "DAYS", env = "NODELOCK_WARN_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(0..=3650))]
+    warn_days: i64,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    warn: WarnArg,
     #[command(flatten)]
     store: StoreArg,
 }

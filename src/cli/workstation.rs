@@ -17,7 +17,7 @@ use nodelock::workstation::store::{ImportOutcome, Store};
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean};
 use super::overrides;
-use super::{CheckArgs, ImportArgs, KeysArg, StoreArg, VerifyArgs};
+use super::{CheckArgs, ImportArgs, KeysArg, StatusArgs, StoreArg, VerifyArgs};
 
 fn current_fingerprint() -> Result<Fingerprint, CliError> {
     Ok(Fingerprint::from_facts(&overrides::current_facts()?)?)
@@ -250,8 +250,8 @@ pub fn keep_trust_root(store: &Store, ring: &Keyring, license: &[u8]) -> Result<
     }))
 }
 
-pub fn status(args: &StoreArg) -> Result<Outcome, CliError> {
-    let store = args.open()?;
+pub fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open()?.warn_days(args.warn.warn_days);
     let ring = store.trust_roots()?;
     let current = current_fingerprint()?;
     let entries = store.status(&ring, &current, overrides::now()?)?;
@@ -271,13 +271,16 @@ pub fn status(args: &StoreArg) -> Result<Outcome, CliError> {
             e.state,
             clean(&e.message)
         ));
+        if let Some(w) = &e.warning {
+            human.push_str(&format!("  warning: {}\n", clean(w)));
+        }
     }
     let json = json!({ "store": store.root().display().to_string(), "licenses": entries });
     Ok(Outcome::new(human, json))
 }
 
 pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
-    let store = args.store.open()?;
+    let store = args.store.open()?.warn_days(args.warn.warn_days);
     let ring = keyring(&args.keys, Some(&store))?;
     let current = current_fingerprint()?;
     let grant = store.check(&args.product, &ring, &current, overrides::now()?, args.build_date)?;

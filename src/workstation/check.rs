@@ -27,7 +27,16 @@ pub struct CheckContext<'a> {
     pub watermark: Option<Timestamp>,
     /// License ids the vendor has revoked (support resets), as the store knows them.
     pub revoked: &'a [String],
+    /// Warn this many days before the license or its maintenance ends.
+    pub warn_days: i64,
 }
+
+/// Days before an expiry or a maintenance end from which checks warn, unless
+/// the caller says otherwise.
+pub const DEFAULT_WARN_DAYS: i64 = 30;
+/// Days before a revalidation date from which checks warn (revalidation
+/// periods are short; a month's notice would be constant noise).
+pub const REVALIDATION_WARN_DAYS: i64 = 7;
 
 /// A successful check.
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +231,45 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
     {
         return Err(Denial::MaintenanceEnded { until, build_date });
     }
+    let mut warnings: Vec<String> = report.warning.into_iter().collect();
+    let refreshable = lic.install_key.is_some();
+    let left = |end: Timestamp| clock::days_left(ctx.now, end);
+    if let Some(end) = lic.expires_at.filter(|e| left(*e) <= ctx.warn_days) {
+        let next = if refreshable {
+            format!(
+                "renew it with the vendor, then run `nodelock refresh {}`",
+                lic.product
+            )
+        } else {
+            "renew it with the vendor and install the license you get".to_owned()
+        };
+        warnings.push(format!(
+            "license {} for {} ends {} ({} days left); {next}",
+            lic.id,
+            lic.product,
+            clock::format_end(end),
+            left(end)
+        ));
+    }
+    if let Some(end) = lic
+        .maintenance_until
+        .filter(|e| (0..=ctx.warn_days).contains(&left(*e)))
+    {
+        warnings.push(format!(
+            "maintenance of {} ends {} ({} days left): builds released after it are not covered; renew maintenance with the vendor",
+            lic.product,
+            clock::format_end(end),
+            left(end)
+        ));
+    }
+    if let Some(due) = lic.revalidate_by.filter(|d| left(*d) <= REVALIDATION_WARN_DAYS) {
+        warnings.push(format!(
+            "license {} must be refreshed by {}: run `nodelock refresh {}` while the vendor can be reached",
+            lic.id,
+            clock::format(due),
+            lic.product
+        ));
+    }
     Ok(Grant {
         license_id: lic.id.clone(),
         product: lic.product.clone(),
@@ -232,7 +280,7 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
         days_left: lic.expires_at.map(|e| clock::days_left(ctx.now, e)),
         maintenance_until: lic.maintenance_until.map(clock::format),
         revalidate_by: lic.revalidate_by.map(clock::format),
-        warning: report.warning,
+        warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
     })
 }
 
@@ -282,6 +330,7 @@ mod tests {
             build_date: None,
             watermark: None,
             revoked: &[],
+            warn_days: DEFAULT_WARN_DAYS,
         }
     }
 
@@ -310,7 +359,29 @@ mod tests {
         let lic = verify(text.as_bytes(), &[key.public()].into_iter().collect::<Keyring>()).unwrap();
         let due = NOW + 3 * DAY;
         let at = |now| check(&lic, &CheckContext { now, ..ctx(&here) });
-        assert!(at(due - 1).is_ok());
+        // A week before, the grant says so, with the command; the license was
+        // activated by request, so renewing is a refresh too.
+        let warning = at(due - 1).unwrap().warning.unwrap();
+        assert!(warning.contains("must be refreshed by"), "{warning}");
+        assert!(warning.contains("run `nodelock refresh surveyor`"), "{warning}");
+        assert!(
+            warning.contains("renew it with the vendor, then run `nodelock refresh surveyor`"),
+            "{warning}"
+        );
+        assert_eq!(
+            check(
+                &lic,
+                &CheckContext {
+                    now: due - 1,
+                    warn_days: 0,
+                    ..ctx(&here)
+                }
+            )
+            .unwrap()
+            .warning
+            .map(|w| w.contains("ends")),
+            Some(false)
+        );
         let denial = at(due).unwrap_err();
         assert_eq!(denial.code(), "revalidation-due");
         assert!(

@@ -170,12 +170,24 @@ pub struct StatusEntry {
 /// What a store knows that a check depends on besides the license, the
 /// machine and the time: the latest trusted time it has seen and the license
 /// ids its vendors revoked. An empty state (no store) checks the license alone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreState {
     /// The clock watermark.
     pub watermark: Option<Timestamp>,
     /// Revoked license ids.
     pub revoked: Vec<String>,
+    /// Days of notice before an end ([`check::DEFAULT_WARN_DAYS`] unless the store says otherwise).
+    pub warn_days: i64,
+}
+
+impl Default for StoreState {
+    fn default() -> StoreState {
+        StoreState {
+            watermark: None,
+            revoked: Vec::new(),
+            warn_days: check::DEFAULT_WARN_DAYS,
+        }
+    }
 }
 
 impl StoreState {
@@ -189,6 +201,7 @@ impl StoreState {
             build_date: None,
             watermark: self.watermark,
             revoked: &self.revoked,
+            warn_days: self.warn_days,
         }
     }
 }
@@ -197,6 +210,7 @@ impl StoreState {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    warn_days: i64,
 }
 
 /// Held while writing; dropping it releases the lock.
@@ -205,7 +219,16 @@ struct StoreLock(#[allow(dead_code)] File);
 impl Store {
     /// The store at `root` (created on first write).
     pub fn open(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            warn_days: check::DEFAULT_WARN_DAYS,
+        }
+    }
+
+    /// The same store, warning `days` before a license or its maintenance ends.
+    pub fn warn_days(mut self, days: i64) -> Store {
+        self.warn_days = days;
+        self
     }
 
     /// The platform's per-user data directory plus `nodelock`
@@ -375,6 +398,7 @@ impl Store {
         Ok(StoreState {
             watermark: self.watermark()?,
             revoked: self.revoked(),
+            warn_days: self.warn_days,
         })
     }
 
