@@ -211,3 +211,39 @@ fn real_machine_fingerprint_is_stable_between_runs() {
     assert_eq!(json(&a)["workstation_id"], json(&b)["workstation_id"]);
     assert_eq!(json(&a)["components"], json(&b)["components"]);
 }
+
+#[test]
+fn compare_takes_what_support_holds_a_license_or_a_request() {
+    let env = Env::new().on("laptop.json");
+    let lic = env.issue("laptop.json", "surveyor", &[]);
+    let as_user = env.report("laptop-as-user.json");
+    let other = env.report("laptop-same-model.json");
+    let run = |args: &[&str]| {
+        let mut all = vec!["fingerprint", "compare"];
+        all.extend(args);
+        env.run(&all)
+    };
+    // A license against a report, a facts snapshot, and this machine.
+    assert_eq!(code(&run(&[lic.to_str().unwrap(), as_user.to_str().unwrap()])), 0);
+    let out = run(&[lic.to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let facts = machine("laptop-wifi-gone.json");
+    assert_eq!(code(&run(&[lic.to_str().unwrap(), facts.to_str().unwrap()])), 0);
+    let out = run(&[lic.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json(&out)["policy"], "standard");
+    // An activation request against this machine.
+    let vendor = common::desk::Vendor::new();
+    let key = vendor.entitlement(1, &[]);
+    let req = common::desk::request(&env, &key, "a.req");
+    assert_eq!(code(&run(&[req.to_str().unwrap()])), 0);
+    // Digests and counts only: no serial of the facts reaches the output.
+    let out = run(&[lic.to_str().unwrap(), facts.to_str().unwrap(), "--json"]);
+    for serial in ["S3Z9NB0K123456A", "3c:52:82:aa:bb:cc", "CN1296373K0123"] {
+        assert!(!stdout(&out).contains(serial), "{serial} printed");
+    }
+    // Anything else is named as what it is not.
+    let out = run(&[facts.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_one_sentence(&out);
+}

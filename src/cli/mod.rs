@@ -76,15 +76,15 @@ struct FingerprintArgs {
 
 #[derive(Subcommand)]
 enum FingerprintCommand {
-    /// Would a license bound to BOUND hold on CURRENT? (both `fingerprint --json` reports; exit 0 yes, 1 no)
+    /// Would a license bound to BOUND hold on CURRENT? (exit 0 yes, 1 no)
     Compare {
-        /// Report of the machine the license was bound to.
+        /// What the license is bound to: a `fingerprint --json` report, a license, or an activation request.
         bound: PathBuf,
-        /// Report of the machine it is checked on.
-        current: PathBuf,
-        /// The match policy to apply: strict, standard or tolerant.
-        #[arg(long, value_name = "POLICY", default_value = "standard", value_parser = values::match_policy)]
-        policy: MatchPolicy,
+        /// The machine it is checked on: a report, a `nodelock facts` snapshot, or (left out) this machine.
+        current: Option<PathBuf>,
+        /// The match policy: strict, standard or tolerant (default: the license's own, else standard).
+        #[arg(long, value_name = "POLICY", value_parser = values::match_policy)]
+        policy: Option<MatchPolicy>,
     },
 }
 
@@ -442,7 +442,7 @@ pub fn main() -> std::process::ExitCode {
                 bound,
                 current,
                 policy,
-            }) => workstation::compare(&bound, &current, policy),
+            }) => workstation::compare(&bound, current.as_deref(), policy),
             None => workstation::fingerprint(args.facts.as_deref()),
         },
         Command::Facts => workstation::facts(),

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use nodelock::base::clock;
-use nodelock::base::fsio::Links;
+use nodelock::base::fsio::{self, Links};
 use nodelock::documents::license;
 use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::format::{Keyring, PublicKey};
@@ -37,23 +37,96 @@ pub fn fingerprint(facts: Option<&Path>) -> Result<Outcome, CliError> {
     Ok(outcome)
 }
 
-fn load_report(path: &Path) -> Result<Fingerprint, CliError> {
+/// A file support may hold, read whole (at most 1 MiB).
+fn read_small(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
     let origin = path.display().to_string();
-    let meta =
-        std::fs::metadata(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
-    if meta.len() > 1024 * 1024 {
-        return Err(CliError::new(
+    match fsio::read_capped(path, 1024 * 1024, Links::Follow) {
+        Ok(bytes) => Ok(bytes),
+        Err(fsio::ReadError::Io(e)) => Err(CliError::new(Exit::Io, format!("cannot read {origin}: {e}"))),
+        Err(e) => Err(CliError::new(
             Exit::BadInput,
-            format!("{origin} is too large to be a fingerprint report"),
-        ));
+            format!("{origin} is not {what} ({e})"),
+        )),
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read {origin}: {e}")))?;
+}
+
+/// What a binding is compared under: the fingerprint, and the license's own
+/// policy and clone rule when the binding comes from a license.
+struct Bound {
+    fingerprint: Fingerprint,
+    policy: Option<MatchPolicy>,
+    allow_clone_only: bool,
+}
+
+/// The binding in a fingerprint report, a license (its signature is not
+/// checked: this is a diagnosis, not a grant) or an activation request.
+fn load_binding(path: &Path) -> Result<Bound, CliError> {
+    let origin = path.display().to_string();
+    let what = "a fingerprint report, a license or an activation request";
+    let bytes = read_small(path, what)?;
+    let report = |fingerprint| Bound {
+        fingerprint,
+        policy: None,
+        allow_clone_only: true,
+    };
+    if bytes.trim_ascii_start().starts_with(b"{") {
+        return Ok(report(Report::from_json(&bytes, &origin)?.fingerprint(&origin)?));
+    }
+    match envelope::peek_kind(&bytes) {
+        Some(DocumentKind::License) => {
+            let lic = license::License::read_unverified(&bytes).ok_or_else(|| {
+                CliError::new(
+                    Exit::BadInput,
+                    format!("{origin} is a damaged license; ask for the file again"),
+                )
+            })?;
+            let (fingerprint, _) = lic.validate()?;
+            Ok(Bound {
+                fingerprint,
+                policy: Some(lic.binding.match_policy),
+                allow_clone_only: lic.binding.allow_clone_only,
+            })
+        }
+        Some(DocumentKind::ActivationRequest) => {
+            let request = nodelock::documents::activation::open_request(&bytes)?;
+            Ok(report(request.fingerprint().clone()))
+        }
+        _ => Err(CliError::new(Exit::BadInput, format!("{origin} is not {what}"))),
+    }
+}
+
+/// The machine to compare with: a fingerprint report, a facts snapshot
+/// (`nodelock facts`), or this machine.
+fn load_current(path: Option<&Path>) -> Result<Fingerprint, CliError> {
+    let Some(path) = path else {
+        return current_fingerprint();
+    };
+    let origin = path.display().to_string();
+    let bytes = read_small(path, "a fingerprint report or a facts snapshot")?;
+    let format = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["format"].as_str().map(str::to_owned));
+    if format.as_deref() == Some(nodelock::machine::facts::FORMAT) {
+        return Ok(Fingerprint::from_facts(&Facts::from_json(&bytes, &origin)?)?);
+    }
     Ok(Report::from_json(&bytes, &origin)?.fingerprint(&origin)?)
 }
 
-pub fn compare(bound: &Path, current: &Path, policy: MatchPolicy) -> Result<Outcome, CliError> {
-    let report = fingerprint::compare(&load_report(bound)?, &load_report(current)?, policy, true);
+pub fn compare(
+    bound: &Path,
+    current: Option<&Path>,
+    policy: Option<MatchPolicy>,
+) -> Result<Outcome, CliError> {
+    let bound = load_binding(bound)?;
+    let mut current = load_current(current)?;
+    // A salted binding (a license, a request) is compared under its salt.
+    if let Some(salt) = bound.fingerprint.salt()
+        && current.salt().is_none()
+    {
+        current = current.salted(salt)?;
+    }
+    let policy = policy.or(bound.policy).unwrap_or_default();
+    let report = fingerprint::compare(&bound.fingerprint, &current, policy, bound.allow_clone_only);
     let mut human = String::new();
     for c in &report.components {
         let what = match c.outcome {
