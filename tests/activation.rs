@@ -579,3 +579,23 @@ fn an_entitlement_that_requires_hardware_identity_refuses_clone_only_machines() 
     let lic = nodelock::documents::license::License::read_unverified(&text).unwrap();
     assert!(!lic.binding.allow_clone_only);
 }
+
+#[test]
+fn the_vendor_report_lists_what_ends_soon() {
+    let vendor = Vendor::new();
+    vendor.entitlement(1, &["--expires", "2026-06-10", "--customer", "Soon"]);
+    vendor.entitlement(1, &["--expires", "2026-12-31", "--customer", "Later"]);
+    vendor.entitlement(1, &["--customer", "Never"]);
+    let out = vendor.run(&["vendor", "report", "--ending-within", "30", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let customers: Vec<String> = json(&out)["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["customer"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(customers, ["Soon"]);
+    let human = vendor.run(&["vendor", "report", "--ending-within", "30"]);
+    assert!(stdout(&human).contains("ends 2026-06-10"), "{}", stdout(&human));
+    assert_eq!(vendor.report().as_array().unwrap().len(), 3);
+}

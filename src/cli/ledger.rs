@@ -14,7 +14,7 @@ use nodelock::vendor::ledger::{EntitlementReport, EntitlementSpec, Ledger, Metho
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, Stream, clean, write_out};
 use super::overrides;
-use super::{AnswerArgs, EntitlementArgs, LedgerArg, ResetArgs};
+use super::{AnswerArgs, EntitlementArgs, LedgerArg, ReportArgs, ResetArgs};
 
 impl LedgerArg {
     pub fn path(&self) -> Result<PathBuf, CliError> {
@@ -184,26 +184,38 @@ pub fn reset(args: &ResetArgs) -> Result<Outcome, CliError> {
 }
 
 /// The compliance view, printed one entitlement at a time.
-pub fn report(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
-    let ledger = args.open()?;
+pub fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
+    let ledger = args.ledger.open()?;
     let now = overrides::now()?;
+    let horizon = args
+        .ending_within
+        .map(|days| now.saturating_add(days.saturating_mul(clock::DAY)));
     let mut out = Stream::start(json_mode, "entitlements");
     ledger.each_report(now, &mut |e| {
-        out.row(&e, report_lines);
+        let ending = |h: clock::Timestamp| e.expires_at.is_some_and(|end| end > now && end <= h);
+        if horizon.is_none_or(ending) {
+            out.row(&e, report_lines);
+        }
         Ok(())
     })?;
-    Ok(out.finish("no entitlements in the ledger"))
+    Ok(out.finish(match horizon {
+        Some(_) => "no entitlement ends in that time",
+        None => "no entitlements in the ledger",
+    }))
 }
 
 fn report_lines(e: &EntitlementReport) -> String {
     let mut human = format!(
-        "{}  {}  {}{}: {} of {} seat(s) used, {} free; transfers {}/{}; resets this year {}/{}\n",
+        "{}  {}  {}{}{}: {} of {} seat(s) used, {} free; transfers {}/{}; resets this year {}/{}\n",
         e.id,
         clean(&e.product),
         e.kind,
         e.customer
             .as_deref()
             .map(|c| format!(" for {}", clean(c)))
+            .unwrap_or_default(),
+        e.expires_at
+            .map(|end| format!(", ends {}", clock::format_end(end)))
             .unwrap_or_default(),
         e.used,
         e.seats,

@@ -160,6 +160,15 @@ struct CheckArgs {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    ledger: LedgerArg,
+    /// Only entitlements that end within the next DAYS days (renewals to chase).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..=36_500))]
+    ending_within: Option<i64>,
+}
+
+#[derive(Args)]
 struct WarnArg {
     /// Warn this many days before a license or its maintenance ends.
     #[arg(long, value_name = "DAYS", env = "NODELOCK_WARN_DAYS", default_value_t = 30,
@@ -400,7 +409,7 @@ enum VendorCommand {
     /// Free a seat without proof (the machine died); limited and audited.
     Reset(ResetArgs),
     /// Seats, activations, transfers and resets per entitlement: the compliance view.
-    Report(LedgerArg),
+    Report(ReportArgs),
     /// Every activation, deactivation, reset and refusal, with who and why.
     Audit(LedgerArg),
     /// The ledger's deep check: file integrity and seat counters (exit 45 on problems).
