@@ -139,3 +139,81 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_renewal_reaches_the_machine_at_its_next_refresh() {
+    let mut vendor = Vendor::new();
+    let key = vendor.entitlement(2, &["--expires", "2026-12-31", "--features", "gnss"]);
+    let mut ws = workstation("laptop.json");
+    let req = request(&ws, &key, "a.req");
+    assert_eq!(code(&vendor.answer(&req, &ws.path("a.lic"))), 0);
+    assert_eq!(code(&import(&ws, &ws.path("a.lic"))), 0);
+    let id = vendor.report()[0]["id"].as_str().unwrap().to_owned();
+    let update = |vendor: &Vendor, args: &[&str]| {
+        let mut all = vec!["vendor", "entitlement", "update", id.as_str()];
+        all.extend(args);
+        vendor.run(&all)
+    };
+    // Renewed and extended by the vendor …
+    let out = update(
+        &vendor,
+        &["--expires", "2027-12-31", "--features", "gnss,cad", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["expires_at"], "2028-01-01T00:00:00Z");
+    // … never below the seats in use, which changes nothing.
+    let out = update(&vendor, &["--seats", "0"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = vendor.run(&["vendor", "entitlement", "update", &id, "--seats", "1", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The machine's license changes only when it refreshes.
+    let check =
+        |ws: &Env| json(&ws.run_store(&["check", "--product", "surveyor", "--json"]))["grant"].clone();
+    assert_eq!(check(&ws)["expires_at"], "2027-01-01T00:00:00Z");
+    ws.now = "2026-06-02".into();
+    vendor.env.now = "2026-06-02".into();
+    let refresh = ws.path("r.req");
+    assert_eq!(
+        code(&ws.run_store(&["refresh", "surveyor", "-o", refresh.to_str().unwrap()])),
+        0
+    );
+    assert_eq!(code(&vendor.answer(&refresh, &ws.path("renewed.lic"))), 0);
+    assert_eq!(code(&import(&ws, &ws.path("renewed.lic"))), 0);
+    let grant = check(&ws);
+    assert_eq!(grant["expires_at"], "2028-01-01T00:00:00Z");
+    assert_eq!(grant["features"], serde_json::json!(["gnss", "cad"]));
+    // Suspended: no refresh and no new seat until resumed.
+    assert_eq!(code(&update(&vendor, &["--suspend"])), 0);
+    let refresh = ws.path("r2.req");
+    assert_eq!(
+        code(&ws.run_store(&["refresh", "surveyor", "-o", refresh.to_str().unwrap()])),
+        0
+    );
+    let out = vendor.answer(&refresh, &ws.path("never.lic"));
+    assert_eq!(code(&out), 24, "{}", stderr(&out));
+    assert!(stderr(&out).contains("suspended"), "{}", stderr(&out));
+    assert_eq!(code(&update(&vendor, &["--resume"])), 0);
+    assert_eq!(code(&vendor.answer(&refresh, &ws.path("again.lic"))), 0);
+    // Every change is in the audit, and list/show see the entitlement.
+    let updates = vendor
+        .audit_events()
+        .iter()
+        .filter(|e| *e == "entitlement-updated")
+        .count();
+    assert_eq!(updates, 4);
+    let list = vendor.run(&["vendor", "entitlement", "list"]);
+    assert!(stdout(&list).contains(&id), "{}", stdout(&list));
+    let show = vendor.run(&["vendor", "entitlement", "show", &id, "--json"]);
+    assert_eq!(json(&show)["entitlement"]["seats"], 1);
+    assert_eq!(
+        json(&show)["entitlement"]["activations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        code(&vendor.run(&["vendor", "entitlement", "show", "E-NOSUCH"])),
+        29
+    );
+}

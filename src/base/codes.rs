@@ -136,6 +136,7 @@ pub const API_CODES: &[ApiCode] = &[
     api("unknown-license", 404, Exit::NotInstalled),
     api("not-found", 404, Exit::Network),
     api("entitlement-expired", 403, Exit::EntitlementExpired),
+    api("entitlement-suspended", 403, Exit::EntitlementExpired),
     api("wrong-install-key", 403, Exit::WrongInstallKey),
     api("hardware-id-required", 403, Exit::HardwareIdRequired),
     api("other-machine", 403, Exit::OtherMachine),

@@ -133,7 +133,10 @@ impl From<LedgerError> for CliError {
             LedgerError::EntitlementExpired { .. } => Exit::EntitlementExpired,
             LedgerError::NoFreeSeat { .. } => Exit::NoFreeSeat,
             LedgerError::TransferLimit { .. } | LedgerError::ResetLimit { .. } => Exit::LimitReached,
-            LedgerError::UnknownActivation(_) | LedgerError::UnknownLicense(_) => Exit::NotInstalled,
+            LedgerError::UnknownActivation(_)
+            | LedgerError::UnknownLicense(_)
+            | LedgerError::UnknownEntitlement(_) => Exit::NotInstalled,
+            LedgerError::Suspended(_) => Exit::EntitlementExpired,
             LedgerError::WrongInstallKey(_) => Exit::WrongInstallKey,
             LedgerError::AlreadyEnded { .. } | LedgerError::RequestSpent { .. } => Exit::AlreadyEnded,
         };

@@ -9,12 +9,14 @@ use nodelock::base::fsio::Links;
 use nodelock::documents::activation;
 use nodelock::documents::license;
 use nodelock::format::envelope::{self, DocumentKind};
-use nodelock::vendor::ledger::{EntitlementReport, EntitlementSpec, Ledger, Method};
+use nodelock::vendor::ledger::{
+    EntitlementReport, EntitlementSpec, EntitlementUpdate, Ledger, LedgerError, Method,
+};
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, Stream, clean, write_out};
 use super::overrides;
-use super::{AnswerArgs, EntitlementArgs, LedgerArg, ReportArgs, ResetArgs};
+use super::{AnswerArgs, EntitlementArgs, EntitlementIdArgs, LedgerArg, ReportArgs, ResetArgs, UpdateArgs};
 
 impl LedgerArg {
     pub fn path(&self) -> Result<PathBuf, CliError> {
@@ -202,6 +204,75 @@ pub fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
         Some(_) => "no entitlement ends in that time",
         None => "no entitlements in the ledger",
     }))
+}
+
+/// `vendor entitlement list`: the report's summary lines, no activations.
+pub fn list(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
+    let ledger = args.open()?;
+    let now = overrides::now()?;
+    let mut out = Stream::start(json_mode, "entitlements");
+    ledger.each_report(now, &mut |mut e| {
+        e.activations.clear();
+        out.row(&e, report_lines);
+        Ok(())
+    })?;
+    Ok(out.finish("no entitlements in the ledger"))
+}
+
+/// `vendor entitlement show ID`: one entitlement's report row.
+pub fn show(args: &EntitlementIdArgs) -> Result<Outcome, CliError> {
+    let ledger = args.ledger.open()?;
+    let now = overrides::now()?;
+    let mut found = None;
+    ledger.each_report(now, &mut |e| {
+        if e.id == args.id {
+            found = Some(e);
+        }
+        Ok(())
+    })?;
+    let e = found.ok_or_else(|| LedgerError::UnknownEntitlement(args.id.clone()))?;
+    Ok(Outcome::new(report_lines(&e), json!({ "entitlement": e })))
+}
+
+/// `vendor entitlement update ID …`: a renewal or change, audited.
+pub fn update(args: &UpdateArgs) -> Result<Outcome, CliError> {
+    let mut ledger = args.ledger.open()?;
+    let change = EntitlementUpdate {
+        expires_at: args.expires,
+        maintenance_until: args.maintenance_until,
+        seats: args.seats,
+        features: args.features.as_deref().map(super::values::feature_list),
+        suspended: match (args.suspend, args.resume) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+    };
+    let ent = ledger.update_entitlement(&args.id, &change, overrides::now()?, &args.ledger.actor())?;
+    let human = format!(
+        "entitlement {} updated: {} seat(s) of {} ({}){}{}. Licenses already issued get the change at their next `nodelock refresh`.",
+        ent.id,
+        ent.spec.seats,
+        clean(&ent.spec.product),
+        ent.spec.kind.as_str(),
+        ent.spec
+            .expires_at
+            .map(|e| format!(", term ends {}", clock::format_end(e)))
+            .unwrap_or_default(),
+        if ent.suspended { ", suspended" } else { "" }
+    );
+    Ok(Outcome::new(
+        human,
+        json!({
+            "entitlement_id": ent.id,
+            "seats": ent.spec.seats,
+            "kind": ent.spec.kind.as_str(),
+            "expires_at": ent.spec.expires_at.map(clock::format),
+            "maintenance_until": ent.spec.maintenance_until.map(clock::format),
+            "features": ent.spec.features,
+            "suspended": ent.suspended,
+        }),
+    ))
 }
 
 fn report_lines(e: &EntitlementReport) -> String {

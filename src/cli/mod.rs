@@ -315,6 +315,46 @@ struct LedgerArg {
 enum EntitlementCommand {
     /// Sell seats: create an entitlement and print its activation key (shown once).
     Create(EntitlementArgs),
+    /// Every entitlement, one line each.
+    List(LedgerArg),
+    /// One entitlement with its activations.
+    Show(EntitlementIdArgs),
+    /// Renew or change an entitlement; licenses get it at their next `nodelock refresh`.
+    Update(UpdateArgs),
+}
+
+#[derive(Args)]
+struct EntitlementIdArgs {
+    /// The entitlement id (E-…).
+    id: String,
+    #[command(flatten)]
+    ledger: LedgerArg,
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// The entitlement id (E-…).
+    id: String,
+    /// New last day of the term (UTC, end of day) or an RFC 3339 instant.
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    expires: Option<nodelock::base::clock::Timestamp>,
+    /// New last day of maintenance.
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    maintenance_until: Option<nodelock::base::clock::Timestamp>,
+    /// New number of seats (never below those in use).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(nodelock::vendor::ledger::MAX_COUNT)))]
+    seats: Option<u32>,
+    /// New feature list, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Stop granting activations and refreshes.
+    #[arg(long, conflicts_with = "resume")]
+    suspend: bool,
+    /// Grant them again.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    ledger: LedgerArg,
 }
 
 #[derive(Args)]
@@ -470,6 +510,13 @@ pub fn main() -> std::process::ExitCode {
         Command::Vendor(VendorCommand::Issue(args)) => vendor::issue(&args),
         Command::Vendor(VendorCommand::Entitlement(EntitlementCommand::Create(args))) => {
             ledger::create(&args)
+        }
+        Command::Vendor(VendorCommand::Entitlement(EntitlementCommand::List(args))) => {
+            ledger::list(&args, cli.json)
+        }
+        Command::Vendor(VendorCommand::Entitlement(EntitlementCommand::Show(args))) => ledger::show(&args),
+        Command::Vendor(VendorCommand::Entitlement(EntitlementCommand::Update(args))) => {
+            ledger::update(&args)
         }
         Command::Vendor(VendorCommand::Answer(args)) => ledger::answer(&args),
         Command::Vendor(VendorCommand::Reset(args)) => ledger::reset(&args),

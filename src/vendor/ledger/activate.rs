@@ -96,6 +96,9 @@ fn open_for_activation(
     if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
         return Err(LedgerError::EntitlementExpired { expired_at });
     }
+    if ent.suspended {
+        return Err(LedgerError::Suspended(ent.id.clone()));
+    }
     if ent.seats_used >= ent.spec.seats {
         return Err(LedgerError::NoFreeSeat {
             seats: ent.spec.seats,

@@ -101,6 +101,14 @@ pub enum LedgerError {
     /// No activation with this id.
     #[error("no activation '{0}' in the ledger (see `nodelock vendor report`)")]
     UnknownActivation(String),
+    /// No entitlement with this id.
+    #[error("no entitlement '{0}' in the ledger (see `nodelock vendor entitlement list`)")]
+    UnknownEntitlement(String),
+    /// The vendor suspended the entitlement.
+    #[error(
+        "entitlement {0} is suspended by the vendor: it grants no activation or refresh until it is resumed; contact the vendor"
+    )]
+    Suspended(String),
     /// No activation issued this license.
     #[error("no activation in this ledger issued license '{0}'")]
     UnknownLicense(String),
@@ -147,6 +155,8 @@ impl LedgerError {
             LedgerError::ResetLimit { .. } => "reset-limit",
             LedgerError::NonceReuse => "nonce-reuse",
             LedgerError::UnknownActivation(_) => "unknown-activation",
+            LedgerError::UnknownEntitlement(_) => "unknown-entitlement",
+            LedgerError::Suspended(_) => "entitlement-suspended",
             LedgerError::UnknownLicense(_) => "unknown-license",
             LedgerError::WrongInstallKey(_) => "wrong-install-key",
             LedgerError::AlreadyEnded { .. } | LedgerError::RequestSpent { .. } => "already-ended",

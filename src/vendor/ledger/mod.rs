@@ -11,6 +11,7 @@
 mod activate;
 mod batch;
 mod end;
+mod entitlements;
 mod error;
 pub mod model;
 mod refresh;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub use activate::{Answered, Prepared};
 pub use batch::{Change, Outcome};
 pub use end::Deactivated;
+pub use entitlements::EntitlementUpdate;
 pub use error::{LedgerError, StorageError};
 pub use model::{ActivationState, AuditEvent, AuditRow, EntitlementSpec, Method};
 pub use refresh::Refreshed;

@@ -90,6 +90,8 @@ named_enum!(
         DeactivationReplayed => "deactivation-replayed",
         /// Support freed a seat.
         Reset => "reset",
+        /// The vendor changed what an entitlement grants (renewal, seats, suspension).
+        EntitlementUpdated => "entitlement-updated",
         /// An active activation's license was issued again with the current terms.
         Refreshed => "refreshed",
         /// A request was refused; nothing else changed.
@@ -193,6 +195,8 @@ pub struct Entitlement {
     pub activations_total: u32,
     pub transfers_used: u32,
     pub resets_total: u32,
+    /// Suspended by the vendor: no activation, no refresh until resumed.
+    pub suspended: bool,
 }
 
 /// An activation as stored (without its license and receipt, which only a

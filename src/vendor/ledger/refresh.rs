@@ -77,6 +77,9 @@ fn refresh(
     if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
         return Err(LedgerError::EntitlementExpired { expired_at });
     }
+    if ent.suspended {
+        return Err(LedgerError::Suspended(ent.id.clone()));
+    }
     let issued = tx
         .reads()
         .issued_license(&act.id)?

@@ -84,6 +84,16 @@ pub struct EntitlementReport {
     pub resets_last_year: u32,
     /// Resets allowed per rolling year.
     pub max_resets_per_year: u32,
+    /// Features its licenses carry.
+    pub features: Vec<String>,
+    /// End of maintenance.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "clock::serialize_rfc3339_opt"
+    )]
+    pub maintenance_until: Option<Timestamp>,
+    /// Suspended by the vendor.
+    pub suspended: bool,
     /// Every activation, oldest first.
     pub activations: Vec<ActivationRow>,
 }
@@ -121,6 +131,9 @@ impl Ledger {
                 max_transfers: e.spec.max_transfers,
                 resets_last_year,
                 max_resets_per_year: e.spec.max_resets_per_year,
+                features: e.spec.features,
+                maintenance_until: e.spec.maintenance_until,
+                suspended: e.suspended,
                 activations,
             };
             each(report)

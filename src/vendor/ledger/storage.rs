@@ -97,6 +97,15 @@ pub trait WriteTx {
     /// Appends one row to the append-only audit.
     fn append_audit(&mut self, entry: &AuditEntry<'_>) -> Result<(), StorageError>;
 
+    /// Stores what an entitlement now grants (kind, seats, dates, features)
+    /// and whether it is suspended; counters and the key are untouched.
+    fn update_entitlement(
+        &mut self,
+        id: &str,
+        spec: &EntitlementSpec,
+        suspended: bool,
+    ) -> Result<(), StorageError>;
+
     /// Keeps `license` as the activation's issued license (a refresh): what
     /// a replay of its request, and the next refresh, start from.
     fn replace_license(&mut self, activation_id: &str, license: &[u8]) -> Result<(), StorageError>;

@@ -81,7 +81,7 @@ macro_rules! entitlement_columns {
     () => {
         "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, \
          max_resets_per_year, transfers_used, seats_used, activations_total, resets_total, created_at, \
-         require_hardware_id, match_policy, revalidate_days"
+         require_hardware_id, match_policy, revalidate_days, suspended"
     };
 }
 
@@ -135,6 +135,7 @@ fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitl
             activations_total: r.get(12)?,
             resets_total: r.get(13)?,
             created_at: r.get(14)?,
+            suspended: r.get(18)?,
         }),
         Err(e) => Err(e),
     })
@@ -388,6 +389,30 @@ impl WriteTx for Tx<'_> {
                  WHERE id = ?1",
             )?
             .execute([a.entitlement_id])?;
+        Ok(())
+    }
+
+    fn update_entitlement(
+        &mut self,
+        id: &str,
+        spec: &EntitlementSpec,
+        suspended: bool,
+    ) -> Result<(), StorageError> {
+        let features =
+            serde_json::to_string(&spec.features).map_err(|e| StorageError::Backend(Box::new(e)))?;
+        self.0.execute(
+            "UPDATE entitlements SET kind = ?1, seats = ?2, expires_at = ?3, maintenance_until = ?4,
+                features = ?5, suspended = ?6 WHERE id = ?7",
+            params![
+                spec.kind.as_str(),
+                spec.seats,
+                spec.expires_at,
+                spec.maintenance_until,
+                features,
+                suspended,
+                id
+            ],
+        )?;
         Ok(())
     }
 

@@ -100,8 +100,13 @@ const V6: &str = r#"
 ALTER TABLE entitlements ADD COLUMN key_public BLOB;
 "#;
 
+/// Migration 7: an entitlement can be suspended (none was before).
+const V7: &str = r#"
+ALTER TABLE entitlements ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// After migration 4: the lookup id of every entitlement that has none.
 fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
