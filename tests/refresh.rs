@@ -67,6 +67,25 @@ fn a_license_is_revalidated_offline_with_the_step_it_prints() {
 }
 
 #[test]
+fn the_contract_form_request_refresh_license_id_makes_the_same_request() {
+    let vendor = Vendor::new();
+    let ws = activated(&vendor);
+    let id = license_id(&ws);
+    let req = ws.path("by-id.req");
+    let out = ws.run_store(&["request", "--refresh", &id, "-o", req.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["product"], "surveyor");
+    let out = vendor.answer(&req, &ws.path("r.lic"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["refresh"]["license_id"], id.as_str());
+    // A license id this store does not hold: said so, nothing written.
+    let none = ws.path("none.req");
+    let out = ws.run_store(&["request", "--refresh", "L-NOSUCH", "-o", none.to_str().unwrap()]);
+    assert_eq!(code(&out), 29, "{}", stderr(&out));
+    assert!(!none.exists());
+}
+
+#[test]
 fn a_license_restored_after_deactivation_stops_at_its_revalidation_date() {
     let mut vendor = Vendor::new();
     let mut ws = activated(&vendor);

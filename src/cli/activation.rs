@@ -6,13 +6,16 @@ use nodelock::documents::activation::ActivationKey;
 use nodelock::machine::fingerprint::{CLONE_ONLY_WARNING, Fingerprint, Identity};
 
 use super::exit::{CliError, Exit};
-use super::output::{Outcome, write_out};
+use super::output::{Outcome, clean, write_out};
 use super::overrides;
 use super::{DeactivateArgs, RequestArgs};
 
 pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
-    let key =
-        ActivationKey::parse(&args.key).map_err(|e| CliError::new(Exit::BadActivationKey, e.to_string()))?;
+    if let Some(license_id) = &args.refresh {
+        return refresh_request(args, license_id);
+    }
+    let key = ActivationKey::parse(args.key.as_deref().unwrap_or_default())
+        .map_err(|e| CliError::new(Exit::BadActivationKey, e.to_string()))?;
     let store = args.store.open()?;
     let fingerprint = Fingerprint::from_facts(&overrides::current_facts()?)?;
     let pending = store.create_request(&key, &fingerprint, overrides::now()?)?;
@@ -48,6 +51,31 @@ pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
 }
 
 /// Offline deactivation: the request goes to `out`.
+/// `request --refresh LICENSE-ID -o FILE`: the offline refresh request.
+fn refresh_request(args: &RequestArgs, license_id: &str) -> Result<Outcome, CliError> {
+    let store = args.store.open()?;
+    let ring = store.trust_roots()?;
+    let fingerprint = Fingerprint::from_facts(&overrides::current_facts()?)?;
+    let (product, armored) =
+        store.refresh_request_by_id(license_id, &ring, &fingerprint, overrides::now()?)?;
+    write_out(&args.out, &armored)?;
+    let store_flag = args
+        .store
+        .store
+        .as_ref()
+        .map(|s| format!(" --store {}", s.display()))
+        .unwrap_or_default();
+    Ok(Outcome::new(
+        format!(
+            "wrote the refresh request for license {} ({}) to {}.\nNext: send that file to your vendor (e-mail, USB stick, or the activation portal), then install the license you get back with:\n  nodelock import LICENSE-FILE{store_flag}",
+            clean(license_id),
+            clean(&product),
+            args.out.display()
+        ),
+        json!({ "request": args.out.display().to_string(), "license_id": license_id, "product": product }),
+    ))
+}
+
 pub fn deactivate_to_file(args: &DeactivateArgs, out: &std::path::Path) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let done = store.deactivate(&args.license_id, overrides::now()?)?;

@@ -187,7 +187,11 @@ struct StatusArgs {
 #[derive(Args)]
 struct RequestArgs {
     /// The activation key you received (dashes and case do not matter).
-    key: String,
+    #[arg(required_unless_present = "refresh")]
+    key: Option<String>,
+    /// Instead, a refresh request for this installed license (its id, as `nodelock status` shows it).
+    #[arg(long, value_name = "LICENSE-ID", conflicts_with = "key")]
+    refresh: Option<String>,
     /// Where to write the request file.
     #[arg(short, long, value_name = "FILE")]
     out: PathBuf,

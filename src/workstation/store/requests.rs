@@ -274,6 +274,28 @@ impl Store {
         Ok((license_id, armored))
     }
 
+    /// [`Store::refresh_request`] for the installed license with this id;
+    /// returns its product and the armored request.
+    pub fn refresh_request_by_id(
+        &self,
+        license_id: &str,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<(String, String), StoreError> {
+        let product = self
+            .installed()
+            .into_iter()
+            .find(|(_, l)| l.id == license_id)
+            .map(|(_, l)| l.product)
+            .ok_or_else(|| StoreError::NotInstalled {
+                license_id: license_id.to_owned(),
+                store: self.root.display().to_string(),
+            })?;
+        let (_, armored) = self.refresh_request(&product, keyring, current, now)?;
+        Ok((product, armored))
+    }
+
     /// Products of the installed licenses that have an install key (those
     /// that can be refreshed), sorted.
     pub fn refreshable_products(&self) -> Vec<String> {
