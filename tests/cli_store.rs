@@ -360,3 +360,31 @@ fn checks_warn_before_the_end_with_the_date_and_the_next_step() {
     let status = env.run_store(&["status", "--json", "--warn-days", "10"]);
     assert_eq!(json(&status)["licenses"][0]["warning"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_missing_store_is_said_to_be_missing() {
+    let env = Env::new().on("laptop.json");
+    let missing = env.path("nosuchdir");
+    let m = missing.to_str().unwrap();
+    let out = env.run(&[
+        "check",
+        "--product",
+        "surveyor",
+        "--store",
+        m,
+        "--pubkey",
+        &pubkey(),
+    ]);
+    assert_eq!(code(&out), 18, "{}", stderr(&out));
+    assert_one_sentence(&out);
+    assert!(
+        stderr(&out).contains("there is no license store at"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["doctor", "--store", m]);
+    assert_eq!(code(&out), 45, "{}", stdout(&out));
+    assert!(stdout(&out).contains("no license store at"), "{}", stdout(&out));
+    // Nothing was created by looking.
+    assert!(!missing.exists());
+}

@@ -53,7 +53,7 @@ pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
 /// Offline deactivation: the request goes to `out`.
 /// `request --refresh LICENSE-ID -o FILE`: the offline refresh request.
 fn refresh_request(args: &RequestArgs, license_id: &str) -> Result<Outcome, CliError> {
-    let store = args.store.open()?;
+    let store = args.store.open_existing()?;
     let ring = store.trust_roots()?;
     let fingerprint = Fingerprint::from_facts(&overrides::current_facts()?)?;
     let (product, armored) =
@@ -77,7 +77,7 @@ fn refresh_request(args: &RequestArgs, license_id: &str) -> Result<Outcome, CliE
 }
 
 pub fn deactivate_to_file(args: &DeactivateArgs, out: &std::path::Path) -> Result<Outcome, CliError> {
-    let store = args.store.open()?;
+    let store = args.store.open_existing()?;
     let done = store.deactivate(&args.license_id, overrides::now()?)?;
     write_out(out, &done.armored)?;
     let what = match (&done.product, done.reprinted) {

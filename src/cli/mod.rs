@@ -108,6 +108,22 @@ impl StoreArg {
                 )
             })
     }
+
+    /// The store, which must exist: commands that only read or give back
+    /// (check, refresh, deactivate) say so rather than report an empty one.
+    fn open_existing(&self) -> Result<Store, CliError> {
+        let store = self.open()?;
+        if store.root().is_dir() {
+            return Ok(store);
+        }
+        Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "there is no license store at {0} (nothing was imported or activated there); install a license with `nodelock import LICENSE-FILE --store {0}`, or pass the --store it was installed into",
+                store.root().display()
+            ),
+        ))
+    }
 }
 
 #[derive(Args)]

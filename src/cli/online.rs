@@ -127,7 +127,7 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
             "say where the deactivation goes: -o FILE (offline) or --server URL (online)",
         )
     })?;
-    let store = args.store.open()?;
+    let store = args.store.open_existing()?;
     let done = store.deactivate(&args.license_id, overrides::now()?)?;
     let answer = with_spinner(format!("deactivating with {} …", client.base()), || {
         client.deactivate(done.armored.as_bytes())
@@ -169,7 +169,7 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
 /// `nodelock refresh`: offline, one request file; online, each license sent
 /// and its answer imported, the rest carrying on when one is refused.
 pub fn refresh(args: &RefreshArgs) -> Result<Outcome, CliError> {
-    let store = args.store.open()?;
+    let store = args.store.open_existing()?;
     let ring = workstation::keyring(&args.keys, Some(&store))?;
     let current = Fingerprint::from_facts(&overrides::current_facts()?)?;
     let now = overrides::now()?;
@@ -316,6 +316,13 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             report.insert("workstation_id".into(), json!(fp.workstation_id().to_string()));
             // Store.
             let store = args.store.open()?;
+            if !store.root().is_dir() {
+                problems += 1;
+                lines.push(format!(
+                    "problem: there is no license store at {}; pass the --store the license was installed into, or set NODELOCK_STORE",
+                    store.root().display()
+                ));
+            }
             let ring = store.trust_roots()?;
             let now = overrides::now()?;
             let entries = store.status(&ring, &fp, now)?;

@@ -353,7 +353,7 @@ pub fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
 }
 
 pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
-    let store = args.store.open()?.warn_days(args.warn.warn_days);
+    let store = args.store.open_existing()?.warn_days(args.warn.warn_days);
     let ring = keyring(&args.keys, Some(&store))?;
     let current = current_fingerprint()?;
     let grant = store.check(&args.product, &ring, &current, overrides::now()?, args.build_date)?;
