@@ -498,6 +498,48 @@ fn reset_frees_a_dead_machines_seat_is_limited_audited_and_revokes_its_license()
 }
 
 #[test]
+fn a_license_revoked_by_another_product_s_import_is_said_and_stays_revoked() {
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(1, &["--customer", "ACME"]);
+    let a = workstation("laptop.json");
+    let req = request(&a, &key, "a.req");
+    assert_eq!(code(&vendor.answer(&req, &a.path("a.lic"))), 0);
+    assert_eq!(code(&import(&a, &a.path("a.lic"))), 0);
+    let id_a = license_id(&a);
+    let activation = vendor.report()[0]["activations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        code(&vendor.run(&["vendor", "reset", &activation, "--reason", "lost"])),
+        0
+    );
+    // The same customer's other product arrives on A, carrying the revocation.
+    let out = vendor.run(&[
+        "vendor",
+        "entitlement",
+        "create",
+        "--product",
+        "designer",
+        "--seats",
+        "1",
+        "--customer",
+        "ACME",
+        "--json",
+    ]);
+    let key2 = json(&out)["activation_key"].as_str().unwrap().to_owned();
+    let req2 = request(&a, &key2, "d.req");
+    assert_eq!(code(&vendor.answer(&req2, &a.path("d.lic"))), 0);
+    let out = import(&a, &a.path("d.lic"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["revoked"][0]["license_id"], id_a.as_str());
+    // The check names the revocation, not a missing license.
+    let out = a.run_store(&["check", "--product", "surveyor", "--json"]);
+    assert_eq!(code(&out), 26, "{}", stdout(&out));
+    assert!(json(&out)["error"]["message"].as_str().unwrap().contains(&id_a));
+}
+
+#[test]
 fn entitlement_past_its_term_is_refused() {
     let vendor = Vendor::new();
     let key = vendor.entitlement(1, &["--expires", "2026-05-31"]);

@@ -274,29 +274,30 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let (grant, what) = match outcome {
         ImportOutcome::Installed {
             grant,
-            replaced: Some(old),
-        } if old == grant.license_id => (
-            grant,
-            format!(
-                "imported into {}: a newer issue of the same license",
-                store.root().display()
-            ),
-        ),
-        ImportOutcome::Installed {
-            grant,
-            replaced: Some(old),
-        } => (
-            grant,
-            format!(
-                "imported into {}, replacing license {}",
-                store.root().display(),
-                clean(&old)
-            ),
-        ),
-        ImportOutcome::Installed {
-            grant,
-            replaced: None,
-        } => (grant, format!("imported into {}", store.root().display())),
+            replaced,
+            revoked,
+        } => {
+            let mut what = match replaced {
+                Some(old) if old == grant.license_id => format!(
+                    "imported into {}: a newer issue of the same license",
+                    store.root().display()
+                ),
+                Some(old) => format!(
+                    "imported into {}, replacing license {}",
+                    store.root().display(),
+                    clean(&old)
+                ),
+                None => format!("imported into {}", store.root().display()),
+            };
+            for r in &revoked {
+                what.push_str(&format!(
+                    "\nlicense {} for {} was revoked by the vendor (support reset its activation) and is removed from this store",
+                    clean(&r.license_id),
+                    clean(&r.product)
+                ));
+            }
+            (grant, what)
+        }
         ImportOutcome::AlreadyInstalled { grant } => (grant, "already installed; nothing changed".to_owned()),
     };
     let mut out = grant_outcome(grant, json);

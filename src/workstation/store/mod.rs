@@ -134,12 +134,25 @@ pub enum ImportOutcome {
         /// The id of the license it replaced.
         #[serde(skip_serializing_if = "Option::is_none")]
         replaced: Option<String>,
+        /// Licenses of this store that the new one revoked (support reset
+        /// them), now removed.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        revoked: Vec<RetiredLicense>,
     },
     /// This exact license was already installed.
     AlreadyInstalled {
         /// The grant it gives.
         grant: Grant,
     },
+}
+
+/// A license an import revoked (its id was in the new license's list).
+#[derive(Debug, Clone, Serialize)]
+pub struct RetiredLicense {
+    /// Its id.
+    pub license_id: String,
+    /// Its product.
+    pub product: String,
 }
 
 /// One installed license as `status` shows it.
@@ -513,9 +526,13 @@ impl Store {
             self.drop_pending(&nonce_hex);
         }
         self.add_revoked_locked(&lic.revoked)?;
-        self.remove_revoked_licenses_locked(keyring)?;
+        let retired = self.remove_revoked_licenses_locked(keyring)?;
         self.advance_watermark_locked(now.max(lic.issued_at))?;
-        Ok(ImportOutcome::Installed { grant, replaced })
+        Ok(ImportOutcome::Installed {
+            grant,
+            replaced,
+            revoked: retired,
+        })
     }
 
     fn read_license(&self, path: &Path, keyring: &Keyring) -> Result<VerifiedLicense, StoreError> {
@@ -538,6 +555,10 @@ impl Store {
             return Err(self.not_found(product));
         }
         let Some((_, verified)) = self.installed_license(product, keyring)? else {
+            // A license revoked and removed by a later import is still named.
+            if let Some(license_id) = self.revoked_license_of(product) {
+                return Err(check::Denial::Revoked { license_id }.into());
+            }
             return Err(self.not_found(product));
         };
         let state = self.state()?;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Store, StoreError, io_err};
+use super::{RetiredLicense, Store, StoreError, io_err};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
 use crate::base::random::{self, OsRandom};
@@ -174,15 +174,42 @@ impl Store {
     }
 
     /// Deletes installed licenses the vendor revoked. Called under the lock.
-    pub(super) fn remove_revoked_licenses_locked(&self, _keyring: &Keyring) -> Result<(), StoreError> {
+    /// The revoked license file is kept beside, renamed `….revoked`, so that
+    /// a later check says "revoked" rather than "no license". Returns what it
+    /// retired, for the import to report.
+    pub(super) fn remove_revoked_licenses_locked(
+        &self,
+        _keyring: &Keyring,
+    ) -> Result<Vec<RetiredLicense>, StoreError> {
         let revoked = self.revoked();
+        let mut retired = Vec::new();
         for (path, lic) in self.installed() {
             if revoked.contains(&lic.id) {
-                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                let kept = path.with_extension("revoked");
+                std::fs::rename(&path, &kept).map_err(io_err(&path))?;
                 let _ = std::fs::remove_file(self.install_key_path(&lic.id));
+                retired.push(RetiredLicense {
+                    license_id: lic.id,
+                    product: lic.product,
+                });
             }
         }
-        Ok(())
+        Ok(retired)
+    }
+
+    /// The id of a revoked license of `product` kept in the store, if any.
+    pub(super) fn revoked_license_of(&self, product: &str) -> Option<String> {
+        let entries = std::fs::read_dir(self.root.join("licenses")).ok()?;
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "revoked"))
+            .filter_map(|p| {
+                let bytes = envelope::read_file(&p, DocumentKind::License, fsio::Links::Refuse).ok()?;
+                License::read_unverified(&bytes)
+            })
+            .find(|l| l.product == product)
+            .map(|l| l.id)
     }
 
     /// Gives a license up: signs a deactivation request with its install key,
