@@ -502,9 +502,7 @@ fn a_license_revoked_by_another_product_s_import_is_said_and_stays_revoked() {
     let vendor = Vendor::new();
     let key = vendor.entitlement(1, &["--customer", "ACME"]);
     let a = workstation("laptop.json");
-    let req = request(&a, &key, "a.req");
-    assert_eq!(code(&vendor.answer(&req, &a.path("a.lic"))), 0);
-    assert_eq!(code(&import(&a, &a.path("a.lic"))), 0);
+    activate_offline(&vendor, &a, &key, "a");
     let id_a = license_id(&a);
     let activation = vendor.report()[0]["activations"][0]["id"]
         .as_str()

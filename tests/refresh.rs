@@ -13,12 +13,7 @@ use common::*;
 fn activated(vendor: &Vendor) -> Env {
     let key = vendor.entitlement(2, &["--revalidate-days", "30"]);
     let ws = workstation("laptop.json");
-    let req = request(&ws, &key, "a.req");
-    let lic = ws.path("a.lic");
-    let out = vendor.answer(&req, &lic);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let out = import(&ws, &lic);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    activate_offline(vendor, &ws, &key, "a");
     ws
 }
 
@@ -164,9 +159,7 @@ fn a_renewal_reaches_the_machine_at_its_next_refresh() {
     let mut vendor = Vendor::new();
     let key = vendor.entitlement(2, &["--expires", "2026-12-31", "--features", "gnss"]);
     let mut ws = workstation("laptop.json");
-    let req = request(&ws, &key, "a.req");
-    assert_eq!(code(&vendor.answer(&req, &ws.path("a.lic"))), 0);
-    assert_eq!(code(&import(&ws, &ws.path("a.lic"))), 0);
+    activate_offline(&vendor, &ws, &key, "a");
     let id = vendor.report()[0]["id"].as_str().unwrap().to_owned();
     let update = |vendor: &Vendor, args: &[&str]| {
         let mut all = vec!["vendor", "entitlement", "update", id.as_str()];

@@ -118,13 +118,8 @@ pub fn compare(
     policy: Option<MatchPolicy>,
 ) -> Result<Outcome, CliError> {
     let bound = load_binding(bound)?;
-    let mut current = load_current(current)?;
-    // A salted binding (a license, a request) is compared under its salt.
-    if let Some(salt) = bound.fingerprint.salt()
-        && current.salt().is_none()
-    {
-        current = current.salted(salt)?;
-    }
+    let current = load_current(current)?;
+    let current = current.comparable_with(&bound.fingerprint);
     let policy = policy.or(bound.policy).unwrap_or_default();
     let report = fingerprint::compare(&bound.fingerprint, &current, policy, bound.allow_clone_only);
     let mut human = String::new();

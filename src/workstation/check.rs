@@ -169,18 +169,10 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
             license_id: lic.id.clone(),
         });
     }
-    // A salted binding is compared with this machine under the same salt.
-    let salted;
-    let current = match verified.binding().salt() {
-        Some(salt) if ctx.current.salt() != Some(salt) => {
-            salted = ctx.current.salted(salt).unwrap_or_else(|_| ctx.current.clone());
-            &salted
-        }
-        _ => ctx.current,
-    };
+    let current = ctx.current.comparable_with(verified.binding());
     let report = fingerprint::compare(
         verified.binding(),
-        current,
+        &current,
         lic.binding.match_policy,
         lic.binding.allow_clone_only,
     );

@@ -151,3 +151,15 @@ pub fn assert_owner_only_keys(dir: &Path) {
         );
     }
 }
+
+/// The whole offline activation: `ws` requests with `key` (`{stem}.req`),
+/// the vendor answers (`{stem}.lic`), `ws` imports it. Returns the license file.
+pub fn activate_offline(vendor: &Vendor, ws: &Env, key: &str, stem: &str) -> PathBuf {
+    let req = request(ws, key, &format!("{stem}.req"));
+    let lic = ws.path(&format!("{stem}.lic"));
+    let out = vendor.answer(&req, &lic);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = import(ws, &lic);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    lic
+}

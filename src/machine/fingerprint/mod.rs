@@ -232,15 +232,9 @@ impl Evidence {
         nested_namespace: false,
     };
 
-    fn of(facts: &Facts) -> Evidence {
-        let hypervisor = facts.network.iter().flatten().any(|iface| {
-            iface.physical == Some(true)
-                && iface
-                    .mac
-                    .as_deref()
-                    .and_then(normalise::mac)
-                    .is_some_and(|m| normalise::is_hypervisor_mac(&m))
-        });
+    /// `hypervisor`: whether a physical interface showed a hypervisor's
+    /// prefix (found where the MACs are normalised, in `from_facts`).
+    fn of(facts: &Facts, hypervisor: bool) -> Evidence {
         Evidence {
             disks_read: facts.disk_serials.is_some(),
             network_read: facts.network.is_some(),
@@ -292,13 +286,21 @@ impl Fingerprint {
         for disk in facts.disk_serials.iter().flatten() {
             add(ComponentName::Disk, normalise::serial(disk));
         }
-        for iface in facts.network.iter().flatten() {
+        let mut hypervisor = false;
+        for iface in facts
+            .network
+            .iter()
+            .flatten()
+            .filter(|i| i.physical == Some(true))
+        {
+            let mac = iface.mac.as_deref().and_then(normalise::mac);
+            hypervisor |= mac.as_deref().is_some_and(normalise::is_hypervisor_mac);
             let named_virtual = iface
                 .name
                 .as_deref()
                 .is_some_and(normalise::is_virtual_interface_name);
-            if iface.physical == Some(true) && !named_virtual {
-                add(ComponentName::Mac, iface.mac.as_deref().and_then(normalise::mac));
+            if !named_virtual {
+                add(ComponentName::Mac, mac);
             }
         }
         if let Some(cpu) = &facts.cpu {
@@ -331,7 +333,7 @@ impl Fingerprint {
             }
         }
         let mut fp = Fingerprint::from_components(ALGORITHM, components)?;
-        fp.evidence = Evidence::of(facts);
+        fp.evidence = Evidence::of(facts, hypervisor);
         Ok(fp)
     }
 

@@ -17,6 +17,8 @@
 //! check cost about 50 ms. So the hash stays fast, and the README's threat
 //! model says what salting does and does not buy.
 
+use std::borrow::Cow;
+
 use sha2::{Digest as _, Sha256};
 
 use super::{Component, ComponentDigest, ComponentName, Fingerprint, FingerprintError};
@@ -59,6 +61,16 @@ impl Fingerprint {
             digest: salted_digest(salt, c.name, &c.digest),
         });
         Ok(Fingerprint::from_salted_components(*salt, components)?.with_evidence(self.evidence))
+    }
+
+    /// This machine's fingerprint in the form `bound` was made in: under its
+    /// salt when `bound` is salted and this is not, as it is otherwise (a
+    /// fingerprint under another salt then simply fails to match).
+    pub fn comparable_with(&self, bound: &Fingerprint) -> Cow<'_, Fingerprint> {
+        match (bound.salt(), self.salt()) {
+            (Some(salt), None) => self.salted(salt).map_or(Cow::Borrowed(self), Cow::Owned),
+            _ => Cow::Borrowed(self),
+        }
     }
 
     /// An algorithm-2 fingerprint from its digests and salt (a binding, a request).

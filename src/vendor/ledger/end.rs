@@ -4,12 +4,11 @@
 use super::Ledger;
 use super::error::{LedgerError, StorageError};
 use super::model::{Activation, ActivationState, AuditEntry, AuditEvent, Ending};
-use super::storage::{Reads, WriteTx};
+use super::proved::{answer_or_audit, by_install_key};
+use super::storage::WriteTx;
 use crate::base::clock::{DAY, Timestamp};
-use crate::documents::activation::{
-    self, ActivationError, DeactivationReceipt, UnverifiedDeactivation, VerifiedDeactivation,
-};
-use crate::format::{PrivateKey, PublicKey};
+use crate::documents::activation::{self, DeactivationReceipt, UnverifiedDeactivation, VerifiedDeactivation};
+use crate::format::PrivateKey;
 
 /// A deactivation answered.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,29 +26,10 @@ pub struct Deactivated {
     pub details: DeactivationReceipt,
 }
 
-/// Finds the activation a deactivation names and verifies the request with
-/// the install key recorded for it. Until this succeeds nothing in the request
-/// is more than a claim anyone could make.
-fn verify(
-    reads: &dyn Reads,
-    pending: UnverifiedDeactivation,
-) -> Result<(Activation, VerifiedDeactivation), LedgerError> {
-    let license_id = pending.claimed_license_id().to_owned();
-    let act = reads
-        .activation_by_license(&license_id)?
-        .ok_or_else(|| LedgerError::UnknownLicense(license_id.clone()))?;
-    let install_key = PublicKey::from_sec1(&act.install_key)?;
-    let request = pending.verify(&install_key).map_err(|e| match e {
-        ActivationError::Envelope(_) => LedgerError::WrongInstallKey(license_id.clone()),
-        other => LedgerError::Document(other),
-    })?;
-    Ok((act, request))
-}
-
 /// Ends a verified deactivation's activation inside `tx`.
 fn deactivate(
     tx: &mut dyn WriteTx,
-    act: Activation,
+    act: &Activation,
     request: VerifiedDeactivation,
     vendor: &PrivateKey,
     now: Timestamp,
@@ -78,7 +58,7 @@ fn deactivate(
                 detail: "nothing more freed",
             })?;
             return Ok(Deactivated {
-                activation_id: act.id,
+                activation_id: act.id.clone(),
                 license_id,
                 replayed: true,
                 receipt: text,
@@ -86,7 +66,10 @@ fn deactivate(
             });
         }
         how @ ActivationState::Reset => {
-            return Err(LedgerError::AlreadyEnded { id: act.id, how });
+            return Err(LedgerError::AlreadyEnded {
+                id: act.id.clone(),
+                how,
+            });
         }
     }
     let ent = tx
@@ -110,7 +93,7 @@ fn deactivate(
     };
     let text = activation::make_receipt(&details, vendor)?;
     tx.end_activation(
-        &act,
+        act,
         &Ending::Deactivated {
             receipt: text.as_bytes(),
         },
@@ -126,7 +109,7 @@ fn deactivate(
         detail: &detail,
     })?;
     Ok(Deactivated {
-        activation_id: act.id,
+        activation_id: act.id.clone(),
         license_id,
         replayed: false,
         receipt: text,
@@ -146,28 +129,15 @@ pub(super) fn deactivate_or_refuse(
     // An unknown license or a signature that does not verify is anyone's
     // request: refused without a row in the permanent audit (the server
     // counts it; its request log names it).
-    let (act, request) = match verify(tx.reads(), pending) {
-        Ok(verified) => verified,
+    let license_id = pending.claimed_license_id().to_owned();
+    let (act, request) = match by_install_key(tx.reads(), &license_id, |key| pending.verify(key)) {
+        Ok(found) => found,
         Err(LedgerError::Database(e)) => return Err(LedgerError::Database(e)),
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let (entitlement_id, activation_id) = (act.entitlement_id.clone(), act.id.clone());
-    match deactivate(tx, act, request, vendor, now, actor) {
-        Ok(done) => Ok(Ok(done)),
-        Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
-        Err(refusal) => {
-            let detail = format!("deactivation request: {refusal}");
-            tx.append_audit(&AuditEntry {
-                at: now,
-                event: AuditEvent::Refused,
-                entitlement_id: Some(&entitlement_id),
-                activation_id: Some(&activation_id),
-                actor,
-                detail: &detail,
-            })?;
-            Ok(Err(refusal))
-        }
-    }
+    answer_or_audit(tx, &act, "deactivation request", now, actor, |tx| {
+        deactivate(tx, &act, request, vendor, now, actor)
+    })
 }
 
 impl Ledger {

@@ -14,6 +14,7 @@ mod end;
 mod entitlements;
 mod error;
 pub mod model;
+mod proved;
 mod refresh;
 mod report;
 pub mod sqlite;

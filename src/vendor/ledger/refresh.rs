@@ -9,10 +9,11 @@ use super::Ledger;
 use super::activate::reset_licenses;
 use super::error::{LedgerError, StorageError};
 use super::model::{Activation, ActivationState, AuditEntry, AuditEvent};
-use super::storage::{Reads, WriteTx};
+use super::proved::{answer_or_audit, by_install_key};
+use super::storage::WriteTx;
 use crate::base::clock::{self, Timestamp};
 use crate::base::random::Random;
-use crate::documents::activation::{ActivationError, UnverifiedRefresh, VerifiedRefresh};
+use crate::documents::activation::{UnverifiedRefresh, VerifiedRefresh};
 use crate::documents::license::{self, License, Requester, Terms};
 use crate::format::{PrivateKey, PublicKey};
 use crate::machine::fingerprint::{self, Evidence, Verdict};
@@ -31,24 +32,6 @@ pub struct Refreshed {
     /// The license, armored.
     #[serde(skip)]
     pub license: String,
-}
-
-/// Finds the activation a refresh names and verifies the request with its
-/// install key; before that, nothing in the request is more than a claim.
-fn verify(
-    reads: &dyn Reads,
-    pending: UnverifiedRefresh,
-) -> Result<(Activation, VerifiedRefresh), LedgerError> {
-    let license_id = pending.claimed_license_id().to_owned();
-    let act = reads
-        .activation_by_license(&license_id)?
-        .ok_or_else(|| LedgerError::UnknownLicense(license_id.clone()))?;
-    let install_key = PublicKey::from_sec1(&act.install_key)?;
-    let request = pending.verify(&install_key).map_err(|e| match e {
-        ActivationError::Envelope(_) => LedgerError::WrongInstallKey(license_id.clone()),
-        other => LedgerError::Document(other),
-    })?;
-    Ok((act, request))
 }
 
 fn refresh(
@@ -157,28 +140,15 @@ pub(super) fn refresh_or_refuse(
     actor: &str,
     random: &dyn Random,
 ) -> Result<Result<Refreshed, LedgerError>, LedgerError> {
-    let (act, request) = match verify(tx.reads(), pending) {
-        Ok(verified) => verified,
+    let license_id = pending.claimed_license_id().to_owned();
+    let (act, request) = match by_install_key(tx.reads(), &license_id, |key| pending.verify(key)) {
+        Ok(found) => found,
         Err(LedgerError::Database(e)) => return Err(LedgerError::Database(e)),
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let outcome = refresh(tx, &act, &request, vendor, now, actor, random);
-    match outcome {
-        Ok(done) => Ok(Ok(done)),
-        Err(LedgerError::Database(e)) => Err(LedgerError::Database(e)),
-        Err(refusal) => {
-            let detail = format!("refresh request: {refusal}");
-            tx.append_audit(&AuditEntry {
-                at: now,
-                event: AuditEvent::Refused,
-                entitlement_id: Some(&act.entitlement_id),
-                activation_id: Some(&act.id),
-                actor,
-                detail: &detail,
-            })?;
-            Ok(Err(refusal))
-        }
-    }
+    answer_or_audit(tx, &act, "refresh request", now, actor, |tx| {
+        refresh(tx, &act, &request, vendor, now, actor, random)
+    })
 }
 
 impl Ledger {

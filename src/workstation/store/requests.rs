@@ -289,15 +289,8 @@ impl Store {
         }
         let install = PrivateKey::load(&key_path)?;
         let nonce = random::bytes::<NONCE_LEN>(&OsRandom).map_err(KeyError::from)?;
-        let salted;
-        let current = match verified.binding().salt() {
-            Some(salt) => {
-                salted = current.salted(salt).map_err(activation::ActivationError::from)?;
-                &salted
-            }
-            None => current,
-        };
-        let (_, armored) = activation::make_refresh(&license_id, current, &install, nonce, now)?;
+        let current = current.comparable_with(verified.binding());
+        let (_, armored) = activation::make_refresh(&license_id, &current, &install, nonce, now)?;
         Ok((license_id, armored))
     }
 
