@@ -221,8 +221,8 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     let b = workstation("laptop-same-model.json");
     assert_eq!(code(&import(&b, &lic)), 16);
 
-    // A deactivation for another license, signed with this machine's install key.
-    let c = workstation("laptop-usb-dongle.json");
+    // A deactivation for another license, signed with another machine's install key.
+    let c = workstation("laptop-same-model.json");
     let req_c = request(&c, &key, "c.req");
     assert_eq!(code(&vendor.answer(&req_c, &c.path("c.lic"))), 0);
     assert_eq!(code(&import(&c, &c.path("c.lic"))), 0);
@@ -261,7 +261,7 @@ fn tampered_replayed_and_misdirected_documents_are_each_refused() {
     );
 
     // The activation key reused beyond its seats.
-    let d = workstation("laptop-wifi-gone.json");
+    let d = workstation("vmware-guest.json");
     let req_d = request(&d, &key, "d.req");
     let audit = vendor.audit_events();
     let out = vendor.answer(&req_d, &d.path("d.lic"));

@@ -14,8 +14,14 @@ fn twenty_concurrent_answers_for_five_seats_give_exactly_five_licenses() {
     let vendor = Vendor::new();
     let key = vendor.entitlement(5, &[]);
     let ws = workstation("laptop.json");
-    let requests: Vec<PathBuf> = (0..20)
-        .map(|i| request(&ws, &key, &format!("r{i}.req")))
+    // Twenty machines (one machine asking twice would hold one seat).
+    let fleet: Vec<Env> = (0..20)
+        .map(|i| workstation("laptop.json").nth_machine(i))
+        .collect();
+    let requests: Vec<PathBuf> = fleet
+        .iter()
+        .enumerate()
+        .map(|(i, m)| request(m, &key, &format!("r{i}.req")))
         .collect();
     let children: Vec<_> = requests
         .iter()
@@ -63,8 +69,13 @@ fn killing_the_vendor_mid_answer_leaves_every_answer_whole_or_absent() {
     let ws = workstation("laptop.json");
     let ledger_path = vendor.ledger();
     let rounds = 40u64;
-    let requests: Vec<PathBuf> = (0..rounds)
-        .map(|i| request(&ws, &key, &format!("r{i}.req")))
+    let fleet: Vec<Env> = (0..rounds as usize)
+        .map(|i| workstation("laptop.json").nth_machine(i))
+        .collect();
+    let requests: Vec<PathBuf> = fleet
+        .iter()
+        .enumerate()
+        .map(|(i, m)| request(m, &key, &format!("r{i}.req")))
         .collect();
     for (i, req) in requests.iter().enumerate() {
         let mut child = vendor

@@ -143,6 +143,14 @@ pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
                     answered.license_id,
                     args.out.display()
                 )
+            } else if answered.reactivated {
+                format!(
+                    "workstation {} already holds license {} of entitlement {}: issued again to this request and written to {} (no new seat taken); send it back to the customer",
+                    answered.workstation_id,
+                    answered.license_id,
+                    answered.entitlement_id,
+                    args.out.display()
+                )
             } else {
                 format!(
                     "activated workstation {} on entitlement {}: license {} written to {}; send it back to the customer",

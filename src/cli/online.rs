@@ -73,8 +73,8 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
     let answer = with_spinner(format!("activating with {} …", client.base()), || {
         client.activate(pending.armored.as_bytes())
     });
-    let license = match answer {
-        Ok(license) => license,
+    let (license, reactivated) = match answer {
+        Ok(answer) => (answer.license, answer.reactivated),
         Err(e) if e.is_network() => {
             write_out(&args.request_out, &pending.armored)?;
             let mut err = CliError::from(e);
@@ -94,7 +94,10 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
     };
     let outcome = store.import(license.as_bytes(), &ring, &fingerprint, overrides::now()?)?;
     let trusted = super::workstation::keep_trust_root(&store, &ring, license.as_bytes())?;
-    let json = serde_json::to_value(&outcome).unwrap_or_default();
+    let mut json = serde_json::to_value(&outcome).unwrap_or_default();
+    if let Some(fields) = json.as_object_mut() {
+        fields.insert("reactivated".into(), reactivated.into());
+    }
     let grant = match outcome {
         ImportOutcome::Installed { grant, .. } | ImportOutcome::AlreadyInstalled { grant } => grant,
     };
@@ -108,6 +111,11 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
         ),
         json,
     );
+    if reactivated {
+        out = out.note(
+            "this machine already held a seat of this entitlement: its license was issued again, and no new seat was taken",
+        );
+    }
     if let Some(w) = warning {
         out = out.note(format!("warning: {w}"));
     }

@@ -84,6 +84,16 @@ struct ErrorDetail {
     message: String,
 }
 
+/// An activation answered online.
+#[derive(Debug, Clone)]
+pub struct Activated {
+    /// The license document, armored.
+    pub license: String,
+    /// The machine already held a seat of this entitlement: its license was
+    /// issued again to this request, and no seat was taken.
+    pub reactivated: bool,
+}
+
 /// A client for one server.
 pub struct Client {
     agent: ureq::Agent,
@@ -178,6 +188,12 @@ impl Client {
     }
 
     fn post(&self, path: &str, document: &[u8]) -> Result<String, ClientError> {
+        self.post_answer(path, document).map(|(body, _)| body)
+    }
+
+    /// The answer's body, and whether the server said this machine already
+    /// held a seat (`x-nodelock-reactivated`).
+    fn post_answer(&self, path: &str, document: &[u8]) -> Result<(String, bool), ClientError> {
         let url = format!("{}{path}", self.base);
         let response = self
             .agent
@@ -185,9 +201,13 @@ impl Client {
             .header("content-type", "application/x-nodelock-document")
             .send(document)
             .map_err(|e| self.classify(&url, e))?;
+        let reactivated = response
+            .headers()
+            .get("x-nodelock-reactivated")
+            .is_some_and(|v| v.as_bytes() == b"true");
         let (status, body) = self.read_answer(&url, response)?;
         if status == 200 {
-            return Ok(body);
+            return Ok((body, reactivated));
         }
         if (400..500).contains(&status)
             && let Ok(parsed) = serde_json::from_str::<ErrorBody>(&body)
@@ -220,8 +240,9 @@ impl Client {
     }
 
     /// Posts an activation request document; returns the license document.
-    pub fn activate(&self, request: &[u8]) -> Result<String, ClientError> {
-        self.post("/v1/activations", request)
+    pub fn activate(&self, request: &[u8]) -> Result<Activated, ClientError> {
+        let (license, reactivated) = self.post_answer("/v1/activations", request)?;
+        Ok(Activated { license, reactivated })
     }
 
     /// Posts a deactivation request document; returns the receipt.

@@ -10,7 +10,7 @@ use nodelock::machine::facts::Facts;
 use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::vendor::ledger::Ledger;
 
-use super::machine;
+use super::nth_machine_facts;
 
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -31,12 +31,14 @@ pub fn audit_len(ledger: &Path) -> usize {
     Ledger::open(ledger).unwrap().audit().unwrap().len()
 }
 
-/// `n` activation requests for `key`, each with its own install key.
+/// `n` activation requests for `key`, each from its own machine with its
+/// own install key.
 pub fn requests(key: &str, n: usize) -> Vec<Vec<u8>> {
     let key = ActivationKey::parse(key).unwrap();
-    let fp = Fingerprint::from_facts(&Facts::load(&machine("laptop.json")).unwrap()).unwrap();
     (0..n)
         .map(|i| {
+            let facts = Facts::from_json(nth_machine_facts(i).as_bytes(), "fleet").unwrap();
+            let fp = Fingerprint::from_facts(&facts).unwrap();
             let install = PrivateKey::generate().unwrap();
             let mut nonce = [0u8; 16];
             nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());

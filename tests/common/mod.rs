@@ -33,6 +33,22 @@ pub const VENDOR_KEY: &str = "keys/TEST-ONLY-vendor.key";
 pub const VENDOR_PUB: &str = "keys/TEST-ONLY-vendor.pub";
 pub const OTHER_PUB: &str = "keys/TEST-ONLY-other-vendor.pub";
 
+/// The facts (JSON) of machine number `n` of a fleet (see [`Env::nth_machine`]).
+pub fn nth_machine_facts(n: usize) -> String {
+    let mut facts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(machine("laptop.json")).unwrap()).unwrap();
+    facts["machine_id"] = format!("{n:032x}").into();
+    facts["product_uuid"] = format!("4c4c4544-0000-0000-0000-{n:012x}").into();
+    facts["board_serial"] = format!("FLEET{n}").into();
+    facts["disk_serials"] = serde_json::json!([format!("FLEETDISK{n}")]);
+    facts["network"] = serde_json::json!([{
+        "name": "eth0",
+        "mac": format!("a4:5e:60:{:02x}:{:02x}:{:02x}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
+        "physical": true,
+    }]);
+    facts.to_string()
+}
+
 /// A workstation (or vendor desk) in a temporary directory.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -51,6 +67,16 @@ impl Env {
 
     pub fn on(mut self, machine_file: &str) -> Env {
         self.facts = Some(machine(machine_file));
+        self
+    }
+
+    /// Machine number `n` of a fleet: the laptop fixture with every
+    /// identifier made its own (one machine asking twice takes one seat, so
+    /// seat counting needs many machines).
+    pub fn nth_machine(mut self, n: usize) -> Env {
+        let path = self.path("machine.json");
+        std::fs::write(&path, nth_machine_facts(n)).unwrap();
+        self.facts = Some(path);
         self
     }
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::error::{LedgerError, StorageError};
 use super::model::{ActivationState, AuditEntry, AuditEvent, Entitlement, Method, NewActivation};
 use super::storage::{Reads, WriteTx};
-use super::{Change, Ledger, Outcome, PREPARE_CACHE, PreparedTerms, new_id};
+use super::{Change, Ledger, Outcome, PREPARE_CACHE, PreparedTerms, new_id, same_machine};
 use crate::base::clock::Timestamp;
 use crate::base::random::Random;
 use crate::documents::activation::{KeyClaim, VerifiedRequest};
@@ -33,6 +33,9 @@ pub struct Answered {
     pub workstation_id: String,
     /// True when this request had been answered before (same license, no new seat).
     pub replayed: bool,
+    /// True when the requesting machine already held a seat of this
+    /// entitlement: its license issued again to this request, no new seat.
+    pub reactivated: bool,
     /// The license, armored.
     #[serde(skip)]
     pub license: String,
@@ -83,7 +86,19 @@ fn claimed_key_hash(reads: &dyn Reads, request: &VerifiedRequest) -> Result<Opti
     }
 }
 
-/// Whether the entitlement could grant a seat now to this request.
+/// Whether the entitlement still grants anything: not expired, not suspended.
+/// (A machine that holds a seat is answered only while this holds, too.)
+pub(super) fn still_granted(ent: &Entitlement, now: Timestamp) -> Result<(), LedgerError> {
+    if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
+        return Err(LedgerError::EntitlementExpired { expired_at });
+    }
+    if ent.suspended {
+        return Err(LedgerError::Suspended(ent.id.clone()));
+    }
+    Ok(())
+}
+
+/// Whether the entitlement could grant a new seat now to this request.
 fn open_for_activation(
     ent: &Entitlement,
     request: &VerifiedRequest,
@@ -93,12 +108,7 @@ fn open_for_activation(
     if needs_hardware && request.fingerprint().identity() == Identity::CloneOnly {
         return Err(LedgerError::HardwareIdRequired);
     }
-    if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
-        return Err(LedgerError::EntitlementExpired { expired_at });
-    }
-    if ent.suspended {
-        return Err(LedgerError::Suspended(ent.id.clone()));
-    }
+    still_granted(ent, now)?;
     if ent.seats_used >= ent.spec.seats {
         return Err(LedgerError::NoFreeSeat {
             seats: ent.spec.seats,
@@ -206,6 +216,7 @@ fn commit_one(
             entitlement_id: a.entitlement_id,
             workstation_id,
             replayed: true,
+            reactivated: false,
             license: String::from_utf8_lossy(&earlier.license).into_owned(),
         });
     }
@@ -218,6 +229,20 @@ fn commit_one(
         .reads()
         .entitlement_by_key(&hash)?
         .ok_or(LedgerError::UnknownKey)?;
+    // A machine that already holds a seat gets it again, even when every
+    // seat is taken: re-running an installer must not need a free seat.
+    still_granted(&ent, now)?;
+    if let Some(again) = same_machine::reissue_if_held(tx, &ent, request, vendor, now, actor, random)? {
+        return Ok(Answered {
+            activation_id: again.activation.id,
+            license_id: again.activation.license_id,
+            entitlement_id: ent.id,
+            workstation_id,
+            replayed: false,
+            reactivated: true,
+            license: again.license,
+        });
+    }
     open_for_activation(&ent, request, now)?;
     let revoked = reset_licenses(tx.reads(), &ent)?;
     let fresh;
@@ -240,6 +265,7 @@ fn commit_one(
         license: signed.text.as_bytes(),
         method: prepared.method,
         created_at: now,
+        anchors: &same_machine::anchors_of(request.fingerprint()),
     })?;
     let detail = format!(
         "workstation {workstation_id}, license {}, seat {} of {}",
@@ -261,6 +287,7 @@ fn commit_one(
         entitlement_id: ent.id,
         workstation_id,
         replayed: false,
+        reactivated: false,
         license: signed.text.clone(),
     })
 }

@@ -2,7 +2,8 @@
 //! audit.
 //!
 //! The rules live here, the rows in a [`storage::Backend`] (SQLite today, in
-//! [`sqlite`]): `activate.rs` decides who gets a seat, `end.rs` how a seat is
+//! [`sqlite`]): `activate.rs` decides who gets a seat
+//! (`same_machine.rs`: a machine that holds one gets it again), `end.rs` how a seat is
 //! given back or reset, `report.rs` what the vendor sees. Every state change
 //! is one write transaction in which the rule reads what it decides on, so
 //! concurrent vendor processes never oversubscribe a seat. A refusal is
@@ -17,6 +18,7 @@ pub mod model;
 mod proved;
 mod refresh;
 mod report;
+mod same_machine;
 pub mod sqlite;
 pub mod storage;
 

@@ -84,6 +84,9 @@ named_enum!(
         Activated => "activated",
         /// An answered request came again; the same license, no seat.
         ActivationReplayed => "activation-replayed",
+        /// A new request from a machine that already held a seat: its license
+        /// re-issued to the request's install key, no second seat.
+        Reactivated => "reactivated",
         /// A seat was given back.
         Deactivated => "deactivated",
         /// An answered deactivation came again; nothing freed.
@@ -243,6 +246,22 @@ pub struct NewActivation<'a> {
     pub license: &'a [u8],
     pub method: Method,
     pub created_at: Timestamp,
+    /// The hardware digests the license is bound to (how a later request
+    /// from the same machine finds this seat).
+    pub anchors: &'a [[u8; 32]],
+}
+
+/// An active activation moved to a later request from the machine that
+/// holds it (activation is idempotent per machine and entitlement).
+#[derive(Debug, Clone)]
+#[allow(missing_docs)] // plain columns
+pub struct MovedActivation<'a> {
+    pub activation_id: &'a str,
+    pub install_key: &'a [u8],
+    pub request_nonce: &'a [u8],
+    pub request_hash: &'a [u8],
+    pub license: &'a [u8],
+    pub at: Timestamp,
 }
 
 /// How an active activation ends; ending it frees its seat.

@@ -6,7 +6,7 @@
 //! a deactivated or reset license everywhere.
 
 use super::Ledger;
-use super::activate::reset_licenses;
+use super::activate::{reset_licenses, still_granted};
 use super::error::{LedgerError, StorageError};
 use super::model::{Activation, ActivationState, AuditEntry, AuditEvent};
 use super::proved::{answer_or_audit, by_install_key};
@@ -57,12 +57,7 @@ fn refresh(
         .reads()
         .entitlement(&act.entitlement_id)?
         .ok_or_else(|| unreadable("entitlement of activation"))?;
-    if let Some(expired_at) = ent.spec.expires_at.filter(|e| now >= *e) {
-        return Err(LedgerError::EntitlementExpired { expired_at });
-    }
-    if ent.suspended {
-        return Err(LedgerError::Suspended(ent.id.clone()));
-    }
+    still_granted(&ent, now)?;
     let issued = tx
         .reads()
         .issued_license(&act.id)?

@@ -22,6 +22,12 @@ pub struct KeyRecord {
     pub public: Option<Vec<u8>>,
 }
 
+/// How many activations one install key or one hardware digest may bring up
+/// as the machine of a new request. A machine has one; more means clones or
+/// shared placeholder serials, where the cap keeps the cost bounded and a
+/// missed match only takes a seat, as every activation did before.
+pub const SEAT_CANDIDATES: usize = 8;
+
 /// Reads the rules need.
 pub trait Reads {
     /// The entitlement whose activation key hashes to `key_hash`.
@@ -65,6 +71,18 @@ pub trait Reads {
 
     /// Resets on this entitlement that ended after `since`.
     fn resets_since(&self, entitlement_id: &str, since: Timestamp) -> Result<u32, StorageError>;
+
+    /// The entitlement's active activations that could be the machine of a
+    /// new request, each with its current license (armored): those held by
+    /// `holder_key`, and those bound to any of `anchors` (hardware digests).
+    /// At most [`SEAT_CANDIDATES`] per key or digest, so that a request costs
+    /// the same however many seats the entitlement has.
+    fn seat_candidates(
+        &self,
+        entitlement_id: &str,
+        holder_key: &[u8],
+        anchors: &[[u8; 32]],
+    ) -> Result<Vec<(Activation, Vec<u8>)>, StorageError>;
 }
 
 /// One write transaction. Dropping it without [`commit`](WriteTx::commit)
@@ -109,6 +127,10 @@ pub trait WriteTx {
     /// Keeps `license` as the activation's issued license (a refresh): what
     /// a replay of its request, and the next refresh, start from.
     fn replace_license(&mut self, activation_id: &str, license: &[u8]) -> Result<(), StorageError>;
+
+    /// Moves an active activation to the install key of a later request from
+    /// the same machine, with the license re-issued to it; takes no seat.
+    fn move_activation(&mut self, moved: &super::model::MovedActivation<'_>) -> Result<(), StorageError>;
 
     /// Makes every write of this transaction durable at once.
     fn commit(self: Box<Self>) -> Result<(), StorageError>;

@@ -157,6 +157,7 @@ pub async fn activations(
             ("x-nodelock-license-id", answered.license_id),
             ("x-nodelock-activation-id", answered.activation_id),
             ("x-nodelock-replayed", answered.replayed.to_string()),
+            ("x-nodelock-reactivated", answered.reactivated.to_string()),
         ],
     ))
 }

@@ -13,9 +13,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::error::{LedgerError, StorageError};
 use super::model::{
     Activation, ActivationState, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec,
-    NewActivation,
+    MovedActivation, NewActivation,
 };
-use super::storage::{Backend, KeyRecord, Reads, WriteTx};
+use super::storage::{Backend, KeyRecord, Reads, SEAT_CANDIDATES, WriteTx};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
 use crate::documents::activation::key::lookup_of;
@@ -88,8 +88,8 @@ macro_rules! entitlement_columns {
 /// The columns `activation_from_row` reads, in its order.
 macro_rules! activation_columns {
     () => {
-        "id, entitlement_id, license_id, workstation_id, install_key, method, created_at, ended_at, \
-         ended_how, ended_reason"
+        "id, entitlement_id, license_id, workstation_id, COALESCE(holder_key, install_key), method, \
+         created_at, ended_at, ended_how, ended_reason"
     };
 }
 
@@ -190,6 +190,29 @@ fn one<T>(
         .transpose()
 }
 
+/// The answer the query `sql` finds for a request (install key, nonce).
+fn earlier_answer(
+    conn: &Connection,
+    sql: &str,
+    install_key: &[u8],
+    nonce: &[u8],
+) -> Result<Option<EarlierAnswer>, StorageError> {
+    conn.prepare_cached(sql)?
+        .query_row(params![install_key, nonce], |r| {
+            Ok(activation_from_row(r)?.map(|activation| (activation, r.get(10), r.get(11))))
+        })
+        .optional()?
+        .transpose()?
+        .map(|(activation, hash, license)| {
+            Ok(EarlierAnswer {
+                activation,
+                request_hash: hash?,
+                license: license?,
+            })
+        })
+        .transpose()
+}
+
 /// The reads, on a connection or on a transaction (which derefs to one).
 impl Reads for Connection {
     fn entitlement_by_key(&self, key_hash: &[u8; 32]) -> Result<Option<Entitlement>, StorageError> {
@@ -226,25 +249,67 @@ impl Reads for Connection {
         install_key: &[u8],
         nonce: &[u8],
     ) -> Result<Option<EarlierAnswer>, StorageError> {
-        let sql = concat!(
+        // The request that took the seat is in `activations`; a later one
+        // from the same machine, answered by moving that seat, in
+        // `reactivations` (both keyed by the key the request was signed with).
+        let first = concat!(
             "SELECT ",
             activation_columns!(),
             ", request_hash, license FROM activations WHERE install_key = ?1 AND request_nonce = ?2"
         );
-        self.prepare_cached(sql)?
-            .query_row(params![install_key, nonce], |r| {
-                Ok(activation_from_row(r)?.map(|activation| (activation, r.get(10), r.get(11))))
-            })
-            .optional()?
-            .transpose()?
-            .map(|(activation, hash, license)| {
-                Ok(EarlierAnswer {
-                    activation,
-                    request_hash: hash?,
-                    license: license?,
-                })
-            })
-            .transpose()
+        let moved = concat!(
+            "SELECT ",
+            activation_columns!(),
+            ", (SELECT request_hash FROM reactivations WHERE install_key = ?1 AND request_nonce = ?2), license \
+             FROM activations WHERE id = \
+             (SELECT activation_id FROM reactivations WHERE install_key = ?1 AND request_nonce = ?2)"
+        );
+        match earlier_answer(self, first, install_key, nonce)? {
+            Some(answer) => Ok(Some(answer)),
+            None => earlier_answer(self, moved, install_key, nonce),
+        }
+    }
+
+    fn seat_candidates(
+        &self,
+        entitlement_id: &str,
+        holder_key: &[u8],
+        anchors: &[[u8; 32]],
+    ) -> Result<Vec<(Activation, Vec<u8>)>, StorageError> {
+        let limit = SEAT_CANDIDATES as i64;
+        let mut ids: Vec<String> = self
+            .prepare_cached(
+                "SELECT id FROM activations WHERE entitlement_id = ?1 AND holder_key = ?2 AND ended_at IS NULL LIMIT ?3",
+            )?
+            .query_map(params![entitlement_id, holder_key, limit], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut by_digest = self.prepare_cached(
+            "SELECT activation_id FROM seat_anchors WHERE entitlement_id = ?1 AND digest = ?2 LIMIT ?3",
+        )?;
+        for digest in anchors {
+            for id in by_digest.query_map(params![entitlement_id, digest.as_slice(), limit], |r| r.get(0))? {
+                ids.push(id?);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let sql = concat!(
+            "SELECT ",
+            activation_columns!(),
+            ", license FROM activations WHERE id = ?1 AND ended_at IS NULL"
+        );
+        let mut held = Vec::new();
+        for id in ids {
+            let row = self
+                .prepare_cached(sql)?
+                .query_row([&id], |r| Ok(activation_from_row(r)?.map(|a| (a, r.get(10)))))
+                .optional()?;
+            if let Some(row) = row {
+                let (activation, license) = row?;
+                held.push((activation, license?));
+            }
+        }
+        Ok(held)
     }
 
     fn issued_license(&self, activation_id: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -368,8 +433,8 @@ impl WriteTx for Tx<'_> {
         self.0
             .prepare_cached(
                 "INSERT INTO activations (id, entitlement_id, license_id, workstation_id, install_key, request_nonce,
-                    request_hash, license, method, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    request_hash, license, method, created_at, holder_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?5)",
             )?
             .execute(params![
                 a.id,
@@ -389,6 +454,12 @@ impl WriteTx for Tx<'_> {
                  WHERE id = ?1",
             )?
             .execute([a.entitlement_id])?;
+        let mut anchor = self.0.prepare_cached(
+            "INSERT INTO seat_anchors (entitlement_id, digest, activation_id) VALUES (?1, ?2, ?3)",
+        )?;
+        for digest in a.anchors {
+            anchor.execute(params![a.entitlement_id, digest.as_slice(), a.id])?;
+        }
         Ok(())
     }
 
@@ -416,6 +487,25 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
+    fn move_activation(&mut self, m: &MovedActivation<'_>) -> Result<(), StorageError> {
+        self.0.execute(
+            "UPDATE activations SET holder_key = ?1, license = ?2 WHERE id = ?3",
+            params![m.install_key, m.license, m.activation_id],
+        )?;
+        self.0.execute(
+            "INSERT INTO reactivations (install_key, request_nonce, request_hash, activation_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                m.install_key,
+                m.request_nonce,
+                m.request_hash,
+                m.activation_id,
+                m.at
+            ],
+        )?;
+        Ok(())
+    }
+
     fn replace_license(&mut self, activation_id: &str, license: &[u8]) -> Result<(), StorageError> {
         self.0.execute(
             "UPDATE activations SET license = ?1 WHERE id = ?2",
@@ -430,6 +520,10 @@ impl WriteTx for Tx<'_> {
         ending: &Ending<'_>,
         now: Timestamp,
     ) -> Result<(), StorageError> {
+        // A seat no longer held is no machine's to find again.
+        self.0
+            .prepare_cached("DELETE FROM seat_anchors WHERE activation_id = ?1")?
+            .execute([&a.id])?;
         match ending {
             Ending::Deactivated { receipt } => {
                 self.0.execute(

@@ -105,8 +105,39 @@ const V7: &str = r#"
 ALTER TABLE entitlements ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Migration 8: activation is idempotent per machine and entitlement.
+///
+/// A request from a machine that already holds a seat is answered with that
+/// activation's license, re-issued to the request's install key: the
+/// activation's `holder_key` moves (it starts as the key it was activated
+/// with), and the request is kept in `reactivations` so that the same file
+/// answered again is a replay. The machine is found through `seat_anchors`,
+/// the hardware digests each held seat is bound to, so that finding it costs
+/// the same with ten activations or a million ([`fill_seat_anchors`] fills
+/// them for the seats already held).
+const V8: &str = r#"
+ALTER TABLE activations ADD COLUMN holder_key BLOB;
+UPDATE activations SET holder_key = install_key;
+CREATE INDEX activations_by_holder ON activations(entitlement_id, holder_key) WHERE ended_at IS NULL;
+CREATE TABLE seat_anchors (
+    entitlement_id  TEXT NOT NULL,
+    digest          BLOB NOT NULL,
+    activation_id   TEXT NOT NULL REFERENCES activations(id)
+);
+CREATE INDEX seat_anchors_by_digest ON seat_anchors(entitlement_id, digest);
+CREATE INDEX seat_anchors_by_activation ON seat_anchors(activation_id);
+CREATE TABLE reactivations (
+    install_key     BLOB NOT NULL,
+    request_nonce   BLOB NOT NULL,
+    request_hash    BLOB NOT NULL,
+    activation_id   TEXT NOT NULL REFERENCES activations(id),
+    at              INTEGER NOT NULL,
+    PRIMARY KEY (install_key, request_nonce)
+);
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// After migration 4: the lookup id of every entitlement that has none.
 fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
@@ -118,6 +149,24 @@ fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     for (id, hash) in rows {
         if let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) {
             update.execute(rusqlite::params![lookup_of(&hash).as_slice(), id])?;
+        }
+    }
+    Ok(())
+}
+
+/// After migration 8: the anchor digests of every seat held, read from the
+/// license each activation issued (a license that does not read is left
+/// out: its machine then takes a new seat when it activates again, as before).
+fn fill_seat_anchors(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(String, String, Vec<u8>)> = tx
+        .prepare("SELECT id, entitlement_id, license FROM activations WHERE ended_at IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut insert =
+        tx.prepare("INSERT INTO seat_anchors (entitlement_id, digest, activation_id) VALUES (?1, ?2, ?3)")?;
+    for (id, entitlement, license) in rows {
+        for digest in crate::vendor::ledger::same_machine::anchors_of_license(&license) {
+            insert.execute(rusqlite::params![entitlement, digest.as_slice(), id])?;
         }
     }
     Ok(())
@@ -139,6 +188,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.execute_batch(sql)?;
         if *sql == V4 {
             fill_key_lookups(&tx)?;
+        }
+        if *sql == V8 {
+            fill_seat_anchors(&tx)?;
         }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
