@@ -385,6 +385,21 @@ fn a_missing_store_is_said_to_be_missing() {
     let out = env.run(&["doctor", "--store", m]);
     assert_eq!(code(&out), 45, "{}", stdout(&out));
     assert!(stdout(&out).contains("no license store at"), "{}", stdout(&out));
+    // In JSON, the problems carry an error object like every failing command.
+    let out = env.run(&["doctor", "--store", m, "--json"]);
+    assert_eq!(code(&out), 45);
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["error"]["code"], "problems");
+    assert_eq!(report["error"]["exit"], 45);
+    assert_eq!(report["problems"], report["findings"].as_array().unwrap().len());
+    assert!(
+        report["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no license store at"),
+        "{report}"
+    );
     // Nothing was created by looking.
     assert!(!missing.exists());
 }

@@ -7,8 +7,8 @@ use nodelock::machine::fingerprint::{CLONE_ONLY_WARNING, Fingerprint, Identity};
 
 use super::exit::{CliError, Exit};
 use super::output::{Outcome, clean, write_out};
-use super::overrides;
 use super::{DeactivateArgs, RequestArgs};
+use super::{overrides, workstation};
 
 pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
     if let Some(license_id) = &args.refresh {
@@ -20,18 +20,15 @@ pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
     let fingerprint = Fingerprint::from_facts(&overrides::current_facts()?)?;
     let pending = store.create_request(&key, &fingerprint, overrides::now()?)?;
     write_out(&args.out, &pending.armored)?;
+    let kept = workstation::keep_given_keys(&store, &args.keys)?;
     let human = format!(
         "wrote the activation request for workstation {} to {} ({} bytes).\n\
          Next: send that file to your vendor (e-mail, USB stick, or the activation portal).\n\
-         You will get a license file back; install it on this machine with:\n  nodelock import LICENSE-FILE{}",
+         You will get a license file back; install it on this machine with:\n  {}",
         pending.workstation_id,
         args.out.display(),
-        pending.size,
-        args.store
-            .store
-            .as_ref()
-            .map(|s| format!(" --store {}", s.display()))
-            .unwrap_or_default(),
+        pending.armored.len(),
+        workstation::import_step("LICENSE-FILE", &store, &args.store)?,
     );
     let clone_only = fingerprint.identity() == Identity::CloneOnly;
     let mut out = Outcome::new(
@@ -40,12 +37,15 @@ pub fn request(args: &RequestArgs) -> Result<Outcome, CliError> {
             "request": args.out.display().to_string(),
             "workstation_id": pending.workstation_id,
             "nonce": pending.nonce,
-            "size": pending.size,
+            "size": pending.armored.len(),
             "warning": clone_only.then_some(CLONE_ONLY_WARNING),
         }),
     );
     if clone_only {
         out = out.note(format!("warning: {CLONE_ONLY_WARNING}"));
+    }
+    for note in kept {
+        out = out.note(note);
     }
     Ok(out)
 }
@@ -59,18 +59,13 @@ fn refresh_request(args: &RequestArgs, license_id: &str) -> Result<Outcome, CliE
     let (product, armored) =
         store.refresh_request_by_id(license_id, &ring, &fingerprint, overrides::now()?)?;
     write_out(&args.out, &armored)?;
-    let store_flag = args
-        .store
-        .store
-        .as_ref()
-        .map(|s| format!(" --store {}", s.display()))
-        .unwrap_or_default();
     Ok(Outcome::new(
         format!(
-            "wrote the refresh request for license {} ({}) to {}.\nNext: send that file to your vendor (e-mail, USB stick, or the activation portal), then install the license you get back with:\n  nodelock import LICENSE-FILE{store_flag}",
+            "wrote the refresh request for license {} ({}) to {}.\nNext: send that file to your vendor (e-mail, USB stick, or the activation portal), then install the license you get back with:\n  {}",
             clean(license_id),
             clean(&product),
-            args.out.display()
+            args.out.display(),
+            workstation::import_step("LICENSE-FILE", &store, &args.store)?
         ),
         json!({ "request": args.out.display().to_string(), "license_id": license_id, "product": product }),
     ))
@@ -89,9 +84,10 @@ pub fn deactivate_to_file(args: &DeactivateArgs, out: &std::path::Path) -> Resul
         (None, false) => format!("license {} is deactivated", done.license_id),
     };
     let human = format!(
-        "{what}.\nNext: send {} to your vendor; the seat is freed when they answer it, and you get a receipt\n\
-         (nodelock import RECEIPT-FILE records it). The license can then be activated on another machine.",
-        out.display()
+        "{what}.\nNext: send {} to your vendor; the seat is freed when they answer it, and you get a receipt,\n\
+         which this command records:\n  {}\nThe license can then be activated on another machine.",
+        out.display(),
+        workstation::import_step("RECEIPT-FILE", &store, &args.store)?
     );
     Ok(Outcome::new(
         human,

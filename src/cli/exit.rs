@@ -18,6 +18,9 @@ use nodelock::workstation::store::StoreError;
 pub struct CliError {
     pub exit: Exit,
     pub message: String,
+    /// Fields a script needs besides the error (a file left behind), added
+    /// to the JSON output next to `error`.
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl CliError {
@@ -25,7 +28,14 @@ impl CliError {
         CliError {
             exit,
             message: message.into(),
+            fields: serde_json::Map::new(),
         }
+    }
+
+    /// The same error with `name` in its JSON output.
+    pub fn with_field(mut self, name: &str, value: impl Into<serde_json::Value>) -> CliError {
+        self.fields.insert(name.to_owned(), value.into());
+        self
     }
 }
 

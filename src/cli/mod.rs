@@ -109,6 +109,15 @@ impl StoreArg {
             })
     }
 
+    /// ` --store DIR` as a pasted command needs it (empty for the default
+    /// store), quoted for a POSIX shell when the path needs it.
+    fn flag(&self) -> String {
+        self.store
+            .as_deref()
+            .map(|s| format!(" --store {}", output::shell_word(&s.display().to_string())))
+            .unwrap_or_default()
+    }
+
     /// The store, which must exist: commands that only read or give back
     /// (check, refresh, deactivate) say so rather than report an empty one.
     fn open_existing(&self) -> Result<Store, CliError> {
@@ -119,8 +128,9 @@ impl StoreArg {
         Err(CliError::new(
             Exit::NotFound,
             format!(
-                "there is no license store at {0} (nothing was imported or activated there); install a license with `nodelock import LICENSE-FILE --store {0}`, or pass the --store it was installed into",
-                store.root().display()
+                "there is no license store at {} (nothing was imported or activated there); install a license with `nodelock import LICENSE-FILE --pubkey VENDOR-KEY-FILE --store {}`, or pass the --store it was installed into",
+                store.root().display(),
+                output::shell_word(&store.root().display().to_string())
             ),
         ))
     }
@@ -211,6 +221,9 @@ struct RequestArgs {
     /// Where to write the request file.
     #[arg(short, long, value_name = "FILE")]
     out: PathBuf,
+    /// Vendor public key to trust for the license that comes back (kept in the store).
+    #[command(flatten)]
+    keys: KeysArg,
     #[command(flatten)]
     store: StoreArg,
 }

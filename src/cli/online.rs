@@ -41,14 +41,11 @@ fn with_spinner<T>(message: String, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn offline_steps(file: &Path, server: &str, store: Option<&Path>, what: &str) -> String {
-    let store = store
-        .map(|s| format!(" --store {}", s.display()))
-        .unwrap_or_default();
+fn offline_steps(file: &Path, server: &str, import: &str, what: &str) -> String {
     format!(
         "The {what} is saved as {}. To finish without this machine reaching the server:\n\
          1. On any computer with internet, upload {} at {server}/ (the activation portal), or e-mail it to your vendor.\n\
-         2. Bring back the file you get and run: nodelock import FILE{store}",
+         2. Bring back the file you get and run: {import}",
         file.display(),
         file.display()
     )
@@ -77,18 +74,19 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
         Ok(answer) => (answer.license, answer.reactivated),
         Err(e) if e.is_network() => {
             write_out(&args.request_out, &pending.armored)?;
+            // The key given for this activation is the one its license will
+            // need when it comes back by hand.
+            workstation::keep_given_keys(&store, &args.keys)?;
+            let import = workstation::import_step("FILE", &store, &args.store)?;
             let mut err = CliError::from(e);
             err.message = format!(
                 "{}\n{}",
                 err.message,
-                offline_steps(
-                    &args.request_out,
-                    client.base(),
-                    args.store.store.as_deref(),
-                    "activation request"
-                )
+                offline_steps(&args.request_out, client.base(), &import, "activation request")
             );
-            return Err(err);
+            return Err(err
+                .with_field("request", args.request_out.display().to_string())
+                .with_field("next", import));
         }
         Err(refusal) => return Err(refusal.into()),
     };
@@ -157,18 +155,16 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
         Err(e) if e.is_network() => {
             let file = &args.request_out;
             write_out(file, &done.armored)?;
+            let import = workstation::import_step("FILE", &store, &args.store)?;
             let mut err = CliError::from(e);
             err.message = format!(
                 "{}\nThe license is already removed from this machine.\n{}",
                 err.message,
-                offline_steps(
-                    file,
-                    client.base(),
-                    args.store.store.as_deref(),
-                    "deactivation request"
-                )
+                offline_steps(file, client.base(), &import, "deactivation request")
             );
-            Err(err)
+            Err(err
+                .with_field("request", file.display().to_string())
+                .with_field("next", import))
         }
         Err(refusal) => Err(refusal.into()),
     }
@@ -194,19 +190,14 @@ pub fn refresh(args: &RefreshArgs) -> Result<Outcome, CliError> {
         };
         let (license_id, armored) = store.refresh_request(&product, &ring, &current, now)?;
         write_out(out, &armored)?;
-        let store_flag = args
-            .store
-            .store
-            .as_deref()
-            .map(|s| format!(" --store {}", s.display()))
-            .unwrap_or_default();
         return Ok(Outcome::new(
             format!(
                 "refresh request for license {} ({}) written to {}.
-Next: upload it at the vendor's activation portal or e-mail it to your vendor, then run: nodelock import FILE{store_flag}",
+Next: upload it at the vendor's activation portal or e-mail it to your vendor, then run: {}",
                 clean(&license_id),
                 clean(&product),
-                out.display()
+                out.display(),
+                workstation::import_step("FILE", &store, &args.store)?
             ),
             json!({ "request": out.display().to_string(), "license_id": license_id, "product": product }),
         ));
@@ -279,7 +270,7 @@ Next: upload it at the vendor's activation portal or e-mail it to your vendor, t
 
 pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
     let mut lines = Vec::new();
-    let mut problems = 0;
+    let mut findings: Vec<String> = Vec::new();
     let mut report = serde_json::Map::new();
 
     // Configuration and server.
@@ -291,8 +282,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             match &health {
                 Ok(took) => lines.push(format!("server answers: healthy in {} ms", took.as_millis())),
                 Err(e) => {
-                    problems += 1;
-                    lines.push(format!("server does not answer: {e}"));
+                    problem(&mut lines, &mut findings, format!("server does not answer: {e}"));
                 }
             }
             report.insert(
@@ -306,8 +296,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             report.insert("server".into(), serde_json::Value::Null);
         }
         Err(e) => {
-            problems += 1;
-            lines.push(format!("config: {}", e.message));
+            problem(&mut lines, &mut findings, format!("config: {}", e.message));
         }
     }
     if let Some(path) = config::config_path() {
@@ -325,11 +314,14 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             // Store.
             let store = args.store.open()?;
             if !store.root().is_dir() {
-                problems += 1;
-                lines.push(format!(
-                    "problem: there is no license store at {}; pass the --store the license was installed into, or set NODELOCK_STORE",
-                    store.root().display()
-                ));
+                problem(
+                    &mut lines,
+                    &mut findings,
+                    format!(
+                        "problem: there is no license store at {}; pass the --store the license was installed into, or set NODELOCK_STORE",
+                        store.root().display()
+                    ),
+                );
             }
             let ring = store.trust_roots()?;
             let now = overrides::now()?;
@@ -342,26 +334,26 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
                 store.pending_requests().len()
             ));
             for e in &entries {
-                if e.state != "valid" {
-                    problems += 1;
+                let line = format!("  {} {}: {}", clean(&e.product), e.state, clean(&e.message));
+                if e.state == "valid" {
+                    lines.push(line);
+                } else {
+                    problem(&mut lines, &mut findings, line);
                 }
-                lines.push(format!(
-                    "  {} {}: {}",
-                    clean(&e.product),
-                    e.state,
-                    clean(&e.message)
-                ));
             }
             // Clock against the newest vendor-signed time seen.
             let newest = store.newest_vendor_time(&ring);
             match newest {
                 Some(t) if now + nodelock::base::clock::CLOCK_TOLERANCE < t => {
-                    problems += 1;
-                    lines.push(format!(
-                        "clock: {} is behind the newest vendor-signed time seen ({}); set the clock right",
-                        clock::format(now),
-                        clock::format(t)
-                    ));
+                    problem(
+                        &mut lines,
+                        &mut findings,
+                        format!(
+                            "clock: {} is behind the newest vendor-signed time seen ({}); set the clock right",
+                            clock::format(now),
+                            clock::format(t)
+                        ),
+                    );
                 }
                 Some(t) => lines.push(format!(
                     "clock: {} (newest vendor-signed time seen: {})",
@@ -385,21 +377,38 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             );
         }
         Err(e) => {
-            problems += 1;
-            lines.push(format!("machine: {}", e.message));
+            problem(&mut lines, &mut findings, format!("machine: {}", e.message));
         }
     }
+    let problems = findings.len();
     report.insert("problems".into(), json!(problems));
     lines.push(if problems == 0 {
         "no problems found".into()
     } else {
         format!("{problems} problem(s) found")
     });
+    if problems > 0 {
+        // Like every other command that fails: an error object, whose
+        // message is the first problem; each one is in `findings`.
+        let exit = Exit::DoctorProblems;
+        report.insert(
+            "error".into(),
+            json!({ "code": exit.code(), "exit": exit as i32,
+                    "message": format!("{problems} problem(s) found; the first: {}", findings[0].trim()) }),
+        );
+        report.insert("findings".into(), json!(findings));
+    }
     let mut out = Outcome::new(lines.join("\n"), serde_json::Value::Object(report));
     if problems > 0 {
         out.exit = Exit::DoctorProblems;
     }
     Ok(out)
+}
+
+/// Notes a problem `doctor` found: printed in its place, and kept for the JSON.
+fn problem(lines: &mut Vec<String>, findings: &mut Vec<String>, text: String) {
+    findings.push(text.trim().to_owned());
+    lines.push(text);
 }
 
 pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {

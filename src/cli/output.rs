@@ -56,6 +56,21 @@ pub fn write_out(path: &std::path::Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))
 }
 
+/// `word` as one word of a POSIX shell command: as it is when it holds only
+/// characters no shell treats specially, else in single quotes. Printed next
+/// steps are pasted.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// Says something on stderr at once, in human and JSON mode alike (JSON goes
 /// to stdout): for warnings a person must not miss.
 pub fn warn(text: &str) {
@@ -153,10 +168,15 @@ pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
         }
         Err(err) => {
             if json_mode {
-                let value = json!({
+                let mut value = json!({
                     "ok": false,
                     "error": { "code": err.exit.code(), "exit": err.exit as i32, "message": err.message }
                 });
+                if let Value::Object(map) = &mut value {
+                    for (name, field) in err.fields {
+                        map.entry(name).or_insert(field);
+                    }
+                }
                 write_stdout(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&value).unwrap_or_default()

@@ -303,6 +303,36 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     })
 }
 
+/// Trusts every `--pubkey` given to a command that starts an activation
+/// (`request`, `activate`): the person gave it for the license that will come
+/// back, so the `nodelock import` the command prints works as printed.
+/// Returns a note for each key the store did not trust yet.
+pub fn keep_given_keys(store: &Store, keys: &KeysArg) -> Result<Vec<String>, CliError> {
+    let mut notes = Vec::new();
+    for path in &keys.pubkeys {
+        let key = PublicKey::load(path)?;
+        if store.add_trust_root(&key)? {
+            notes.push(format!(
+                "note: this store now trusts vendor key {}, given with --pubkey (`nodelock trust list`)",
+                key.id()
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+/// The command that installs what comes back for a request made in `store`,
+/// as it will be pasted: `what` names the file (`LICENSE-FILE`), and
+/// `--pubkey` is asked for only while the store trusts no vendor key.
+pub fn import_step(what: &str, store: &Store, store_arg: &StoreArg) -> Result<String, CliError> {
+    let pubkey = if store.trust_roots()?.is_empty() {
+        " --pubkey VENDOR-KEY-FILE"
+    } else {
+        ""
+    };
+    Ok(format!("nodelock import {what}{pubkey}{}", store_arg.flag()))
+}
+
 /// After a license verified and was installed: keeps the key that signed it
 /// (only that one, and only if it came from `--pubkey`) as a trust root of
 /// the store, so later commands need no `--pubkey`, and says so with its id.

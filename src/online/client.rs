@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::base::text::printable_prefix;
+use crate::base::text::{answer_summary, printable_prefix};
 
 /// Largest answer body read; real documents are a few KiB.
 const MAX_ANSWER: u64 = 256 * 1024;
@@ -101,6 +101,31 @@ pub struct Client {
     timeout: Duration,
 }
 
+/// Whether the host of `url` resolves to at least one address.
+fn host_resolves(url: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let (default_port, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (443, rest),
+        Some((_, rest)) => (80, rest),
+        None => (80, url),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            match port.parse::<u16>() {
+                Ok(port) => (host, port),
+                Err(_) => (authority, default_port),
+            }
+        }
+        _ => (authority, default_port),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .is_ok_and(|mut addrs| addrs.next().is_some())
+}
+
 impl Client {
     /// A client for `base` (`https://licenses.example.com`), giving up after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Client, ClientError> {
@@ -164,6 +189,10 @@ impl Client {
                 url,
                 detail: "the server requires TLS".into(),
             },
+            // The resolver's own failures come through as plain I/O errors;
+            // asking it again tells a name that does not resolve from a
+            // network that fails after it did.
+            _ if !host_resolves(&url) => ClientError::Dns { url },
             other => ClientError::Network {
                 url,
                 detail: other.to_string(),
@@ -227,7 +256,7 @@ impl Client {
                 message,
             });
         }
-        let message = printable_prefix(&body, 200);
+        let message = answer_summary(&body, 200);
         Err(ClientError::Http {
             url,
             status,
@@ -262,7 +291,7 @@ impl Client {
         let response = self.agent.get(&url).call().map_err(|e| self.classify(&url, e))?;
         let (status, body) = self.read_answer(&url, response)?;
         if status != 200 {
-            let message = printable_prefix(&body, 200);
+            let message = answer_summary(&body, 200);
             return Err(ClientError::Http { url, status, message });
         }
         Ok(started.elapsed())
@@ -281,14 +310,34 @@ mod tests {
             Err(ClientError::ConnectionRefused { .. })
         ));
         let dns = Client::new("http://nodelock-test.invalid", Duration::from_secs(5)).unwrap();
-        assert!(matches!(
-            dns.health(),
-            Err(ClientError::Dns { .. }) | Err(ClientError::Network { .. })
-        ));
+        let got = dns.health();
+        assert!(matches!(got, Err(ClientError::Dns { .. })), "{got:?}");
+        // A server that hangs up mid-answer: the name resolved, the network failed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hangs_up = std::thread::spawn(move || {
+            use std::io::Read;
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 64];
+            let _ = conn.read(&mut buf);
+            drop(conn);
+        });
+        let client = Client::new(&format!("http://{addr}"), Duration::from_secs(2)).unwrap();
+        let got = client.activate(b"x");
+        assert!(matches!(got, Err(ClientError::Network { .. })), "{got:?}");
+        hangs_up.join().unwrap();
         assert!(matches!(
             Client::new("ftp://x", Duration::from_secs(1)),
             Err(ClientError::BadUrl(_))
         ));
+    }
+
+    #[test]
+    fn hosts_are_read_from_urls_to_resolve() {
+        assert!(host_resolves("http://127.0.0.1:1/v1/x"));
+        assert!(host_resolves("https://[::1]:8443"));
+        assert!(host_resolves("http://localhost"));
+        assert!(!host_resolves("http://nodelock-test.invalid:80/healthz"));
     }
 
     #[test]
