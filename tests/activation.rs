@@ -594,8 +594,8 @@ fn seat_counts_beyond_any_sale_are_a_usage_error() {
         assert_eq!(code(&out), 2, "{seats}: {}", stderr(&out));
         assert!(stderr(&out).contains("--seats"), "{}", stderr(&out));
     }
-    let out = vendor.run(&["vendor", "report", "--json"]);
-    assert_eq!(json(&out)["entitlements"].as_array().unwrap().len(), 0);
+    // Nothing was sold, so no ledger was made.
+    assert!(!vendor.ledger().exists());
     // The largest allowed count works end to end.
     let key = vendor.entitlement(100_000_000, &["--max-transfers", "100000000"]);
     let a = workstation("laptop.json");

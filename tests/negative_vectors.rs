@@ -378,6 +378,8 @@ fn the_cli_refuses_each_with_its_exit_code_and_one_sentence() {
     let vendor_pub = fixture(VENDOR_PUB);
     let vendor_key = fixture(VENDOR_KEY);
     let ledger = env.path("ledger.sqlite");
+    let out = env.run(&["vendor", "init", "--ledger", ledger.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     for case in CASES {
         let path = dir().join(case.file);
         let out = match case.kind {

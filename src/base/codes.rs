@@ -95,6 +95,8 @@ exits! {
     HardwareIdRequired = 32 => "hardware-id-required",
     /// The license must be refreshed with the vendor first.
     RevalidationDue = 33 => "revalidation-due",
+    /// Vendor: there is no ledger at the path given (`vendor init` makes one).
+    NoLedger = 34 => "no-ledger",
     /// The server's name does not resolve.
     Dns = 40 => "dns",
     /// Nothing listens at the server's address.

@@ -31,8 +31,29 @@ impl LedgerArg {
             })
     }
 
-    fn open(&self) -> Result<Ledger, CliError> {
-        Ok(Ledger::open(&self.path()?)?)
+    /// The ledger, which must exist: only `vendor init` and `vendor
+    /// entitlement create` make one, so that a mistyped path is an error
+    /// rather than a new, empty ledger that reports nothing sold.
+    pub fn open(&self) -> Result<Ledger, CliError> {
+        let path = self.path()?;
+        if !path.exists() {
+            let quoted = super::output::shell_word(&path.display().to_string());
+            return Err(CliError::new(
+                Exit::NoLedger,
+                format!(
+                    "there is no vendor ledger at {}; pass the --ledger you use (or set NODELOCK_LEDGER), or create one with `nodelock vendor init --ledger {quoted}`",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Ledger::open(&path)?)
+    }
+
+    /// The ledger, made (with its directories) when it does not exist yet.
+    fn open_or_create(&self) -> Result<(Ledger, bool), CliError> {
+        let path = self.path()?;
+        let created = !path.exists();
+        Ok((Ledger::open(&path)?, created))
     }
 
     fn actor(&self) -> String {
@@ -66,7 +87,7 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
         match_policy: terms.match_policy,
         revalidate_days: args.revalidate_days,
     };
-    let mut ledger = args.ledger.open()?;
+    let (mut ledger, _) = args.ledger.open_or_create()?;
     let (id, key) = ledger.create_entitlement(&spec, overrides::now()?, &args.ledger.actor())?;
     let human = format!(
         "entitlement {id}: {} seat(s) of {} ({})\nactivation key: {key}\n\
@@ -345,6 +366,29 @@ pub fn audit(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
 
 /// The deep check the server's `/healthz` no longer runs for every caller:
 /// the whole file's integrity and every entitlement's counters.
+/// `vendor init`: makes the ledger (and its directories) if there is none,
+/// brings an existing one's schema up to date; either way says which.
+pub fn init(args: &LedgerArg) -> Result<Outcome, CliError> {
+    let (ledger, created) = args.open_or_create()?;
+    let path = args.path()?;
+    let version = ledger.schema_version()?;
+    let human = if created {
+        format!(
+            "created the vendor ledger {} (schema version {version})",
+            path.display()
+        )
+    } else {
+        format!(
+            "the vendor ledger {} already exists (schema version {version}); nothing was changed but the schema's upgrades",
+            path.display()
+        )
+    };
+    Ok(Outcome::new(
+        human,
+        json!({ "ledger": path.display().to_string(), "created": created, "schema_version": version }),
+    ))
+}
+
 pub fn check(args: &LedgerArg) -> Result<Outcome, CliError> {
     let ledger = args.open()?;
     let integrity = ledger.integrity_check()?;

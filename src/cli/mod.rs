@@ -463,6 +463,8 @@ enum TrustCommand {
     reason = "parsed once per run; boxing buys nothing"
 )]
 enum VendorCommand {
+    /// Create the ledger (seats sold, activations, audit) if there is none; upgrade its schema.
+    Init(LedgerArg),
     /// Make a vendor signing key pair: DIR/vendor.key (PKCS#8, owner-only) and DIR/vendor.pub (SPKI).
     Keygen {
         /// Directory to write the keys into.
@@ -539,6 +541,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Doctor(args) => online::doctor(&args),
         Command::Trust(TrustCommand::Add { key, store }) => workstation::trust_add(&key, &store),
         Command::Trust(TrustCommand::List { store }) => workstation::trust_list(&store),
+        Command::Vendor(VendorCommand::Init(args)) => ledger::init(&args),
         Command::Vendor(VendorCommand::Keygen { out, force }) => vendor::keygen(&out, force),
         Command::Vendor(VendorCommand::Issue(args)) => vendor::issue(&args),
         Command::Vendor(VendorCommand::Entitlement(EntitlementCommand::Create(args))) => {

@@ -11,7 +11,6 @@ use nodelock::base::clock;
 use nodelock::documents::activation::ActivationKey;
 use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::online::client::{Client, ClientError};
-use nodelock::vendor::ledger::Ledger;
 use nodelock::vendor::server::{self, Service};
 use nodelock::workstation::store::ImportOutcome;
 
@@ -422,8 +421,9 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .try_init();
     let vendor = super::vendor::signing_key(&args.signing_key)?;
     let ledger_path = args.ledger.path()?;
-    // Open once here so that a bad ledger is a clear error before listening.
-    drop(Ledger::open(&ledger_path)?);
+    // Open once here so that a missing or bad ledger is a clear error
+    // before listening.
+    drop(args.ledger.open()?);
     let service = Arc::new(Service::with_clock(
         ledger_path.clone(),
         vendor,

@@ -103,6 +103,11 @@ impl Ledger {
         self
     }
 
+    /// How many schema migrations the ledger has had.
+    pub fn schema_version(&self) -> Result<u32, LedgerError> {
+        Ok(self.backend.schema_version()?)
+    }
+
     /// Whether the ledger answers (cheap).
     pub fn ping(&self) -> Result<(), LedgerError> {
         Ok(self.backend.ping()?)

@@ -147,6 +147,9 @@ pub trait Backend: Send {
     /// Whether the database answers at all: cheap, for liveness probes.
     fn ping(&self) -> Result<(), StorageError>;
 
+    /// How many schema migrations the database has had.
+    fn schema_version(&self) -> Result<u32, StorageError>;
+
     /// The backend's own consistency check: "ok" when sound. Reads the whole
     /// database: for an operator, never for every anonymous caller.
     fn integrity_check(&self) -> Result<String, StorageError>;

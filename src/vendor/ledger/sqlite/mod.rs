@@ -589,6 +589,10 @@ impl Backend for Sqlite {
         Ok(self.conn.query_row("SELECT 1", [], |_| Ok(()))?)
     }
 
+    fn schema_version(&self) -> Result<u32, StorageError> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
     fn integrity_check(&self) -> Result<String, StorageError> {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
