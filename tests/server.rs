@@ -284,7 +284,9 @@ fn sigkill_under_load_loses_no_license_a_client_got_and_keeps_none_it_did_not() 
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_server_gracefully() {
-    let (_vendor, ledger) = vendor_env();
+    let (vendor, ledger) = vendor_env();
+    let out = vendor.run(&["vendor", "init", "--ledger", ledger.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let mut server = Server::start(&ledger);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])

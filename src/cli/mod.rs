@@ -6,6 +6,7 @@ mod activation;
 mod config;
 mod exit;
 mod ledger;
+mod manual;
 mod online;
 mod output;
 mod overrides;
@@ -31,6 +32,22 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The vendor's commands in the order a vendor meets them (`vendor --help`).
+const VENDOR_DAY: &str = "\
+The vendor's work, in order:
+  once       nodelock vendor keygen --out DIR                  the signing key (DIR/vendor.pub goes into applications)
+  once       nodelock vendor init --ledger PATH                the ledger of seats sold, activations and the audit
+  per order  nodelock vendor entitlement create --product P --seats N --customer C
+                                                              prints the activation key for the customer
+  per file   nodelock vendor answer --signing-key KEY REQUEST -o FILE
+                                                              an activation, deactivation or refresh request, answered
+  online     nodelock vendor serve --listen ADDR --signing-key KEY
+                                                              the same answers over HTTP, and the portal page
+  support    nodelock vendor report | audit | reset | entitlement list|show|update
+  no ledger  nodelock vendor issue --fingerprint REPORT ...   a license bound to a fingerprint report
+
+The ledger is --ledger PATH, or NODELOCK_LEDGER, or the vendor data directory's nodelock-vendor/ledger.sqlite.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -59,9 +76,22 @@ enum Command {
     /// Manage the vendor public keys the store trusts.
     #[command(subcommand)]
     Trust(TrustCommand),
-    /// Vendor tools: keys and license issuing.
-    #[command(subcommand)]
+    /// Vendor tools: signing keys, licenses, entitlements and activation keys, answering
+    /// requests, resets, the compliance report and audit, and the activation server.
+    #[command(subcommand, after_help = VENDOR_DAY)]
     Vendor(VendorCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff); with --out DIR, write one page per command there.
+    Man {
+        /// Directory for nodelock.1 and a page per command.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -479,7 +509,7 @@ enum VendorCommand {
     /// Entitlements: seats sold under an activation key.
     #[command(subcommand)]
     Entitlement(EntitlementCommand),
-    /// Answer an activation request (-> license) or a deactivation request (-> receipt).
+    /// Answer an activation or refresh request (-> license) or a deactivation request (-> receipt).
     Answer(AnswerArgs),
     /// Free a seat without proof (the machine died); limited and audited.
     Reset(ResetArgs),
@@ -560,6 +590,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args, cli.json),
         Command::Vendor(VendorCommand::Check(args)) => ledger::check(&args),
         Command::Vendor(VendorCommand::Serve(args)) => online::serve(&args),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { out } => manual::man(out.as_deref()),
     };
     std::process::ExitCode::from(output::emit(result, cli.json) as u8)
 }

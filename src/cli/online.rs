@@ -417,7 +417,10 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour_logs(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
     let vendor = super::vendor::signing_key(&args.signing_key)?;
     let ledger_path = args.ledger.path()?;
@@ -488,4 +491,23 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!(target: "nodelock::vendor::server", "shutting down; finishing requests in flight");
     })
+}
+
+/// Whether the server's logs may carry colour: only on a terminal, and not
+/// when `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colour_logs(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_logs;
+
+    #[test]
+    fn logs_are_plain_off_a_terminal_and_under_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(colour_logs(true, Some("".into())));
+        assert!(!colour_logs(true, Some("1".into())));
+        assert!(!colour_logs(false, None));
+    }
 }
