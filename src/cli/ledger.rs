@@ -10,13 +10,16 @@ use nodelock::documents::activation;
 use nodelock::documents::license;
 use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::vendor::ledger::{
-    EntitlementReport, EntitlementSpec, EntitlementUpdate, Ledger, LedgerError, Method,
+    EntitlementReport, EntitlementSpec, EntitlementUpdate, Ledger, LedgerError, Method, Selection,
 };
 
 use super::exit::{CliError, Exit};
-use super::output::{Outcome, Stream, clean, write_out};
+use super::output::{CsvStream, Outcome, Stream, clean, write_out};
 use super::overrides;
-use super::{AnswerArgs, EntitlementArgs, EntitlementIdArgs, LedgerArg, ReportArgs, ResetArgs, UpdateArgs};
+use super::{
+    AnswerArgs, AuditArgs, EntitlementArgs, EntitlementIdArgs, LedgerArg, ReportArgs, ResetArgs, SelectArgs,
+    UpdateArgs,
+};
 
 impl LedgerArg {
     pub fn path(&self) -> Result<PathBuf, CliError> {
@@ -214,17 +217,88 @@ pub fn reset(args: &ResetArgs) -> Result<Outcome, CliError> {
     ))
 }
 
+impl SelectArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            product: self.product.clone(),
+            customer: self.customer.clone(),
+            entitlement: self.entitlement.clone(),
+            ..Selection::default()
+        }
+    }
+}
+
+fn csv_or_json(csv: bool, json_mode: bool) -> Result<bool, CliError> {
+    if csv && json_mode {
+        return Err(CliError::new(Exit::Usage, "choose one of --csv and --json"));
+    }
+    Ok(csv)
+}
+
+const REPORT_CSV: &[&str] = &[
+    "id",
+    "product",
+    "kind",
+    "customer",
+    "expires_at",
+    "maintenance_until",
+    "seats",
+    "used",
+    "available",
+    "transfers_used",
+    "max_transfers",
+    "resets_last_year",
+    "max_resets_per_year",
+    "suspended",
+    "features",
+];
+
+fn report_csv_row(e: &EntitlementReport) -> Vec<String> {
+    let when = |t: Option<clock::Timestamp>| t.map(clock::format).unwrap_or_default();
+    vec![
+        e.id.clone(),
+        e.product.clone(),
+        e.kind.as_str().to_owned(),
+        e.customer.clone().unwrap_or_default(),
+        when(e.expires_at),
+        when(e.maintenance_until),
+        e.seats.to_string(),
+        e.used.to_string(),
+        e.available.to_string(),
+        e.transfers_used.to_string(),
+        e.max_transfers.to_string(),
+        e.resets_last_year.to_string(),
+        e.max_resets_per_year.to_string(),
+        e.suspended.to_string(),
+        e.features.join(","),
+    ]
+}
+
 /// The compliance view, printed one entitlement at a time.
 pub fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
+    let csv = csv_or_json(args.csv, json_mode)?;
     let ledger = args.ledger.open()?;
     let now = overrides::now()?;
     let horizon = args
         .ending_within
         .map(|days| now.saturating_add(days.saturating_mul(clock::DAY)));
+    let wanted =
+        |e: &EntitlementReport| horizon.is_none_or(|h| e.expires_at.is_some_and(|end| end > now && end <= h));
+    let selection = args.select.selection();
+    if csv {
+        let mut out = CsvStream::start(REPORT_CSV)?;
+        ledger.each_report(now, &selection, &mut |e| {
+            if wanted(&e) {
+                out.row(report_csv_row(&e))
+                    .map_err(|e| LedgerError::Unavailable(e.message))?;
+            }
+            Ok(())
+        })?;
+        return out.finish();
+    }
     let mut out = Stream::start(json_mode, "entitlements");
-    ledger.each_report(now, &mut |e| {
-        let ending = |h: clock::Timestamp| e.expires_at.is_some_and(|end| end > now && end <= h);
-        if horizon.is_none_or(ending) {
+    ledger.each_report(now, &selection, &mut |e| {
+        if wanted(&e) {
             out.row(&e, report_lines);
         }
         Ok(())
@@ -240,7 +314,7 @@ pub fn list(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
     let ledger = args.open()?;
     let now = overrides::now()?;
     let mut out = Stream::start(json_mode, "entitlements");
-    ledger.each_report(now, &mut |mut e| {
+    ledger.each_report(now, &Selection::default(), &mut |mut e| {
         e.activations.clear();
         out.row(&e, report_lines);
         Ok(())
@@ -253,10 +327,12 @@ pub fn show(args: &EntitlementIdArgs) -> Result<Outcome, CliError> {
     let ledger = args.ledger.open()?;
     let now = overrides::now()?;
     let mut found = None;
-    ledger.each_report(now, &mut |e| {
-        if e.id == args.id {
-            found = Some(e);
-        }
+    let one = Selection {
+        entitlement: Some(args.id.clone()),
+        ..Selection::default()
+    };
+    ledger.each_report(now, &one, &mut |e| {
+        found = Some(e);
         Ok(())
     })?;
     let e = found.ok_or_else(|| LedgerError::UnknownEntitlement(args.id.clone()))?;
@@ -343,10 +419,40 @@ fn report_lines(e: &EntitlementReport) -> String {
 }
 
 /// The audit, printed one row at a time (its memory does not grow with it).
-pub fn audit(args: &LedgerArg, json_mode: bool) -> Result<Outcome, CliError> {
-    let ledger = args.open()?;
+pub fn audit(args: &AuditArgs, json_mode: bool) -> Result<Outcome, CliError> {
+    let csv = csv_or_json(args.csv, json_mode)?;
+    let ledger = args.ledger.open()?;
+    let selection = Selection {
+        since: args.since,
+        until: args.until,
+        ..args.select.selection()
+    };
+    if csv {
+        let mut out = CsvStream::start(&[
+            "seq",
+            "at",
+            "event",
+            "entitlement_id",
+            "activation_id",
+            "actor",
+            "detail",
+        ])?;
+        ledger.each_audit_row(&selection, &mut |r| {
+            out.row([
+                r.seq.to_string(),
+                clock::format(r.at),
+                r.event.as_str().to_owned(),
+                r.entitlement_id.unwrap_or_default(),
+                r.activation_id.unwrap_or_default(),
+                r.actor,
+                r.detail,
+            ])
+            .map_err(|e| LedgerError::Unavailable(e.message))
+        })?;
+        return out.finish();
+    }
     let mut out = Stream::start(json_mode, "audit");
-    ledger.each_audit_row(&mut |r| {
+    ledger.each_audit_row(&selection, &mut |r| {
         out.row(&r, |r| {
             format!(
                 "{:>5} {} {:<22} {:<16} {:<16} {:<10} {}",

@@ -222,6 +222,42 @@ struct ReportArgs {
     /// Only entitlements that end within the next DAYS days (renewals to chase).
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..=36_500))]
     ending_within: Option<i64>,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Print CSV (one row per entitlement) instead of text or JSON.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    ledger: LedgerArg,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Only rows from this date (or RFC 3339 instant) on.
+    #[arg(long, value_name = "DATE", value_parser = values::start_date)]
+    since: Option<nodelock::base::clock::Timestamp>,
+    /// Only rows up to the end of this date (or before this RFC 3339 instant).
+    #[arg(long, value_name = "DATE", value_parser = values::end_date)]
+    until: Option<nodelock::base::clock::Timestamp>,
+    /// Print CSV instead of text or JSON.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// Which entitlements a report covers, or whose audit rows an audit shows.
+#[derive(Args)]
+struct SelectArgs {
+    /// Only this product.
+    #[arg(long, value_name = "PRODUCT")]
+    product: Option<String>,
+    /// Only this customer (as the entitlement names it).
+    #[arg(long, value_name = "NAME")]
+    customer: Option<String>,
+    /// Only this entitlement (E-…).
+    #[arg(long, value_name = "ID")]
+    entitlement: Option<String>,
 }
 
 #[derive(Args)]
@@ -516,7 +552,7 @@ enum VendorCommand {
     /// Seats, activations, transfers and resets per entitlement: the compliance view.
     Report(ReportArgs),
     /// Every activation, deactivation, reset and refusal, with who and why.
-    Audit(LedgerArg),
+    Audit(AuditArgs),
     /// The ledger's deep check: file integrity and seat counters (exit 45 on problems).
     Check(LedgerArg),
     /// Run the online activation server and the offline portal page.

@@ -141,6 +141,52 @@ impl Stream {
     }
 }
 
+/// A table printed as CSV as it is produced (RFC 4180, a header row first),
+/// for the spreadsheets finance and compliance keep. A cell that a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is
+/// prefixed with `'`: customer names and audit details come from outside.
+pub struct CsvStream {
+    out: csv::Writer<std::io::BufWriter<std::io::StdoutLock<'static>>>,
+}
+
+impl CsvStream {
+    pub fn start(header: &[&str]) -> Result<CsvStream, CliError> {
+        let mut stream = CsvStream {
+            out: csv::Writer::from_writer(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        stream.record(header.iter().map(|h| (*h).to_owned()))?;
+        Ok(stream)
+    }
+
+    pub fn row(&mut self, cells: impl IntoIterator<Item = String>) -> Result<(), CliError> {
+        self.record(cells.into_iter().map(|c| spreadsheet_safe(&c)))
+    }
+
+    fn record(&mut self, cells: impl IntoIterator<Item = String>) -> Result<(), CliError> {
+        self.out
+            .write_record(cells)
+            .map_err(|e| CliError::new(Exit::Io, format!("cannot write the CSV: {e}")))
+    }
+
+    pub fn finish(mut self) -> Result<Outcome, CliError> {
+        self.out
+            .flush()
+            .map_err(|e| CliError::new(Exit::Io, format!("cannot write the CSV: {e}")))?;
+        Ok(Outcome::printed())
+    }
+}
+
+/// `cell` as text no spreadsheet runs: control characters made printable,
+/// and a leading formula character defused.
+fn spreadsheet_safe(cell: &str) -> String {
+    let cell = clean(cell);
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// Prints a result and returns its exit code.
 pub fn emit(result: Result<Outcome, CliError>, json_mode: bool) -> Exit {
     match result {

@@ -32,7 +32,7 @@ pub use batch::{Change, Outcome};
 pub use end::Deactivated;
 pub use entitlements::EntitlementUpdate;
 pub use error::{LedgerError, StorageError};
-pub use model::{ActivationState, AuditEvent, AuditRow, EntitlementSpec, Method};
+pub use model::{ActivationState, AuditEvent, AuditRow, EntitlementSpec, Method, Selection};
 pub use refresh::Refreshed;
 pub use report::{ActivationRow, EntitlementReport};
 

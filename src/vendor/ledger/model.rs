@@ -251,6 +251,23 @@ pub struct NewActivation<'a> {
     pub anchors: &'a [[u8; 32]],
 }
 
+/// Which entitlements a report covers and which audit rows an audit shows:
+/// every field left `None` selects everything. The backend filters, so a
+/// narrow view of a large ledger reads only what it shows.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only this product's entitlements (and their audit rows).
+    pub product: Option<String>,
+    /// Only this customer's.
+    pub customer: Option<String>,
+    /// Only this entitlement.
+    pub entitlement: Option<String>,
+    /// Audit rows at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Audit rows before this instant.
+    pub until: Option<Timestamp>,
+}
+
 /// An active activation moved to a later request from the machine that
 /// holds it (activation is idempotent per machine and entitlement).
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Ledger;
 use super::error::LedgerError;
-use super::model::{Activation, ActivationState, AuditRow, Entitlement, Method};
+use super::model::{Activation, ActivationState, AuditRow, Entitlement, Method, Selection};
 use crate::base::clock::{self, DAY, Timestamp};
 use crate::documents::license::LicenseKind;
 
@@ -103,9 +103,10 @@ impl Ledger {
     pub fn each_report(
         &self,
         now: Timestamp,
+        selection: &Selection,
         each: &mut dyn FnMut(EntitlementReport) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        self.backend.each_entitlement(&mut |e: Entitlement| {
+        self.backend.each_entitlement(selection, &mut |e: Entitlement| {
             let mut activations = Vec::new();
             self.backend.each_activation(&e.id, &mut |a| {
                 activations.push(ActivationRow::from(a));
@@ -143,7 +144,7 @@ impl Ledger {
     /// The compliance view of every entitlement, collected.
     pub fn report(&self, now: Timestamp) -> Result<Vec<EntitlementReport>, LedgerError> {
         let mut out = Vec::new();
-        self.each_report(now, &mut |r| {
+        self.each_report(now, &Selection::default(), &mut |r| {
             out.push(r);
             Ok(())
         })?;
@@ -153,15 +154,16 @@ impl Ledger {
     /// The audit, oldest first, one row at a time.
     pub fn each_audit_row(
         &self,
+        selection: &Selection,
         each: &mut dyn FnMut(AuditRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        self.backend.each_audit_row(each)
+        self.backend.each_audit_row(selection, each)
     }
 
     /// The audit, oldest first, collected.
     pub fn audit(&self) -> Result<Vec<AuditRow>, LedgerError> {
         let mut out = Vec::new();
-        self.each_audit_row(&mut |r| {
+        self.each_audit_row(&Selection::default(), &mut |r| {
             out.push(r);
             Ok(())
         })?;

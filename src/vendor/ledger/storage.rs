@@ -157,10 +157,12 @@ pub trait Backend: Send {
     /// Ids of entitlements whose counters disagree with their activations.
     fn counter_mismatches(&self) -> Result<Vec<String>, StorageError>;
 
-    /// Every entitlement, oldest first, handed over one at a time. The walks
-    /// stop at the first error, the reader's own or the storage's.
+    /// Every entitlement `selection` covers, oldest first, handed over one
+    /// at a time. The walks stop at the first error, the reader's own or the
+    /// storage's.
     fn each_entitlement(
         &self,
+        selection: &super::model::Selection,
         each: &mut dyn FnMut(Entitlement) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError>;
 
@@ -171,9 +173,10 @@ pub trait Backend: Send {
         each: &mut dyn FnMut(Activation) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError>;
 
-    /// The audit, oldest first.
+    /// The audit rows `selection` covers, oldest first.
     fn each_audit_row(
         &self,
+        selection: &super::model::Selection,
         each: &mut dyn FnMut(AuditRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError>;
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::error::{LedgerError, StorageError};
 use super::model::{
     Activation, ActivationState, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec,
-    MovedActivation, NewActivation,
+    MovedActivation, NewActivation, Selection,
 };
 use super::storage::{Backend, KeyRecord, Reads, SEAT_CANDIDATES, WriteTx};
 use crate::base::clock::Timestamp;
@@ -613,15 +613,21 @@ impl Backend for Sqlite {
 
     fn each_entitlement(
         &self,
+        selection: &Selection,
         each: &mut dyn FnMut(Entitlement) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         let sql = concat!(
             "SELECT ",
             entitlement_columns!(),
-            " FROM entitlements ORDER BY created_at, rowid"
+            " FROM entitlements WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR product = ?2) \
+             AND (?3 IS NULL OR customer = ?3) ORDER BY created_at, rowid"
         );
         let mut stmt = self.conn.prepare(sql)?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params![
+            selection.entitlement,
+            selection.product,
+            selection.customer
+        ])?;
         while let Some(row) = rows.next()? {
             each(entitlement_from_row(row)??)?;
         }
@@ -648,12 +654,26 @@ impl Backend for Sqlite {
 
     fn each_audit_row(
         &self,
+        selection: &Selection,
         each: &mut dyn FnMut(AuditRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
+        // Product and customer select through the entitlements they name;
+        // rows about no entitlement (anonymous refusals) match neither.
         let mut stmt = self.conn.prepare(
-            "SELECT seq, at, event, entitlement_id, activation_id, actor, detail FROM audit ORDER BY seq",
+            "SELECT seq, at, event, entitlement_id, activation_id, actor, detail FROM audit
+             WHERE (?1 IS NULL OR entitlement_id = ?1)
+               AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR at < ?3)
+               AND (?4 IS NULL OR entitlement_id IN (SELECT id FROM entitlements WHERE product = ?4))
+               AND (?5 IS NULL OR entitlement_id IN (SELECT id FROM entitlements WHERE customer = ?5))
+             ORDER BY seq",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params![
+            selection.entitlement,
+            selection.since,
+            selection.until,
+            selection.product,
+            selection.customer
+        ])?;
         while let Some(r) = rows.next()? {
             let event: String = r.get(2)?;
             each(AuditRow {
