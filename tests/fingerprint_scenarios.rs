@@ -11,6 +11,8 @@ struct Scenario {
     bound_to: String,
     holds: bool,
     why: String,
+    /// For a failure: the one next step the report must choose.
+    next_step: Option<String>,
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -31,6 +33,7 @@ fn scenarios() -> Vec<Scenario> {
                 other => panic!("bad expect {other}"),
             },
             why: s["why"].as_str().unwrap().to_owned(),
+            next_step: s.get("next_step").and_then(|n| n.as_str()).map(str::to_owned),
         });
     }
     out.sort_by(|a, b| a.file.cmp(&b.file));
@@ -63,7 +66,62 @@ fn every_scenario_gives_its_verdict_through_compare() {
             text.contains(if s.holds { "holds:" } else { "does not hold:" }),
             "{text}"
         );
+        if let Some(step) = &s.next_step {
+            let out = env.run(&[
+                "fingerprint",
+                "compare",
+                bound.to_str().unwrap(),
+                current.to_str().unwrap(),
+                "--json",
+            ]);
+            assert_eq!(
+                json(&out)["next_step"].as_str(),
+                Some(step.as_str()),
+                "{}",
+                s.file
+            );
+        }
     }
+}
+
+/// A failure names one cause and one step: after a mainboard swap the
+/// transfer, with no "run as another user" beside it; when what this user
+/// cannot read could still decide it, reading it, with no transfer beside it.
+#[test]
+fn a_failure_gives_one_cause_and_one_step() {
+    let env = Env::new().on("laptop-mainboard-replaced.json");
+    let lic = env.issue("laptop.json", "surveyor", &[]);
+    let pubkey = fixture(VENDOR_PUB);
+    let verify = |env: &Env| {
+        env.run(&[
+            "verify",
+            "--pubkey",
+            pubkey.to_str().unwrap(),
+            lic.to_str().unwrap(),
+        ])
+    };
+    let out = verify(&env);
+    assert_eq!(code(&out), 16);
+    let said = stderr(&out);
+    assert!(said.contains("the mainboard was replaced"), "{said}");
+    assert!(
+        said.trim_end()
+            .ends_with("ask the vendor to transfer the license to this machine"),
+        "{said}"
+    );
+    assert!(!said.contains("root") && !said.contains("same user"), "{said}");
+
+    let as_user = Env {
+        dir: tempfile::tempdir().unwrap(),
+        facts: Some(machine("laptop-rebuilt-as-user.json")),
+        now: env.now.clone(),
+    };
+    let out = verify(&as_user);
+    assert_eq!(code(&out), 16);
+    let said = stderr(&out);
+    assert!(said.contains("cannot be read here"), "{said}");
+    assert!(said.contains("as root"), "{said}");
+    assert!(!said.contains("transfer"), "{said}");
 }
 
 #[test]

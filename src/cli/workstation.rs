@@ -143,9 +143,13 @@ pub fn compare(
     }
     let holds = report.verdict == Verdict::Holds;
     human.push_str(&format!(
-        "{}: {}\n",
+        "{}: {}{}\n",
         if holds { "holds" } else { "does not hold" },
-        report.reason
+        report.reason,
+        report
+            .next_step
+            .map(|step| format!("; {step}"))
+            .unwrap_or_default()
     ));
     let mut outcome = Outcome::new(human, serde_json::to_value(&report).unwrap_or_default());
     if let Some(w) = &report.warning {

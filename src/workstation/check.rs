@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::base::clock::{self, CLOCK_TOLERANCE, Timestamp};
 use crate::base::codes::Exit;
 use crate::documents::license::{LicenseKind, VerifiedLicense};
-use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, Verdict};
+use crate::machine::fingerprint::{self, ComponentName, Fingerprint, MatchReport, NextStep, Verdict};
 
 /// Everything a check depends on besides the license; nothing here is read
 /// from the OS, so tests and callers pin all of it.
@@ -89,7 +89,7 @@ pub enum Denial {
     )]
     Revoked { license_id: String },
     /// Bound to another machine.
-    #[error("the license is bound to another machine: {} (changed: {}); ask the vendor to transfer it to this machine", .report.reason, changed_list(&.report.changed()))]
+    #[error("the license is bound to another machine: {} (changed: {}); {}", .report.reason, changed_list(&.report.changed()), .report.next_step.unwrap_or(NextStep::Transfer))]
     OtherMachine { report: Box<MatchReport> },
     /// The clock is earlier than a time already seen.
     #[error("the system clock ({}) is earlier than a time this machine has already seen ({}); set the clock to the correct time", clock::format(*.now), clock::format(*.watermark))]

@@ -131,6 +131,53 @@ pub struct ComponentMatch {
     pub matched: usize,
 }
 
+/// The one thing to do when a binding fails, chosen from the report: a
+/// person gets one cause and one step, never two steps that contradict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NextStep {
+    /// Evidence that could still make it hold cannot be read by this user.
+    ReadAsRequester,
+    /// A list any user can read on the licensed machine is hidden here.
+    ShowHardware,
+    /// The check runs inside a user namespace.
+    RunOnHost,
+    /// The hardware was replaced, or this is another machine.
+    Transfer,
+    /// The license needs hardware identifiers this machine does not have.
+    HardwareLicense,
+    /// The fingerprint was not salted as the license (a caller's error).
+    Recompute,
+}
+
+impl NextStep {
+    /// The step, as a person reads it.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            NextStep::ReadAsRequester => {
+                "run the check as the same user (or as root) as when the license was requested, so that the hardware it names can be read"
+            }
+            NextStep::ShowHardware => {
+                "run the application where the machine's disks and network interfaces can be seen (not in a sandbox that hides them)"
+            }
+            NextStep::RunOnHost => {
+                "run the application on the host, or ask the vendor for a floating or tolerant-policy license"
+            }
+            NextStep::Transfer => "ask the vendor to transfer the license to this machine",
+            NextStep::HardwareLicense => "ask the vendor for a license for this machine",
+            NextStep::Recompute => {
+                "compare against this machine's fingerprint salted with the license's salt"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for NextStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.sentence())
+    }
+}
+
 /// The full comparison, for people and for `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchReport {
@@ -144,8 +191,11 @@ pub struct MatchReport {
     pub anchors_matched: usize,
     /// Anchors known on both sides that differ (absent ones included).
     pub anchors_changed: usize,
-    /// One sentence: why it holds or fails.
+    /// One sentence: why it holds or fails (the cause, without the remedy).
     pub reason: String,
+    /// When it fails: the one step to take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<NextStep>,
     /// The clone warning, for clone-only bindings; the namespace warning for
     /// a tolerant check made inside one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,7 +233,7 @@ fn readable_by_anyone(name: ComponentName, current: &Fingerprint) -> Option<bool
     }
 }
 
-const NAMESPACE_REASON: &str = "this check runs inside a user namespace (a rootless container, Flatpak, `unshare`), where any user can show another machine's hardware; run the application on the host, or ask the vendor for a floating or tolerant-policy license";
+const NAMESPACE_REASON: &str = "this check runs inside a user namespace (a rootless container, Flatpak, `unshare`), where any user can show another machine's hardware";
 const NAMESPACE_WARNING: &str = "this check runs inside a user namespace, where the machine's hardware cannot be trusted; the tolerant policy lets it pass";
 
 /// Compares a bound fingerprint with the current one under `policy`.
@@ -254,16 +304,17 @@ pub fn compare(
     if evidence.nested_namespace && policy == MatchPolicy::Tolerant {
         warning.get_or_insert_with(|| NAMESPACE_WARNING.to_owned());
     }
-    let fails = |reason: String| (Verdict::Fails, reason);
-    let (verdict, reason) = if bound.salt() != current.salt() {
+    let fails = |reason: String, step: NextStep| (Verdict::Fails, reason, Some(step));
+    let (verdict, reason, next_step) = if bound.salt() != current.salt() {
         // Digests under different salts (or algorithms) say nothing about
         // each other; callers salt the current machine first.
         fails(
             "the machine's fingerprint was not computed with the license's salt, so they cannot be compared"
                 .to_owned(),
+            NextStep::Recompute,
         )
     } else if evidence.nested_namespace && policy != MatchPolicy::Tolerant {
-        fails(NAMESPACE_REASON.to_owned())
+        fails(NAMESPACE_REASON.to_owned(), NextStep::RunOnHost)
     } else {
         match identity {
             Identity::Strong => {
@@ -291,12 +342,14 @@ pub fn compare(
             Identity::CloneOnly if policy == MatchPolicy::Strict || !allow_clone_only => fails(
                 "the license requires a hardware identifier, and it was bound to a machine without one"
                     .to_owned(),
+                NextStep::HardwareLicense,
             ),
             Identity::CloneOnly if same_installation => {
-                (Verdict::Holds, "the OS installation id matches".to_owned())
+                (Verdict::Holds, "the OS installation id matches".to_owned(), None)
             }
             Identity::CloneOnly => fails(
                 "the OS installation id differs: this is another machine or a reinstalled one".to_owned(),
+                NextStep::Transfer,
             ),
         }
     };
@@ -307,6 +360,7 @@ pub fn compare(
         anchors_matched,
         anchors_changed,
         reason,
+        next_step,
         warning,
         components,
     }
@@ -339,8 +393,8 @@ fn strong(
     hidden: &[ComponentName],
     matched: usize,
     tie: TieBreak,
-) -> (Verdict, String) {
-    let fails = |reason: String| (Verdict::Fails, reason);
+) -> (Verdict, String, Option<NextStep>) {
+    let fails = |reason: String, step: NextStep| (Verdict::Fails, reason, Some(step));
     if policy != MatchPolicy::Tolerant
         && let Some(name) = hidden.first()
     {
@@ -349,20 +403,41 @@ fn strong(
         } else {
             "network interface"
         };
-        return fails(format!(
-            "this machine's {list} list cannot be read, which any user can read on the licensed machine; nodelock does not check a license with part of the machine hidden"
-        ));
+        return fails(
+            format!(
+                "this machine's {list} list cannot be read, which any user can read on the licensed machine; nodelock does not check a license with part of the machine hidden"
+            ),
+            NextStep::ShowHardware,
+        );
     }
     if policy == MatchPolicy::Strict && w.unknown > 0 {
-        return fails("the license's strict match policy needs every hardware identifier it was bound to, and some cannot be read here; run the check as the same user (or as root) as when the license was requested".to_owned());
+        return fails(
+            "the license's strict match policy needs every hardware identifier it was bound to, and some cannot be read here".to_owned(),
+            NextStep::ReadAsRequester,
+        );
     }
+    // Whether what cannot be read here could still make the binding hold:
+    // then the cause is access (a check as another user than the one who
+    // requested), not hardware, and reading it is the one step.
+    let unreadable_could_hold = w.unknown > 0 && w.matched + w.unknown > w.changed + w.absent;
     if w.matched == 0 {
-        return fails(if w.changed == 0 && w.absent == 0 {
-            "none of the licensed machine's hardware identifiers can be read here; run as the same user (or as root) as when the license was requested".to_owned()
+        return if w.changed == 0 && w.absent == 0 {
+            fails(
+                "none of the licensed machine's hardware identifiers can be read here".to_owned(),
+                NextStep::ReadAsRequester,
+            )
+        } else if unreadable_could_hold {
+            fails(
+                "the hardware identifiers this user can read do not match, and those that could decide it (such as the mainboard's) cannot be read here".to_owned(),
+                NextStep::ReadAsRequester,
+            )
         } else {
-            "none of the licensed machine's hardware identifiers is present: this is another machine"
-                .to_owned()
-        });
+            fails(
+                "none of the licensed machine's hardware identifiers is present: this is another machine"
+                    .to_owned(),
+                NextStep::Transfer,
+            )
+        };
     }
     let against = w.changed
         + if policy == MatchPolicy::Tolerant {
@@ -370,7 +445,7 @@ fn strong(
         } else {
             w.absent
         };
-    let holds = |reason: String| (Verdict::Holds, reason);
+    let holds = |reason: String| (Verdict::Holds, reason, None);
     if w.matched > against {
         return holds(format!(
             "{matched} hardware identifier(s) of the licensed machine still match"
@@ -392,10 +467,28 @@ fn strong(
             "{matched} hardware identifier(s) still match as many as changed, on the same OS installation: a replaced part"
         ));
     }
-    if w.absent > 0 && policy != MatchPolicy::Tolerant {
-        return fails("hardware the license was bound to is gone from this machine (its disk or network list is empty or missing it) and too little still matches".to_owned());
+    if unreadable_could_hold {
+        return fails(
+            "too few of the licensed machine's hardware identifiers match among those this user can read; the others cannot be read here".to_owned(),
+            NextStep::ReadAsRequester,
+        );
     }
-    fails("more of the licensed machine's hardware identifiers changed than still match: this is another machine (after a mainboard replacement, ask the vendor to transfer the license)".to_owned())
+    if w.absent > 0 && policy != MatchPolicy::Tolerant {
+        return fails(
+            "hardware the license was bound to is gone from this machine (its disk or network list is empty or missing it) and too little still matches".to_owned(),
+            NextStep::Transfer,
+        );
+    }
+    if tie.firmware_changed {
+        return fails(
+            "the mainboard was replaced (its serial number or system UUID changed) and too little else still matches".to_owned(),
+            NextStep::Transfer,
+        );
+    }
+    fails(
+        "more of the licensed machine's hardware identifiers changed than still match: this is another machine".to_owned(),
+        NextStep::Transfer,
+    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use crate::format::typeable;
 use crate::machine::facts::{Facts, UserNamespace};
 
-pub use matching::{ComponentOutcome, MatchPolicy, MatchReport, Verdict, compare};
+pub use matching::{ComponentOutcome, MatchPolicy, MatchReport, NextStep, Verdict, compare};
 pub use salted::{ALGORITHM_SALTED, SALT_LEN};
 
 /// The fingerprint algorithm this build computes. Bindings name the algorithm
