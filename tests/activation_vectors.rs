@@ -168,3 +168,24 @@ fn deactivation_receipt_vector() {
         &receipt
     );
 }
+
+#[test]
+fn clock_request_and_time_statement_vectors() {
+    use nodelock::documents::time;
+    // The request is sealed with the vector's install key (any one-time key
+    // does; nobody verifies it), the statement signed by the test vendor.
+    let (request, text) = time::make_clock_request(NONCE, AT, &install()).unwrap();
+    check_vector("clock-request.req", &text);
+    assert_eq!(time::open_clock_request(text.as_bytes()).unwrap(), request);
+    let vendor = PrivateKey::load(&fixture(VENDOR_KEY)).unwrap();
+    let (statement, text) = time::answer_clock_request(&request, &vendor, AT + 3600).unwrap();
+    check_vector("time-statement.time", &text);
+    let ring: Keyring = [PublicKey::load(&fixture(VENDOR_PUB)).unwrap()]
+        .into_iter()
+        .collect();
+    let verified = time::verify_time_statement(text.as_bytes(), &ring).unwrap();
+    assert_eq!(verified.statement(), &statement);
+    assert_eq!(statement.nonce, NONCE.to_vec());
+    assert_eq!(statement.time, AT + 3600);
+    assert_eq!(statement.request_at, AT);
+}

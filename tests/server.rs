@@ -83,7 +83,28 @@ fn bad_bodies_get_a_4xx_json_error_and_leave_the_ledger_untouched() {
     let before = audit_len(&ledger);
     let activations = format!("{}/v1/activations", server.url);
     let deactivations = format!("{}/v1/deactivations", server.url);
+    let time = format!("{}/v1/time", server.url);
     let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("empty clock request", &time, vec![], 400),
+        (
+            "garbage clock request",
+            &time,
+            b"\x00 not a document".to_vec(),
+            400,
+        ),
+        ("a license as clock request", &time, license.clone(), 415),
+        (
+            "a clock request as activation",
+            &activations,
+            {
+                let key = nodelock::format::PrivateKey::generate().unwrap();
+                nodelock::documents::time::make_clock_request([1; 16], 0, &key)
+                    .unwrap()
+                    .1
+                    .into_bytes()
+            },
+            415,
+        ),
         ("empty", &activations, vec![], 400),
         (
             "garbage",
@@ -579,6 +600,24 @@ fn the_portal_page_works_without_javascript() {
         lic.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A clock request carried to the portal comes back as a time statement
+    // the store imports.
+    let clock_req = ws.path("clock.req");
+    let out = ws.run_store(&["clock", "request", "-o", clock_req.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut response = post_portal(
+        &agent,
+        &server.url,
+        "clock.req",
+        &std::fs::read(&clock_req).unwrap(),
+    );
+    assert_eq!(response.status().as_u16(), 200);
+    let statement = ws.path("portal.time");
+    std::fs::write(&statement, response.body_mut().read_to_string().unwrap()).unwrap();
+    let out = ws.run_store(&["import", statement.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["outcome"], "clock-synced");
 
     // A refusal is a readable page, not a download.
     let other = Env::new().on("laptop-same-model.json").real_clock();

@@ -1,5 +1,6 @@
 //! The activation documents: requests (self-verifying), deactivation and
-//! refresh requests (claims until verified) and receipts (under the TEST-ONLY vendor key).
+//! refresh requests (claims until verified), receipts and time statements
+//! (under the TEST-ONLY vendor key), and clock requests.
 //! Oracle: a request that opens opens again from its own envelope, armored.
 #![no_main]
 
@@ -31,5 +32,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = activation::open_receipt(data, &ring);
+    if let Ok(request) = nodelock::documents::time::open_clock_request(data) {
+        assert_eq!(request.nonce.len(), 16);
+    }
+    let _ = nodelock::documents::time::verify_time_statement(data, &ring);
     let _ = envelope::peek_kind(data);
 });

@@ -97,6 +97,8 @@ exits! {
     RevalidationDue = 33 => "revalidation-due",
     /// Vendor: there is no ledger at the path given (`vendor init` makes one).
     NoLedger = 34 => "no-ledger",
+    /// A time statement that answers no current clock request of this store.
+    StaleTime = 35 => "stale-time",
     /// The server's name does not resolve.
     Dns = 40 => "dns",
     /// Nothing listens at the server's address.

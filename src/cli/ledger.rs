@@ -107,14 +107,19 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
 
 pub fn answer(args: &AnswerArgs) -> Result<Outcome, CliError> {
     let vendor = super::vendor::signing_key(&args.signing_key)?;
-    let mut ledger = args.ledger.open()?;
-    let actor = args.ledger.actor();
     let now = overrides::now()?;
     // A document that does not parse or verify is refused without a row in
     // the permanent audit: only a known entitlement or a verified signature
     // earns one (the same rule as the server's).
     let bytes = envelope::read_file(&args.request, DocumentKind::ActivationRequest, Links::Follow)?;
-    match envelope::peek_kind(&bytes) {
+    let kind = envelope::peek_kind(&bytes);
+    if kind == Some(DocumentKind::ClockRequest) {
+        // The vendor's time needs no ledger.
+        return answer_clock_request(args, &bytes, &vendor, now);
+    }
+    let mut ledger = args.ledger.open()?;
+    let actor = args.ledger.actor();
+    match kind {
         Some(DocumentKind::DeactivationRequest) => {
             let pending = activation::open_deactivation(&bytes)?;
             let done = ledger.answer_deactivation(pending, &vendor, now, &actor)?;
@@ -272,6 +277,27 @@ fn report_csv_row(e: &EntitlementReport) -> Vec<String> {
         e.suspended.to_string(),
         e.features.join(","),
     ]
+}
+
+/// A clock request answered with the vendor's time, signed.
+fn answer_clock_request(
+    args: &AnswerArgs,
+    bytes: &[u8],
+    vendor: &nodelock::format::PrivateKey,
+    now: clock::Timestamp,
+) -> Result<Outcome, CliError> {
+    let request = nodelock::documents::time::open_clock_request(bytes)?;
+    let (statement, armored) = nodelock::documents::time::answer_clock_request(&request, vendor, now)?;
+    write_out(&args.out, &armored)?;
+    let human = format!(
+        "time statement ({}) written to {}; send it back to the customer, who installs it with `nodelock import FILE`",
+        clock::format(statement.time),
+        args.out.display()
+    );
+    Ok(Outcome::new(
+        human,
+        json!({ "kind": "time-statement", "time": clock::format(statement.time), "file": args.out.display().to_string() }),
+    ))
 }
 
 /// The compliance view, printed one entitlement at a time.

@@ -3,6 +3,7 @@
 //! exit codes (exit.rs).
 
 mod activation;
+mod clock;
 mod config;
 mod exit;
 mod ledger;
@@ -80,6 +81,9 @@ enum Command {
     /// requests, resets, the compliance report and audit, and the activation server.
     #[command(subcommand, after_help = VENDOR_DAY)]
     Vendor(VendorCommand),
+    /// Recover from a wrong clock: ask the vendor for its signed time (online, or as a file).
+    #[command(subcommand)]
+    Clock(ClockCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -164,6 +168,29 @@ impl StoreArg {
             ),
         ))
     }
+}
+
+#[derive(Subcommand)]
+enum ClockCommand {
+    /// Write a clock request to carry to the vendor (answered by the portal or `vendor answer`).
+    Request {
+        /// Where to write the request.
+        #[arg(short, long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        keys: KeysArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Ask the activation server for its signed time and take it as the store's clock.
+    Sync {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        keys: KeysArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
 }
 
 #[derive(Args)]
@@ -626,6 +653,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Vendor(VendorCommand::Audit(args)) => ledger::audit(&args, cli.json),
         Command::Vendor(VendorCommand::Check(args)) => ledger::check(&args),
         Command::Vendor(VendorCommand::Serve(args)) => online::serve(&args),
+        Command::Clock(command) => clock::run(&command),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { out } => manual::man(out.as_deref()),
     };

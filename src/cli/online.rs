@@ -22,7 +22,7 @@ use super::{
 };
 
 impl ServerArg {
-    fn client(&self) -> Result<Option<Client>, CliError> {
+    pub fn client(&self) -> Result<Option<Client>, CliError> {
         match config::server(self.server.as_deref())? {
             Some((url, _)) => Ok(Some(Client::new(&url, Duration::from_secs(self.timeout.max(1)))?)),
             None => Ok(None),
@@ -66,6 +66,7 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
         Some(p) => p,
         None => store.create_request(&key, &fingerprint, overrides::now()?)?,
     };
+    let synced = super::clock::sync_if_ahead(&store, &client, &ring);
     let answer = with_spinner(format!("activating with {} …", client.base()), || {
         client.activate(pending.armored.as_bytes())
     });
@@ -108,6 +109,9 @@ pub fn activate(args: &ActivateArgs) -> Result<Outcome, CliError> {
         ),
         json,
     );
+    if let Some(note) = synced {
+        out = out.note(note);
+    }
     if reactivated {
         out = out.note(
             "this machine already held a seat of this entitlement: its license was issued again, and no new seat was taken",
@@ -221,6 +225,9 @@ Next: upload it at the vendor's activation portal or e-mail it to your vendor, t
         ));
     }
     let mut lines = Vec::new();
+    if let Some(note) = super::clock::sync_if_ahead(&store, &client, &ring) {
+        lines.push(note);
+    }
     let mut done = Vec::new();
     let mut first_error = None;
     for product in &products {
@@ -340,8 +347,28 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
                     problem(&mut lines, &mut findings, line);
                 }
             }
-            // Clock against the newest vendor-signed time seen.
-            let newest = store.newest_vendor_time(&ring);
+            // Clock against the newest vendor-signed time seen, and against
+            // the latest time this store observed.
+            let newest = store
+                .newest_vendor_time(&ring)
+                .max(store.trusted_time().ok().flatten());
+            let watermark = store.watermark().ok().flatten();
+            if let Some(w) = watermark
+                && now + nodelock::base::clock::CLOCK_TOLERANCE < w
+                && newest.is_none_or(|t| now + nodelock::base::clock::CLOCK_TOLERANCE >= t)
+            {
+                problem(
+                    &mut lines,
+                    &mut findings,
+                    format!(
+                        "clock: {} is behind the latest time this store has seen ({}), so licenses that depend on the date are refused; if the clock is right now, take the vendor's time: `nodelock clock sync --server URL{}` (offline: `nodelock clock request -o clock.req{}`)",
+                        clock::format(now),
+                        clock::format(w),
+                        args.store.flag(),
+                        args.store.flag()
+                    ),
+                );
+            }
             match newest {
                 Some(t) if now + nodelock::base::clock::CLOCK_TOLERANCE < t => {
                     problem(
@@ -372,7 +399,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             report.insert(
                 "clock".into(),
                 json!({ "now": clock::format(now), "newest_vendor_time": newest.map(clock::format),
-                        "watermark": store.watermark().ok().flatten().map(clock::format) }),
+                        "watermark": watermark.map(clock::format) }),
             );
         }
         Err(e) => {

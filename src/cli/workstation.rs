@@ -266,6 +266,10 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
             json!({ "outcome": "receipt", "receipt": receipt }),
         ));
     }
+    if envelope::peek_kind(&bytes) == Some(DocumentKind::TimeStatement) {
+        let synced = store.import_time_statement(&bytes, &ring, overrides::now()?)?;
+        return Ok(super::clock::synced_outcome(&store, &synced));
+    }
     let current = current_fingerprint()?;
     let outcome = store.import(&bytes, &ring, &current, overrides::now()?)?;
     let trusted = keep_trust_root(&store, &ring, &bytes)?;

@@ -4,3 +4,4 @@
 
 pub mod activation;
 pub mod license;
+pub mod time;

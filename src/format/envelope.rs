@@ -41,16 +41,23 @@ pub enum DocumentKind {
     /// A workstation's request for its license again, refreshed (signed by
     /// the license's install key).
     RefreshRequest,
+    /// A workstation asking the vendor what time it is (sealed with a
+    /// one-time key nobody verifies).
+    ClockRequest,
+    /// The vendor's time, signed, bound to a clock request's nonce.
+    TimeStatement,
 }
 
 impl DocumentKind {
     /// Every kind, for label look-up.
-    pub const ALL: [DocumentKind; 5] = [
+    pub const ALL: [DocumentKind; 7] = [
         DocumentKind::License,
         DocumentKind::ActivationRequest,
         DocumentKind::DeactivationRequest,
         DocumentKind::DeactivationReceipt,
         DocumentKind::RefreshRequest,
+        DocumentKind::ClockRequest,
+        DocumentKind::TimeStatement,
     ];
 
     /// The tag inside the envelope and the signed message.
@@ -61,6 +68,8 @@ impl DocumentKind {
             DocumentKind::DeactivationRequest => "deactivation-request",
             DocumentKind::DeactivationReceipt => "deactivation-receipt",
             DocumentKind::RefreshRequest => "refresh-request",
+            DocumentKind::ClockRequest => "clock-request",
+            DocumentKind::TimeStatement => "time-statement",
         }
     }
 
@@ -72,6 +81,8 @@ impl DocumentKind {
             DocumentKind::DeactivationRequest => "NODELOCK DEACTIVATION REQUEST",
             DocumentKind::DeactivationReceipt => "NODELOCK DEACTIVATION RECEIPT",
             DocumentKind::RefreshRequest => "NODELOCK REFRESH REQUEST",
+            DocumentKind::ClockRequest => "NODELOCK CLOCK REQUEST",
+            DocumentKind::TimeStatement => "NODELOCK TIME STATEMENT",
         }
     }
 
@@ -94,6 +105,8 @@ impl fmt::Display for DocumentKind {
             DocumentKind::DeactivationRequest => "deactivation request",
             DocumentKind::DeactivationReceipt => "deactivation receipt",
             DocumentKind::RefreshRequest => "refresh request",
+            DocumentKind::ClockRequest => "clock request",
+            DocumentKind::TimeStatement => "time statement",
         })
     }
 }

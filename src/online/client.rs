@@ -274,6 +274,11 @@ impl Client {
         Ok(Activated { license, reactivated })
     }
 
+    /// Posts a clock request; returns the vendor's time statement.
+    pub fn time(&self, request: &[u8]) -> Result<String, ClientError> {
+        self.post("/v1/time", request)
+    }
+
     /// Posts a deactivation request document; returns the receipt.
     pub fn deactivate(&self, request: &[u8]) -> Result<String, ClientError> {
         self.post("/v1/deactivations", request)

@@ -92,7 +92,7 @@ pub enum Denial {
     #[error("the license is bound to another machine: {} (changed: {}); {}", .report.reason, changed_list(&.report.changed()), .report.next_step.unwrap_or(NextStep::Transfer))]
     OtherMachine { report: Box<MatchReport> },
     /// The clock is earlier than a time already seen.
-    #[error("the system clock ({}) is earlier than a time this machine has already seen ({}); set the clock to the correct time", clock::format(*.now), clock::format(*.watermark))]
+    #[error("the system clock ({}) is earlier than a time this machine has already seen ({}); set the clock to the correct time, or if it already is, take the vendor's time with `nodelock clock sync --server URL` (offline: `nodelock clock request -o clock.req`)", clock::format(*.now), clock::format(*.watermark))]
     ClockSetBack {
         /// Now, as the clock says.
         now: Timestamp,

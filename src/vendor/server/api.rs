@@ -194,6 +194,15 @@ pub async fn refreshes(
     ))
 }
 
+pub async fn time(
+    State(svc): State<Arc<Service>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from_body)?;
+    let statement = svc.time(body.to_vec()).await?;
+    Ok(document_response(statement, &[]))
+}
+
 pub async fn healthz(State(svc): State<Arc<Service>>) -> Response {
     let svc2 = svc.clone();
     match tokio::task::spawn_blocking(move || svc2.healthy()).await {

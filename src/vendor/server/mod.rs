@@ -176,6 +176,24 @@ impl Service {
         answer.await.inspect_err(|e| self.count(e))
     }
 
+    /// The vendor's time, signed, for a clock request: no ledger, no state,
+    /// one signature (FORMAT.md §14).
+    pub async fn time(self: &Arc<Self>, body: Vec<u8>) -> Result<String, ApiError> {
+        let answer = async {
+            let request =
+                crate::documents::time::open_clock_request(&body).map_err(ApiError::from_document)?;
+            let svc = self.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::documents::time::answer_clock_request(&request, &svc.vendor, svc.clock.now())
+                    .map(|(_, armored)| armored)
+                    .map_err(ApiError::from_document)
+            })
+            .await
+            .map_err(|_| ApiError::unavailable("the signer stopped"))?
+        };
+        answer.await.inspect_err(|e| self.count(e))
+    }
+
     /// Whether the ledger answers (a cheap query; the deep check is
     /// `nodelock vendor check`, for the operator).
     pub fn healthy(&self) -> Result<(), LedgerError> {
@@ -203,6 +221,7 @@ pub fn router(service: Arc<Service>, limits: Limits) -> (Router, Option<limits::
         .route("/v1/activations", post(api::activations))
         .route("/v1/deactivations", post(api::deactivations))
         .route("/v1/refreshes", post(api::refreshes))
+        .route("/v1/time", post(api::time))
         .route_layer(middleware::from_fn_with_state(limits, deadline));
     let mut trim = None;
     if let Some((layer, trimmer)) = limits.rate.and_then(limits::rate_layer) {

@@ -153,6 +153,10 @@ pub async fn upload(
             .refresh(file, actor)
             .await
             .map(|r| download(r.license, &format!("{}.lic", r.license_id))),
+        Some(DocumentKind::ClockRequest) => svc
+            .time(file)
+            .await
+            .map(|statement| download(statement, "time-statement.time")),
         _ => svc
             .activate(file, actor)
             .await

@@ -16,7 +16,9 @@
 //!                          `--pubkey` that verified an import; a file under any
 //!                          other name, or whose key has another id, is ignored
 //! revoked                  license ids the vendor revoked, one per line
-//! clock                    the watermark: latest trusted Unix time seen, decimal
+//! clock                    the watermark: latest time seen (local or signed), decimal
+//! trusted-clock            the latest vendor-signed time seen, decimal (store/time.rs)
+//! pending/<nonce>.clock    a clock request waiting for its time statement
 //! .lock                    taken exclusively by every writer
 //! ```
 //!
@@ -25,6 +27,9 @@
 //! mix a license. Readers do not lock: renames make every file they see whole.
 
 mod requests;
+mod time;
+
+pub use time::{ClockRequestMade, ClockSynced, StaleTime};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -106,6 +111,9 @@ pub enum StoreError {
     /// An activation document was refused.
     #[error(transparent)]
     Activation(#[from] crate::documents::activation::ActivationError),
+    /// A time statement that is not for this store now.
+    #[error(transparent)]
+    StaleTime(#[from] StaleTime),
     /// An install key could not be made or read.
     #[error(transparent)]
     Key(#[from] crate::format::KeyError),
@@ -528,6 +536,7 @@ impl Store {
         self.add_revoked_locked(&lic.revoked)?;
         let retired = self.remove_revoked_licenses_locked(keyring)?;
         self.advance_watermark_locked(now.max(lic.issued_at))?;
+        self.raise_trusted_locked(lic.issued_at)?;
         Ok(ImportOutcome::Installed {
             grant,
             replaced,
