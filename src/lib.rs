@@ -4,10 +4,11 @@
 //! only (a module never imports one listed above it):
 //!
 //! ```text
+//! pool         [feature server] the floating license server a customer runs
 //! vendor       [feature vendor/server] the ledger and the activation server
 //! online       [feature online] the workstation's HTTP client of that server
 //! workstation  check policy, the local store, Checker (what an application embeds)
-//! documents    licenses, activation/deactivation requests and receipts
+//! documents    licenses, activation/deactivation requests and receipts, leases, signed time
 //! machine      facts (the only OS reader) → fingerprint → matching
 //! format       CBOR, keys, the signed typed envelope, PEM armor
 //! base         time, atomic file writes and capped reads
@@ -26,6 +27,8 @@ pub mod format;
 pub mod machine;
 #[cfg(feature = "online")]
 pub mod online;
+#[cfg(feature = "server")]
+pub mod pool;
 #[cfg(feature = "vendor")]
 pub mod vendor;
 pub mod workstation;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 /// The library's top-level modules, lowest first. A module may use its own
 /// layer and the ones before it; `online` and `vendor` are two sides at the
-/// same height and use neither each other nor anything above.
+/// same height and use neither each other nor anything above; `pool` (the
+/// customer's license server) builds on the vendor server's accept loop.
 const LAYERS: &[&[&str]] = &[
     &["base"],
     &["format"],
@@ -14,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["documents"],
     &["workstation"],
     &["online", "vendor"],
+    &["pool"],
 ];
 
 /// Longest a source file may be; past it, split the file by job.

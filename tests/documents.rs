@@ -54,6 +54,7 @@ fn vector_license() -> License {
         expires_at: Some(int("expires_at")),
         maintenance_until: Some(int("maintenance_until")),
         seats: None,
+        pool: None,
         binding: Binding {
             algorithm: u32::try_from(f["binding"]["algorithm"].as_i64().unwrap()).unwrap(),
             allow_clone_only: f["binding"]["allow_clone_only"].as_bool().unwrap(),

@@ -99,6 +99,8 @@ exits! {
     NoLedger = 34 => "no-ledger",
     /// A time statement that answers no current clock request of this store.
     StaleTime = 35 => "stale-time",
+    /// A floating lease ended (lapsed, checked in, returned or removed).
+    LeaseLost = 36 => "lease-lost",
     /// The server's name does not resolve.
     Dns = 40 => "dns",
     /// Nothing listens at the server's address.
@@ -128,7 +130,7 @@ const fn api(code: &'static str, status: u16, exit: Exit) -> ApiCode {
     ApiCode { code, status, exit }
 }
 
-/// Every code the activation server answers with (docs/API.md).
+/// Every code the activation server and the pool server answer with (docs/API.md).
 pub const API_CODES: &[ApiCode] = &[
     api("bad-document", 400, Exit::BadInput),
     api("bad-signature", 400, Exit::BadSignature),
@@ -152,6 +154,17 @@ pub const API_CODES: &[ApiCode] = &[
     api("slow-request", 408, Exit::Timeout),
     api("rate-limited", 429, Exit::Network),
     api("unavailable", 503, Exit::Network),
+    // The pool server (`nodelock pool serve`).
+    api("not-served", 404, Exit::NotFound),
+    api("pool-expired", 403, Exit::Expired),
+    api("all-seats-in-use", 409, Exit::NoFreeSeat),
+    api("borrow-refused", 403, Exit::LimitReached),
+    api("unknown-lease", 404, Exit::NotInstalled),
+    api("wrong-holder-key", 403, Exit::WrongInstallKey),
+    api("lease-ended", 409, Exit::LeaseLost),
+    api("replayed", 409, Exit::AlreadyEnded),
+    api("token-needed", 401, Exit::Usage),
+    api("pool-clock-set-back", 503, Exit::ClockSetBack),
 ];
 
 /// The API entry for `code`, if the server can answer it.

@@ -89,6 +89,13 @@ pub fn create(args: &EntitlementArgs) -> Result<Outcome, CliError> {
         require_hardware_id: !terms.allow_clone_only,
         match_policy: terms.match_policy,
         revalidate_days: args.revalidate_days,
+        pool: (terms.kind == nodelock::documents::license::LicenseKind::FloatingPool).then_some(
+            nodelock::documents::license::PoolTerms {
+                lease_minutes: args.lease_minutes,
+                borrow_days: args.borrow_max_days,
+                borrow_seats: args.borrow_max_seats.unwrap_or(args.seats),
+            },
+        ),
     };
     let (mut ledger, _) = args.ledger.open_or_create()?;
     let (id, key) = ledger.create_entitlement(&spec, overrides::now()?, &args.ledger.actor())?;

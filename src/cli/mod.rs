@@ -11,6 +11,7 @@ mod manual;
 mod online;
 mod output;
 mod overrides;
+mod pool;
 mod values;
 mod vendor;
 mod workstation;
@@ -81,6 +82,16 @@ enum Command {
     /// requests, resets, the compliance report and audit, and the activation server.
     #[command(subcommand, after_help = VENDOR_DAY)]
     Vendor(VendorCommand),
+    /// Floating licenses: the license server on the customer's network, its status and report.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
+    /// A seat of a floating pool for a script or installer: checkout, renew, checkin.
+    #[command(subcommand)]
+    Lease(pool::LeaseCommand),
+    /// Take a seat of a floating pool out for offline use, for --days N.
+    Borrow(pool::BorrowArgs),
+    /// Give a borrowed seat back early: online (--server) or as a file (--offline -o FILE).
+    Return(pool::ReturnArgs),
     /// Recover from a wrong clock: ask the vendor for its signed time (online, or as a file).
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -123,7 +134,7 @@ enum FingerprintCommand {
 }
 
 #[derive(Args)]
-struct StoreArg {
+pub struct StoreArg {
     /// License store directory (default: the platform's per-user data directory).
     #[arg(long, value_name = "DIR", env = "NODELOCK_STORE")]
     store: Option<PathBuf>,
@@ -194,7 +205,7 @@ enum ClockCommand {
 }
 
 #[derive(Args)]
-struct KeysArg {
+pub struct KeysArg {
     /// Vendor public key (SPKI PEM) to trust; repeat for several. Default: the store's trust roots.
     #[arg(long = "pubkey", value_name = "FILE")]
     pubkeys: Vec<PathBuf>,
@@ -504,6 +515,15 @@ struct EntitlementArgs {
     /// deactivated or reset one then stops working everywhere. Default: never.
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     revalidate_days: Option<u32>,
+    /// Floating: how long a lease runs before the application renews it.
+    #[arg(long, value_name = "MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    lease_minutes: u32,
+    /// Floating: the longest borrow for offline use, in days (0: no borrowing).
+    #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=365))]
+    borrow_max_days: u32,
+    /// Floating: the most seats out on borrow at once (default: all of them).
+    #[arg(long, value_name = "SEATS")]
+    borrow_max_seats: Option<u32>,
 }
 
 #[derive(Args)]
@@ -654,6 +674,10 @@ pub fn main() -> std::process::ExitCode {
         Command::Vendor(VendorCommand::Check(args)) => ledger::check(&args),
         Command::Vendor(VendorCommand::Serve(args)) => online::serve(&args),
         Command::Clock(command) => clock::run(&command),
+        Command::Pool(command) => pool::run(&command, cli.json),
+        Command::Lease(command) => pool::lease_command(&command),
+        Command::Borrow(args) => pool::borrow(&args),
+        Command::Return(args) => pool::give_back(&args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { out } => manual::man(out.as_deref()),
     };

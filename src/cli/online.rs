@@ -498,7 +498,7 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
 
 /// Registers the SIGTERM and Ctrl-C handlers now (inside the runtime) and
 /// returns the future that resolves when either arrives.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, CliError> {
+pub(super) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, CliError> {
     let failed = |e: std::io::Error| CliError::new(Exit::Io, format!("cannot install signal handlers: {e}"));
     #[cfg(unix)]
     let (mut term, mut int) = {

@@ -28,6 +28,9 @@ pub enum KindArg {
     Subscription,
     /// An evaluation, until --expires.
     Trial,
+    /// A floating pool of --seats, served on the customer's network
+    /// (`vendor entitlement create` only; --expires makes it a subscription).
+    Floating,
 }
 
 /// The kind a license or entitlement gets: the one asked for, else a
@@ -38,6 +41,7 @@ pub fn license_kind(asked: Option<KindArg>, expires_at: Option<Timestamp>) -> Re
         (Some(KindArg::Perpetual), _) | (None, None) => Ok(LicenseKind::Perpetual),
         (Some(KindArg::Subscription), Some(_)) | (None, Some(_)) => Ok(LicenseKind::Subscription),
         (Some(KindArg::Trial), Some(_)) => Ok(LicenseKind::Trial),
+        (Some(KindArg::Floating), _) => Ok(LicenseKind::FloatingPool),
         (Some(kind), None) => Err(CliError::new(
             Exit::Usage,
             format!(

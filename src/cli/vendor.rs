@@ -72,6 +72,14 @@ pub fn issue(args: &IssueArgs) -> Result<Outcome, CliError> {
         not_before: args.not_before,
         ..args.sale.terms()?
     };
+    if terms.kind == nodelock::documents::license::LicenseKind::FloatingPool {
+        // A pool server signs leases with the install key its activation
+        // made; a license issued from a report has none.
+        return Err(CliError::new(
+            Exit::Usage,
+            "a floating pool is sold as an entitlement (`nodelock vendor entitlement create --kind floating --seats N`) and activated on the pool server",
+        ));
+    }
     // Bound under a salt of its own (fingerprint algorithm 2): the license
     // file then carries no digest a guess can be checked against cheaply.
     let salt = nodelock::base::random::bytes::<{ nodelock::machine::fingerprint::SALT_LEN }>(&OsRandom)

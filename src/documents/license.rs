@@ -149,6 +149,19 @@ impl Binding {
     }
 }
 
+/// What a floating pool's license lets its pool server hand out, besides
+/// `seats` (FORMAT.md §4 `pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTerms {
+    /// How long an online lease runs before the client must renew it.
+    pub lease_minutes: u32,
+    /// The longest borrow, in days (0: no borrowing).
+    pub borrow_days: u32,
+    /// The most seats out on borrow at once.
+    pub borrow_seats: u32,
+}
+
 /// The license payload (CBOR map with these text keys, in this order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +195,9 @@ pub struct License {
     /// Seats (pools only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seats: Option<u32>,
+    /// Lease and borrow policy (pools only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolTerms>,
     /// The machine binding.
     pub binding: Binding,
     /// The workstation's install public key (compressed SEC1), when activated
@@ -306,6 +322,15 @@ impl License {
         if self.revalidate_by.is_some() && self.install_key.is_none() {
             return invalid("revalidate_by needs an install key to refresh with");
         }
+        let pool = self.kind == LicenseKind::FloatingPool;
+        if pool != (self.seats.is_some() && self.pool.is_some()) && (pool || self.pool.is_some()) {
+            return invalid("a floating-pool license, and only one, carries seats and pool terms");
+        }
+        if let Some(p) = self.pool
+            && (p.lease_minutes == 0 || p.borrow_seats > self.seats.unwrap_or(0))
+        {
+            return invalid("its pool terms are out of range");
+        }
         if matches!(
             self.kind,
             LicenseKind::Subscription | LicenseKind::Borrowed | LicenseKind::Trial
@@ -402,6 +427,8 @@ pub struct Terms {
     pub id: Option<String>,
     /// License ids to revoke (see [`License::revoked`]).
     pub revoked: Vec<String>,
+    /// Seats and lease policy, for a floating pool's license.
+    pub pool: Option<(u32, PoolTerms)>,
 }
 
 impl Terms {
@@ -423,6 +450,7 @@ impl Terms {
             revalidate_days: None,
             id: None,
             revoked: Vec::new(),
+            pool: None,
         }
     }
 }
@@ -479,7 +507,8 @@ pub fn issue(
         not_before: terms.not_before.unwrap_or(now - CLOCK_TOLERANCE),
         expires_at: terms.expires_at,
         maintenance_until: terms.maintenance_until,
-        seats: None,
+        seats: terms.pool.map(|(seats, _)| seats),
+        pool: terms.pool.map(|(_, pool)| pool),
         binding: Binding::of(fingerprint, terms.allow_clone_only, terms.match_policy),
         install_key: requester.map(|r| r.install_key.to_sec1_compressed()),
         request_nonce: requester.map(|r| r.nonce.to_vec()),

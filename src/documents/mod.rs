@@ -3,5 +3,6 @@
 //! challenge/response flow. Each is made by one side and verified by the other.
 
 pub mod activation;
+pub mod lease;
 pub mod license;
 pub mod time;

@@ -46,11 +46,17 @@ pub enum DocumentKind {
     ClockRequest,
     /// The vendor's time, signed, bound to a clock request's nonce.
     TimeStatement,
+    /// A floating license client's request for a seat (signed by its holder key).
+    LeaseRequest,
+    /// A seat of a floating pool, signed by the pool server's install key.
+    Lease,
+    /// A lease holder's renew, check-in or return (signed by its holder key).
+    LeaseUpdate,
 }
 
 impl DocumentKind {
     /// Every kind, for label look-up.
-    pub const ALL: [DocumentKind; 7] = [
+    pub const ALL: [DocumentKind; 10] = [
         DocumentKind::License,
         DocumentKind::ActivationRequest,
         DocumentKind::DeactivationRequest,
@@ -58,6 +64,9 @@ impl DocumentKind {
         DocumentKind::RefreshRequest,
         DocumentKind::ClockRequest,
         DocumentKind::TimeStatement,
+        DocumentKind::LeaseRequest,
+        DocumentKind::Lease,
+        DocumentKind::LeaseUpdate,
     ];
 
     /// The tag inside the envelope and the signed message.
@@ -70,6 +79,9 @@ impl DocumentKind {
             DocumentKind::RefreshRequest => "refresh-request",
             DocumentKind::ClockRequest => "clock-request",
             DocumentKind::TimeStatement => "time-statement",
+            DocumentKind::LeaseRequest => "lease-request",
+            DocumentKind::Lease => "lease",
+            DocumentKind::LeaseUpdate => "lease-update",
         }
     }
 
@@ -83,6 +95,9 @@ impl DocumentKind {
             DocumentKind::RefreshRequest => "NODELOCK REFRESH REQUEST",
             DocumentKind::ClockRequest => "NODELOCK CLOCK REQUEST",
             DocumentKind::TimeStatement => "NODELOCK TIME STATEMENT",
+            DocumentKind::LeaseRequest => "NODELOCK LEASE REQUEST",
+            DocumentKind::Lease => "NODELOCK LEASE",
+            DocumentKind::LeaseUpdate => "NODELOCK LEASE UPDATE",
         }
     }
 
@@ -107,6 +122,9 @@ impl fmt::Display for DocumentKind {
             DocumentKind::RefreshRequest => "refresh request",
             DocumentKind::ClockRequest => "clock request",
             DocumentKind::TimeStatement => "time statement",
+            DocumentKind::LeaseRequest => "lease request",
+            DocumentKind::Lease => "lease",
+            DocumentKind::LeaseUpdate => "lease update",
         })
     }
 }

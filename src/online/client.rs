@@ -67,7 +67,12 @@ pub enum ClientError {
 impl ClientError {
     /// Network trouble (as opposed to a refusal): the offline flow can finish the job.
     pub fn is_network(&self) -> bool {
-        !matches!(self, ClientError::Refused { .. } | ClientError::BadUrl(_))
+        match self {
+            // A server that says it cannot answer now is unavailable, not refusing.
+            ClientError::Refused { status, .. } => *status >= 500,
+            ClientError::BadUrl(_) => false,
+            _ => true,
+        }
     }
 }
 
@@ -238,8 +243,14 @@ impl Client {
         if status == 200 {
             return Ok((body, reactivated));
         }
-        if (400..500).contains(&status)
-            && let Ok(parsed) = serde_json::from_str::<ErrorBody>(&body)
+        Err(self.refusal(url, status, &body))
+    }
+
+    /// What a non-200 answer says: the server's refusal when it is a
+    /// nodelock one (a 4xx, or a 503 with a JSON error), else an HTTP error.
+    fn refusal(&self, url: String, status: u16, body: &str) -> ClientError {
+        if ((400..500).contains(&status) || status == 503)
+            && let Ok(parsed) = serde_json::from_str::<ErrorBody>(body)
         {
             // The server's words reach a terminal: no control characters.
             let message = printable_prefix(&parsed.error.message, 500);
@@ -250,14 +261,14 @@ impl Client {
                 .filter(|c| c.is_ascii_graphic())
                 .take(40)
                 .collect();
-            return Err(ClientError::Refused {
+            return ClientError::Refused {
                 status,
                 code,
                 message,
-            });
+            };
         }
-        let message = answer_summary(&body, 200);
-        Err(ClientError::Http {
+        let message = answer_summary(body, 200);
+        ClientError::Http {
             url,
             status,
             message: if message.is_empty() {
@@ -265,13 +276,51 @@ impl Client {
             } else {
                 message
             },
-        })
+        }
     }
 
     /// Posts an activation request document; returns the license document.
     pub fn activate(&self, request: &[u8]) -> Result<Activated, ClientError> {
         let (license, reactivated) = self.post_answer("/v1/activations", request)?;
         Ok(Activated { license, reactivated })
+    }
+
+    /// Posts `body` to `path` of this server; returns the answer's body
+    /// (JSON from a pool server), or the refusal it carried.
+    pub fn post_to(&self, path: &str, body: &[u8]) -> Result<String, ClientError> {
+        self.post(path, body)
+    }
+
+    /// `GET path`: the answer's body, or the refusal it carried.
+    pub fn get_from(&self, path: &str, bearer: Option<&str>) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.get(&url);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = request.call().map_err(|e| self.classify(&url, e))?;
+        let (status, body) = self.read_answer(&url, response)?;
+        if status == 200 {
+            return Ok(body);
+        }
+        Err(self.refusal(url, status, &body))
+    }
+
+    /// Posts JSON with the admin token.
+    pub fn post_admin(&self, path: &str, body: &[u8], token: &str) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .send(body)
+            .map_err(|e| self.classify(&url, e))?;
+        let (status, body) = self.read_answer(&url, response)?;
+        if status == 200 {
+            return Ok(body);
+        }
+        Err(self.refusal(url, status, &body))
     }
 
     /// Posts a clock request; returns the vendor's time statement.

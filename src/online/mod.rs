@@ -2,3 +2,4 @@
 //! server. Only with the `online` feature.
 
 pub mod client;
+pub mod pool;

@@ -10,6 +10,7 @@ use std::io::BufRead;
 use assert_cmd::Command;
 
 pub mod desk;
+pub mod pool;
 pub mod http;
 
 pub fn fixture(rel: &str) -> PathBuf {

@@ -28,7 +28,7 @@ pub struct CompactFingerprint {
 }
 
 impl CompactFingerprint {
-    pub(super) fn from_fingerprint(fp: &Fingerprint) -> CompactFingerprint {
+    pub(crate) fn from_fingerprint(fp: &Fingerprint) -> CompactFingerprint {
         CompactFingerprint {
             alg: fp.algorithm(),
             c: fp
@@ -44,7 +44,7 @@ impl CompactFingerprint {
     /// more than one machine id, SMBIOS UUID or board serial, or more than
     /// [`MAX_PER_LIST`] disks or MACs (a union of several machines' hardware,
     /// which a crafted request could ask a license to be bound to).
-    pub(super) fn to_fingerprint(&self, kind: DocumentKind) -> Result<Fingerprint, ActivationError> {
+    pub(crate) fn to_fingerprint(&self, kind: DocumentKind) -> Result<Fingerprint, ActivationError> {
         for name in [
             ComponentName::MachineId,
             ComponentName::ProductUuid,

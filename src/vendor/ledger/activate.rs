@@ -109,14 +109,13 @@ fn open_for_activation(
         return Err(LedgerError::HardwareIdRequired);
     }
     still_granted(ent, now)?;
-    if ent.seats_used >= ent.spec.seats {
-        return Err(LedgerError::NoFreeSeat {
-            seats: ent.spec.seats,
-        });
+    let machines = ent.spec.machines();
+    if ent.seats_used >= machines {
+        return Err(LedgerError::NoFreeSeat { seats: machines });
     }
     // Seats freed by deactivation may be re-used up to the transfer limit;
     // seats freed by support resets are limited by the reset policy instead.
-    let allowed = u64::from(ent.spec.seats)
+    let allowed = u64::from(machines)
         + u64::from(ent.transfers_used.min(ent.spec.max_transfers))
         + u64::from(ent.resets_total);
     if u64::from(ent.activations_total) >= allowed {
@@ -149,6 +148,7 @@ fn sign_license(
         revalidate_days: ent.spec.revalidate_days,
         id: None,
         revoked: revoked.clone(),
+        pool: ent.spec.pool.map(|pool| (ent.spec.seats, pool)),
     };
     let requester = Requester {
         install_key: request.install_key(),

@@ -131,6 +131,9 @@ pub struct EntitlementSpec {
     /// Its licenses must be refreshed this many days after issue (`None`:
     /// never), so that one whose seat ended stops working everywhere.
     pub revalidate_days: Option<u32>,
+    /// A floating pool's lease and borrow policy (kind `floating-pool`):
+    /// then `seats` is the pool's size, and one pool server holds it.
+    pub pool: Option<crate::documents::license::PoolTerms>,
 }
 
 impl EntitlementSpec {
@@ -154,6 +157,22 @@ impl EntitlementSpec {
         }
         if self.max_resets_per_year > super::MAX_COUNT {
             return Err(bad("a reset limit of", self.max_resets_per_year));
+        }
+        if (self.kind == LicenseKind::FloatingPool) != self.pool.is_some() {
+            return Err(super::LedgerError::BadSpec(
+                "a floating entitlement, and only one, has a lease and borrow policy".into(),
+            ));
+        }
+        if let Some(pool) = self.pool
+            && (pool.lease_minutes == 0
+                || pool.lease_minutes > 10_080
+                || pool.borrow_days > 365
+                || pool.borrow_seats > self.seats)
+        {
+            return Err(super::LedgerError::BadSpec(format!(
+                "the pool policy is out of range: a lease of 1 to 10080 minutes, borrows of at most 365 days and at most {} seat(s)",
+                self.seats
+            )));
         }
         if let Some(days) = self.revalidate_days
             && !(1..=36_500).contains(&days)
@@ -181,7 +200,14 @@ impl EntitlementSpec {
             require_hardware_id: false,
             match_policy: MatchPolicy::Standard,
             revalidate_days: None,
+            pool: None,
         }
+    }
+
+    /// How many machines may hold it at once: its seats, or the one pool
+    /// server of a floating entitlement (whose seats it leases out itself).
+    pub fn machines(&self) -> u32 {
+        if self.kind == LicenseKind::FloatingPool { 1 } else { self.seats }
     }
 }
 

@@ -92,6 +92,7 @@ fn refresh(
         revalidate_days: ent.spec.revalidate_days,
         id: Some(act.license_id.clone()),
         revoked: reset_licenses(tx.reads(), &ent)?,
+        pool: ent.spec.pool.map(|pool| (ent.spec.seats, pool)),
         ..Terms::new(ent.spec.product.clone(), ent.spec.kind)
     };
     let install_key = PublicKey::from_sec1(&act.install_key)?;

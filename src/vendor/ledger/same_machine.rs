@@ -116,6 +116,7 @@ pub(super) fn reissue_if_held(
         revalidate_days: ent.spec.revalidate_days,
         id: Some(act.license_id.clone()),
         revoked: reset_licenses(tx.reads(), ent)?,
+        pool: ent.spec.pool.map(|pool| (ent.spec.seats, pool)),
         ..Terms::new(ent.spec.product.clone(), ent.spec.kind)
     };
     let requester = Requester {

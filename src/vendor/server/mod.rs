@@ -14,7 +14,7 @@
 
 mod api;
 pub mod limits;
-mod listen;
+pub mod listen;
 mod portal;
 pub mod writer;
 

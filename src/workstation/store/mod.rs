@@ -19,6 +19,7 @@
 //! clock                    the watermark: latest time seen (local or signed), decimal
 //! trusted-clock            the latest vendor-signed time seen, decimal (store/time.rs)
 //! pending/<nonce>.clock    a clock request waiting for its time statement
+//! borrows/<product>.*      a seat borrowed from a floating pool (store/pools.rs)
 //! .lock                    taken exclusively by every writer
 //! ```
 //!
@@ -26,9 +27,11 @@
 //! so two processes importing at once, or a crash mid-import, never lose or
 //! mix a license. Readers do not lock: renames make every file they see whole.
 
+mod pools;
 mod requests;
 mod time;
 
+pub use pools::{Borrow, PoolLicense};
 pub use time::{ClockRequestMade, ClockSynced, StaleTime};
 
 use std::fs::File;
@@ -564,6 +567,12 @@ impl Store {
             return Err(self.not_found(product));
         }
         let Some((_, verified)) = self.installed_license(product, keyring)? else {
+            // No node-locked license: a seat borrowed from a pool holds the same way.
+            if let Some(borrow) = self.borrow(product, keyring)? {
+                let verdict = self.check_borrow(&borrow, current, now, Some(product));
+                self.observe(now)?;
+                return verdict;
+            }
             // A license revoked and removed by a later import is still named.
             if let Some(license_id) = self.revoked_license_of(product) {
                 return Err(check::Denial::Revoked { license_id }.into());
@@ -579,14 +588,20 @@ impl Store {
         let verdict = check::check(&verified, &ctx);
         // Every check observes the clock, granted or not: otherwise a license
         // refused as expired would pass again once the clock is set back.
-        if state
-            .watermark
+        self.observe(now)?;
+        Ok(verdict?)
+    }
+
+    /// Moves the watermark to `now` when it lags by more than a step.
+    fn observe(&self, now: Timestamp) -> Result<(), StoreError> {
+        if self
+            .watermark()?
             .is_none_or(|w| now > w.saturating_add(WATERMARK_STEP))
         {
             let _lock = self.lock()?;
             self.advance_watermark_locked(now)?;
         }
-        Ok(verdict?)
+        Ok(())
     }
 
     fn not_found(&self, product: &str) -> StoreError {

@@ -57,7 +57,7 @@ impl Store {
         self.root.join("pending").join(format!("{nonce_hex}.{ext}"))
     }
 
-    fn install_key_path(&self, license_id: &str) -> PathBuf {
+    pub(super) fn install_key_path(&self, license_id: &str) -> PathBuf {
         self.root.join("keys").join(format!("{license_id}.key"))
     }
 
@@ -158,7 +158,7 @@ impl Store {
     }
 
     /// Installed licenses: file path and payload (unverified; for housekeeping).
-    fn installed(&self) -> Vec<(PathBuf, License)> {
+    pub(super) fn installed(&self) -> Vec<(PathBuf, License)> {
         let Ok(entries) = std::fs::read_dir(self.root.join("licenses")) else {
             return Vec::new();
         };

@@ -291,7 +291,9 @@ fn seats_held_before_the_migration_are_found_again_after_it() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE reactivations; DROP TABLE seat_anchors; DROP INDEX activations_by_holder;
-         ALTER TABLE activations DROP COLUMN holder_key; PRAGMA user_version = 7;",
+         ALTER TABLE activations DROP COLUMN holder_key;
+         ALTER TABLE entitlements DROP COLUMN lease_minutes; ALTER TABLE entitlements DROP COLUMN borrow_days;
+         ALTER TABLE entitlements DROP COLUMN borrow_seats; PRAGMA user_version = 7;",
     )
     .unwrap();
     drop(conn);

@@ -81,7 +81,7 @@ macro_rules! entitlement_columns {
     () => {
         "id, product, kind, seats, features, customer, expires_at, maintenance_until, max_transfers, \
          max_resets_per_year, transfers_used, seats_used, activations_total, resets_total, created_at, \
-         require_hardware_id, match_policy, revalidate_days, suspended"
+         require_hardware_id, match_policy, revalidate_days, suspended, lease_minutes, borrow_days, borrow_seats"
     };
 }
 
@@ -129,6 +129,16 @@ fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitl
                 require_hardware_id: r.get(15)?,
                 match_policy,
                 revalidate_days: r.get(17)?,
+                pool: match (r.get::<_, Option<u32>>(19)?, r.get(20)?, r.get(21)?) {
+                    (Some(lease_minutes), Some(borrow_days), Some(borrow_seats)) => {
+                        Some(crate::documents::license::PoolTerms {
+                            lease_minutes,
+                            borrow_days,
+                            borrow_seats,
+                        })
+                    }
+                    _ => None,
+                },
             },
             transfers_used: r.get(10)?,
             seats_used: r.get(11)?,
@@ -404,8 +414,8 @@ impl WriteTx for Tx<'_> {
         self.0.execute(
             "INSERT INTO entitlements (id, key_hash, product, kind, seats, features, customer, expires_at,
                 maintenance_until, max_transfers, max_resets_per_year, created_at, require_hardware_id, match_policy,
-                key_lookup, revalidate_days, key_public)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                key_lookup, revalidate_days, key_public, lease_minutes, borrow_days, borrow_seats)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 id,
                 key.hash.as_slice(),
@@ -423,7 +433,10 @@ impl WriteTx for Tx<'_> {
                 spec.match_policy.as_str(),
                 lookup_of(&key.hash).as_slice(),
                 spec.revalidate_days,
-                key.public
+                key.public,
+                spec.pool.map(|p| p.lease_minutes),
+                spec.pool.map(|p| p.borrow_days),
+                spec.pool.map(|p| p.borrow_seats)
             ],
         )?;
         Ok(())

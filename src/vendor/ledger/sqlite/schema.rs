@@ -136,8 +136,16 @@ CREATE TABLE reactivations (
 );
 "#;
 
+/// Migration 9: floating entitlements' lease and borrow policy (NULL for
+/// node-locked ones).
+const V9: &str = r#"
+ALTER TABLE entitlements ADD COLUMN lease_minutes INTEGER;
+ALTER TABLE entitlements ADD COLUMN borrow_days INTEGER;
+ALTER TABLE entitlements ADD COLUMN borrow_seats INTEGER;
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// After migration 4: the lookup id of every entitlement that has none.
 fn fill_key_lookups(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {

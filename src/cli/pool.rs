@@ -1,0 +1,615 @@
+//! Floating licenses on the command line: the pool server (`pool serve`,
+//! `status`, `remove`, `import-return`, `report`), the client's seats
+//! (`lease checkout|renew|checkin`) and borrowing (`borrow`, `return`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use nodelock::base::clock::{self, Timestamp};
+use nodelock::base::fsio;
+use nodelock::base::random::{self, OsRandom};
+use nodelock::documents::lease::{self, Checkout, LeaseMode, LeaseOp};
+use nodelock::format::{PrivateKey, typeable};
+use nodelock::machine::fingerprint::Fingerprint;
+use nodelock::online::pool::{LeaseError, PoolClient};
+use nodelock::pool::http::{PoolService, Views};
+use nodelock::pool::{Pool, PoolDb, PoolError, Served};
+use nodelock::workstation::store::Store;
+
+use super::exit::{CliError, Exit};
+use super::output::{CsvStream, Outcome, clean, write_out};
+use super::{KeysArg, StoreArg, overrides, values, workstation};
+
+/// `nodelock pool …`: the license server a customer runs.
+#[derive(Subcommand)]
+pub enum PoolCommand {
+    /// Serve every pool license installed in the store to clients on the network.
+    Serve(ServeArgs),
+    /// Seats in use, available and borrowed, and each lease (from the server).
+    Status(StatusArgs),
+    /// Free a stuck seat (needs the admin token).
+    Remove(RemoveArgs),
+    /// Free the seat of a borrow returned offline (the file `nodelock return --offline` wrote).
+    ImportReturn(ImportReturnArgs),
+    /// Usage per product and day: peak seats, denials, borrows, hours.
+    Report(ReportArgs),
+}
+
+/// `nodelock lease …`: a seat for a script or an installer.
+#[derive(Subcommand)]
+pub enum LeaseCommand {
+    /// Take a seat; prints the lease (`--json`: `lease_id`, `expires_at`).
+    Checkout {
+        /// The product.
+        product: String,
+        #[command(flatten)]
+        server: PoolServerArg,
+        #[command(flatten)]
+        keys: KeysArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Extend a lease this store took.
+    Renew {
+        /// The lease id.
+        lease_id: String,
+        #[command(flatten)]
+        server: PoolServerArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Give a lease this store took back.
+    Checkin {
+        /// The lease id.
+        lease_id: String,
+        #[command(flatten)]
+        server: PoolServerArg,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+/// Where the pool server is.
+#[derive(Args)]
+pub struct PoolServerArg {
+    /// The pool server, e.g. http://licenses.lan:8760.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Seconds to wait for it.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+}
+
+impl PoolServerArg {
+    fn client(&self) -> Result<PoolClient, CliError> {
+        PoolClient::new(&self.server, Duration::from_secs(self.timeout.max(1))).map_err(lease_error)
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8760.
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    #[command(flatten)]
+    store: StoreArg,
+    /// The pool database (default: pool.sqlite in the store).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Serve the status views only to holders of the admin token.
+    #[arg(long)]
+    views_need_token: bool,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    server: PoolServerArg,
+    /// The admin token file, when the pool's views need it.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RemoveArgs {
+    /// The lease id (S-…), as `pool status` shows it.
+    lease_id: String,
+    #[command(flatten)]
+    server: PoolServerArg,
+    /// The admin token file (default: pool-admin.token in --store).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+pub struct ImportReturnArgs {
+    /// The return file.
+    file: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
+    /// The pool database (default: pool.sqlite in the store).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// The pool database (default: pool.sqlite in the store).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Only from this day on.
+    #[arg(long, value_name = "DATE", value_parser = values::start_date)]
+    since: Option<Timestamp>,
+    /// Print CSV.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Args)]
+pub struct BorrowArgs {
+    /// The product.
+    product: String,
+    #[command(flatten)]
+    server: PoolServerArg,
+    /// How many days to take it for.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=365))]
+    days: u32,
+    #[command(flatten)]
+    keys: KeysArg,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+#[derive(Args)]
+pub struct ReturnArgs {
+    /// The product borrowed.
+    product: String,
+    /// The pool server, to give it back online.
+    #[arg(long, value_name = "URL", conflicts_with = "offline")]
+    server: Option<String>,
+    /// Give it back without the network: write the return to -o FILE.
+    #[arg(long, requires = "out")]
+    offline: bool,
+    /// Where the offline return goes.
+    #[arg(short, long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+fn lease_error(e: LeaseError) -> CliError {
+    match e {
+        LeaseError::Server(e) => CliError::from(e),
+        LeaseError::Untrusted(e) => CliError::from(e),
+        LeaseError::OtherMachine => CliError::new(Exit::OtherMachine, e.to_string()),
+        LeaseError::Answer(_) => CliError::new(Exit::Network, e.to_string()),
+        LeaseError::Key(e) => CliError::from(e),
+    }
+}
+
+fn pool_error(e: PoolError) -> CliError {
+    CliError::new(e.exit(), e.to_string())
+}
+
+fn db_path(store: &Store, db: Option<&Path>) -> PathBuf {
+    db.map_or_else(|| store.root().join("pool.sqlite"), Path::to_path_buf)
+}
+
+fn current_fingerprint() -> Result<Fingerprint, CliError> {
+    Ok(Fingerprint::from_facts(&overrides::current_facts()?)?)
+}
+
+/// The pool licenses of `store`, each checked on this machine now; none is an error.
+fn served(store: &Store, store_arg: &StoreArg) -> Result<Vec<Served>, CliError> {
+    let ring = store.trust_roots()?;
+    let found = store
+        .pool_licenses(&ring, &current_fingerprint()?, overrides::now()?)
+        .map_err(|e| {
+            let e = CliError::from(e);
+            CliError::new(e.exit, format!("a pool license in {} cannot be served: {}", store.root().display(), e.message))
+        })?;
+    if found.is_empty() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "no pool license is installed in {}; activate the floating entitlement there first: nodelock activate KEY --server URL{}",
+                store.root().display(),
+                store_arg.flag()
+            ),
+        ));
+    }
+    Ok(found
+        .into_iter()
+        .map(|p| Served {
+            license: p.license,
+            install: p.install,
+            armored: p.armored,
+        })
+        .collect())
+}
+
+fn admin_token(store: &Store) -> Result<String, CliError> {
+    let path = store.root().join("pool-admin.token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_owned());
+    }
+    let bytes = random::bytes::<20>(&OsRandom).map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+    let token = typeable::base32(&bytes, 32);
+    fsio::write_file(&path, format!("{token}\n").as_bytes(), true, true)
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))?;
+    Ok(token)
+}
+
+pub fn run(command: &PoolCommand, json_mode: bool) -> Result<Outcome, CliError> {
+    match command {
+        PoolCommand::Serve(args) => serve(args),
+        PoolCommand::Status(args) => status(args),
+        PoolCommand::Remove(args) => {
+            let token = match &args.token_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| CliError::new(Exit::Io, format!("cannot read {}: {e}", path.display())))?,
+                None => {
+                    let store = args.store.open_existing()?;
+                    let path = store.root().join("pool-admin.token");
+                    std::fs::read_to_string(&path).map_err(|_| {
+                        CliError::new(
+                            Exit::Usage,
+                            format!("no admin token at {}; pass --token-file FILE (pool serve wrote it into its store)", path.display()),
+                        )
+                    })?
+                }
+            };
+            let answer = args
+                .server
+                .client()?
+                .remove(&args.lease_id, token.trim())
+                .map_err(lease_error)?;
+            let removed = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["removed"].as_bool())
+                .unwrap_or(false);
+            Ok(Outcome::new(
+                if removed {
+                    format!("lease {} removed: its seat is free", args.lease_id)
+                } else {
+                    format!("lease {} had already ended; nothing changed", args.lease_id)
+                },
+                json!({ "lease_id": args.lease_id, "removed": removed }),
+            ))
+        }
+        PoolCommand::ImportReturn(args) => {
+            let store = args.store.open_existing()?;
+            let mut pool = Pool::new(
+                served(&store, &args.store)?,
+                PoolDb::open(&db_path(&store, args.db.as_deref())).map_err(pool_error)?,
+                Arc::new(OsRandom),
+            );
+            let bytes = nodelock::format::envelope::read_file(
+                &args.file,
+                nodelock::format::DocumentKind::LeaseUpdate,
+                fsio::Links::Follow,
+            )?;
+            let update = lease::open_lease_update(&bytes)?;
+            let done = pool.update(update, overrides::now()?).map_err(pool_error)?;
+            let (id, already) = match &done {
+                nodelock::pool::Updated::Ended { lease_id, already } => (lease_id.clone(), *already),
+                nodelock::pool::Updated::Renewed(g) => (g.lease_id.clone(), false),
+            };
+            Ok(Outcome::new(
+                if already {
+                    format!("lease {id} was returned before; nothing changed")
+                } else {
+                    format!("lease {id} returned: its seat is free")
+                },
+                json!({ "lease_id": id, "freed": !already }),
+            ))
+        }
+        PoolCommand::Report(args) => report(args, json_mode),
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open_existing()?;
+    let served = served(&store, &args.store)?;
+    let summary: Vec<String> = served
+        .iter()
+        .map(|s| {
+            let lic = s.license.license();
+            format!("{} ({} seats)", lic.product, lic.seats.unwrap_or(0))
+        })
+        .collect();
+    let db = PoolDb::open(&db_path(&store, args.db.as_deref())).map_err(pool_error)?;
+    let token = admin_token(&store)?;
+    let views = if args.views_need_token { Views::Token } else { Views::Open };
+    let service = Arc::new(PoolService::new(
+        Pool::new(served, db, Arc::new(OsRandom)),
+        overrides::clock()?,
+        token,
+        views,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| CliError::new(Exit::Io, format!("cannot listen on {}: {e}", args.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+        let shutdown = super::online::shutdown_signal()?;
+        {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "listening on http://{addr} (pool: {})", summary.join(", "));
+            let _ = stdout.flush();
+        }
+        nodelock::pool::http::serve(listener, service, Default::default(), shutdown)
+            .await
+            .map_err(|e| CliError::new(Exit::Io, e.to_string()))
+    })?;
+    Ok(Outcome::new("", json!({ "stopped": true })))
+}
+
+fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::new(Exit::Io, format!("cannot read {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let answer = args
+        .server
+        .client()?
+        .status(token.as_deref().map(str::trim))
+        .map_err(lease_error)?;
+    let value: serde_json::Value = serde_json::from_str(&answer)
+        .map_err(|e| CliError::new(Exit::Network, format!("the pool server's status could not be read: {e}")))?;
+    let text = |v: &serde_json::Value| clean(v.as_str().unwrap_or("-"));
+    let mut human = String::new();
+    for p in value["products"].as_array().into_iter().flatten() {
+        human.push_str(&format!(
+            "{}: {} seat(s), {} in use, {} available, {} borrowed\n",
+            text(&p["product"]),
+            p["seats"],
+            p["in_use"],
+            p["available"],
+            p["borrowed"]
+        ));
+        for l in p["leases"].as_array().into_iter().flatten() {
+            human.push_str(&format!(
+                "  {}  {:<8}  workstation {}  {}@{}  since {}  until {}\n",
+                text(&l["id"]),
+                text(&l["mode"]),
+                text(&l["workstation_id"]),
+                text(&l["user"]),
+                text(&l["host"]),
+                text(&l["since"]),
+                text(&l["until"])
+            ));
+        }
+    }
+    Ok(Outcome::new(human, value))
+}
+
+fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
+    if args.csv && json_mode {
+        return Err(CliError::new(Exit::Usage, "choose one of --csv and --json"));
+    }
+    let store = args.store.open_existing()?;
+    let path = db_path(&store, args.db.as_deref());
+    if !path.exists() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!("there is no pool database at {}; it is made by `nodelock pool serve`", path.display()),
+        ));
+    }
+    let db = PoolDb::open(&path).map_err(pool_error)?;
+    let days = nodelock::pool::report::usage(&db, args.since).map_err(pool_error)?;
+    if args.csv {
+        let mut out = CsvStream::start(&["product", "day", "peak", "denials", "borrows", "hours"])?;
+        for d in &days {
+            out.row([
+                d.product.clone(),
+                d.day.clone(),
+                d.peak.to_string(),
+                d.denials.to_string(),
+                d.borrows.to_string(),
+                format!("{:.2}", d.hours),
+            ])?;
+        }
+        return out.finish();
+    }
+    let human: String = days
+        .iter()
+        .map(|d| {
+            format!(
+                "{}  {}  peak {}  denials {}  borrows {}  hours {:.2}\n",
+                d.day,
+                clean(&d.product),
+                d.peak,
+                d.denials,
+                d.borrows,
+                d.hours
+            )
+        })
+        .collect();
+    Ok(Outcome::new(
+        if human.is_empty() { "no usage recorded".into() } else { human },
+        json!({ "days": days }),
+    ))
+}
+
+fn host_label() -> Option<String> {
+    overrides::current_facts()
+        .ok()
+        .and_then(|f| f.hostname)
+        .filter(|h| !h.is_empty() && h.len() <= lease::MAX_LABEL && !h.chars().any(char::is_control))
+}
+
+fn user_label() -> Option<String> {
+    std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|u| !u.is_empty() && u.len() <= lease::MAX_LABEL && !u.chars().any(char::is_control))
+}
+
+fn lease_key_path(store: &Store, lease_id: &str) -> PathBuf {
+    store.root().join("leases").join(format!("{lease_id}.key"))
+}
+
+pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
+    match command {
+        LeaseCommand::Checkout { product, server, keys, store } => {
+            let store = store.open()?;
+            workstation::keep_given_keys(&store, keys)?;
+            let ring = workstation::keyring(keys, Some(&store))?;
+            let fp = current_fingerprint()?;
+            let holder = PrivateKey::generate()?;
+            let checkout = Checkout {
+                product,
+                mode: LeaseMode::Online,
+                days: 0,
+                fingerprint: &fp,
+                user: user_label(),
+                host: host_label(),
+            };
+            let (granted, _) = server
+                .client()?
+                .checkout(&checkout, &holder, &ring, overrides::now()?)
+                .map_err(lease_error)?;
+            // Kept so that `lease renew|checkin` from this store can sign.
+            let path = lease_key_path(&store, &granted.lease_id);
+            if let Some(dir) = path.parent() {
+                fsio::create_private_dir(dir).map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+            }
+            fsio::write_file(&path, holder.to_pkcs8_pem()?.as_bytes(), true, false)
+                .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))?;
+            Ok(Outcome::new(
+                format!(
+                    "lease {} for {product} until {} (renew with `nodelock lease renew {}`)",
+                    granted.lease_id, granted.expires_at, granted.lease_id
+                ),
+                json!({ "lease_id": granted.lease_id, "expires_at": granted.expires_at, "product": product }),
+            ))
+        }
+        LeaseCommand::Renew { lease_id, server, store } | LeaseCommand::Checkin { lease_id, server, store } => {
+            let renew = matches!(command, LeaseCommand::Renew { .. });
+            let store = store.open_existing()?;
+            let path = lease_key_path(&store, lease_id);
+            if !lease::valid_lease_id(lease_id) || !path.exists() {
+                return Err(CliError::new(
+                    Exit::NotInstalled,
+                    format!("this store took no lease {lease_id} (see `nodelock lease checkout`)"),
+                ));
+            }
+            let holder = PrivateKey::load(&path)?;
+            let op = if renew { LeaseOp::Renew } else { LeaseOp::Checkin };
+            let answer = server
+                .client()?
+                .update(lease_id, op, &holder, overrides::now()?)
+                .map_err(lease_error)?;
+            let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+            if renew {
+                Ok(Outcome::new(
+                    format!("lease {lease_id} renewed until {}", value["expires_at"].as_str().unwrap_or("?")),
+                    json!({ "lease_id": lease_id, "expires_at": value["expires_at"] }),
+                ))
+            } else {
+                let _ = std::fs::remove_file(&path);
+                Ok(Outcome::new(
+                    format!("lease {lease_id} checked in: its seat is free"),
+                    json!({ "lease_id": lease_id, "checked_in": true }),
+                ))
+            }
+        }
+    }
+}
+
+pub fn borrow(args: &BorrowArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open()?;
+    workstation::keep_given_keys(&store, &args.keys)?;
+    let ring = workstation::keyring(&args.keys, Some(&store))?;
+    let fp = current_fingerprint()?;
+    let holder = PrivateKey::generate()?;
+    let now = overrides::now()?;
+    let checkout = Checkout {
+        product: &args.product,
+        mode: LeaseMode::Borrowed,
+        days: args.days,
+        fingerprint: &fp,
+        user: user_label(),
+        host: host_label(),
+    };
+    let (granted, _) = args
+        .server
+        .client()?
+        .checkout(&checkout, &holder, &ring, now)
+        .map_err(lease_error)?;
+    let borrow = store.keep_borrow(&granted.lease, &granted.pool_license, holder, &ring, &fp, now)?;
+    let end = clock::format(borrow.local_end());
+    Ok(Outcome::new(
+        format!(
+            "borrowed {} until {end} (lease {}); it works offline on this machine until then. Give it back early with `nodelock return {}{}`",
+            args.product,
+            granted.lease_id,
+            args.product,
+            args.store.flag()
+        ),
+        json!({ "lease_id": granted.lease_id, "product": args.product, "expires_at": end }),
+    ))
+}
+
+pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
+    let store = args.store.open_existing()?;
+    let ring = store.trust_roots()?;
+    let borrow = store.borrow(&args.product, &ring)?.ok_or_else(|| {
+        CliError::new(
+            Exit::NotFound,
+            format!("no borrow of '{}' is kept in {}", args.product, store.root().display()),
+        )
+    })?;
+    let lease_id = borrow.lease.lease().id.clone();
+    let now = overrides::now()?;
+    if let (true, Some(out)) = (args.offline, &args.out) {
+        let nonce = random::bytes::<16>(&OsRandom).map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+        let (_, text) = lease::make_lease_update(&lease_id, LeaseOp::Return, &borrow.holder, nonce, now)?;
+        write_out(out, &text)?;
+        // The borrow is gone from this machine before the file leaves it.
+        store.drop_borrow(&args.product)?;
+        return Ok(Outcome::new(
+            format!(
+                "the borrow of {} is removed from this machine; its return is in {}.\nNext: carry that file to the license server and run there: nodelock pool import-return {} --store POOL-STORE",
+                args.product,
+                out.display(),
+                out.display()
+            ),
+            json!({ "lease_id": lease_id, "return": out.display().to_string() }),
+        ));
+    }
+    let Some(server) = &args.server else {
+        return Err(CliError::new(
+            Exit::Usage,
+            "say how to give it back: --server URL (online) or --offline -o FILE",
+        ));
+    };
+    let client = PoolClient::new(server, Duration::from_secs(10)).map_err(lease_error)?;
+    client
+        .update(&lease_id, LeaseOp::Return, &borrow.holder, now)
+        .map_err(lease_error)?;
+    store.drop_borrow(&args.product)?;
+    Ok(Outcome::new(
+        format!("the borrow of {} is returned: its seat is back in the pool", args.product),
+        json!({ "lease_id": lease_id, "returned": true }),
+    ))
+}

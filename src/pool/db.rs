@@ -1,0 +1,370 @@
+//! The pool's state: one SQLite file (WAL, `synchronous=FULL`, as the vendor
+//! ledger). A lease is written before it is answered, so a restarted server
+//! serves the same leases; every seat decision is one immediate transaction,
+//! so concurrent checkouts never grant more than the pool's seats.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::PoolError;
+use crate::base::clock::Timestamp;
+use crate::base::fsio;
+
+/// Migrations, in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE leases (
+    id              TEXT PRIMARY KEY,
+    pool_license    TEXT NOT NULL,
+    product         TEXT NOT NULL,
+    mode            TEXT NOT NULL CHECK (mode IN ('online', 'borrowed')),
+    holder_key      BLOB NOT NULL,
+    workstation_id  TEXT NOT NULL,
+    user            TEXT,
+    host            TEXT,
+    request_nonce   BLOB NOT NULL UNIQUE,
+    granted_at      INTEGER NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    ended_at        INTEGER,
+    ended_how       TEXT CHECK (ended_how IN ('checked-in', 'returned', 'lapsed', 'removed')),
+    lease           BLOB NOT NULL
+);
+CREATE INDEX leases_held ON leases(product, ended_at);
+-- Each lease update (renew, check-in, return) is answered once.
+CREATE TABLE updates (
+    nonce           BLOB PRIMARY KEY,
+    lease_id        TEXT NOT NULL REFERENCES leases(id),
+    at              INTEGER NOT NULL
+);
+-- What the usage report reads: append-only.
+CREATE TABLE usage (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,
+    product         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    lease_id        TEXT,
+    in_use          INTEGER NOT NULL,
+    detail          TEXT NOT NULL
+);
+CREATE INDEX usage_by_time ON usage(at);
+CREATE TRIGGER usage_is_append_only_update BEFORE UPDATE ON usage
+    BEGIN SELECT RAISE(ABORT, 'the usage log is append-only'); END;
+CREATE TRIGGER usage_is_append_only_delete BEFORE DELETE ON usage
+    BEGIN SELECT RAISE(ABORT, 'the usage log is append-only'); END;
+-- The latest time this pool server has granted at, so that a clock set back
+-- beyond the tolerance stops it granting.
+CREATE TABLE clock (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    watermark       INTEGER NOT NULL
+);
+"#];
+
+/// How long a writer waits for another before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A lease as the pool stores it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeaseRow {
+    /// Lease id.
+    pub id: String,
+    /// The pool license.
+    pub pool_license: String,
+    /// The product.
+    pub product: String,
+    /// `online` or `borrowed`.
+    pub mode: String,
+    /// The client's workstation id.
+    pub workstation_id: String,
+    /// User label, as the client sent it.
+    pub user: Option<String>,
+    /// Host label, as the client sent it.
+    pub host: Option<String>,
+    /// When first granted.
+    #[serde(serialize_with = "crate::base::clock::serialize_rfc3339")]
+    pub since: Timestamp,
+    /// When it ends unless renewed.
+    #[serde(serialize_with = "crate::base::clock::serialize_rfc3339")]
+    pub until: Timestamp,
+    /// The holder key (compressed SEC1), not shown.
+    #[serde(skip)]
+    pub holder_key: Vec<u8>,
+}
+
+/// The pool database.
+pub struct PoolDb {
+    conn: Connection,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PoolError + '_ {
+    move |source| PoolError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl PoolDb {
+    /// Opens (creating owner-only if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<PoolDb, PoolError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fsio::create_private_dir(dir).map_err(io_err(dir))?;
+        }
+        fsio::create_private_file(path).map_err(io_err(path))?;
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(PoolError::NewerSchema);
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(PoolDb { conn })
+    }
+
+    /// Runs `f` in one immediate (writer) transaction, committed when `f`
+    /// returns `Ok`; a refusal rolls back everything `f` wrote.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, PoolError>) -> Result<T, PoolError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&Tx(&tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Reads outside a write transaction.
+    pub fn read(&self) -> Tx<'_> {
+        Tx(&self.conn)
+    }
+}
+
+/// Statements on a connection or inside a transaction.
+pub struct Tx<'a>(&'a Connection);
+
+fn lease_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
+    Ok(LeaseRow {
+        id: r.get(0)?,
+        pool_license: r.get(1)?,
+        product: r.get(2)?,
+        mode: r.get(3)?,
+        workstation_id: r.get(4)?,
+        user: r.get(5)?,
+        host: r.get(6)?,
+        since: r.get(7)?,
+        until: r.get(8)?,
+        holder_key: r.get(9)?,
+    })
+}
+
+const LEASE_COLUMNS: &str =
+    "id, pool_license, product, mode, workstation_id, user, host, granted_at, expires_at, holder_key";
+
+impl Tx<'_> {
+    /// The latest time the pool granted at.
+    pub fn watermark(&self) -> Result<Option<Timestamp>, PoolError> {
+        Ok(self
+            .0
+            .query_row("SELECT watermark FROM clock WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Moves the watermark forward to `now`.
+    pub fn observe(&self, now: Timestamp) -> Result<(), PoolError> {
+        self.0.execute(
+            "INSERT INTO clock (id, watermark) VALUES (1, ?1)
+             ON CONFLICT(id) DO UPDATE SET watermark = max(watermark, excluded.watermark)",
+            [now],
+        )?;
+        Ok(())
+    }
+
+    /// Ends the product's leases whose time is up (they lapse by themselves;
+    /// this only writes it down), each logged. Bounded by the pool's seats.
+    pub fn lapse(&self, product: &str, now: Timestamp) -> Result<(), PoolError> {
+        let lapsed: Vec<(String, Timestamp)> = self
+            .0
+            .prepare_cached(
+                "SELECT id, expires_at FROM leases WHERE product = ?1 AND ended_at IS NULL AND expires_at <= ?2",
+            )?
+            .query_map(params![product, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, at) in lapsed {
+            self.0.execute(
+                "UPDATE leases SET ended_at = ?1, ended_how = 'lapsed' WHERE id = ?2",
+                params![at, id],
+            )?;
+            let in_use = self.held(product, now)?.len();
+            self.log(at, product, "lapsed", Some(&id), in_use, "the lease ran out")?;
+        }
+        Ok(())
+    }
+
+    /// The product's leases that hold a seat at `now`, oldest first.
+    pub fn held(&self, product: &str, now: Timestamp) -> Result<Vec<LeaseRow>, PoolError> {
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE product = ?1 AND ended_at IS NULL AND expires_at > ?2 ORDER BY granted_at, rowid"
+        );
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_map(params![product, now], lease_from_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// A lease by id, with whether it has ended.
+    pub fn lease(&self, id: &str) -> Result<Option<(LeaseRow, Option<String>)>, PoolError> {
+        let sql = format!("SELECT {LEASE_COLUMNS}, ended_how FROM leases WHERE id = ?1");
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row([id], |r| Ok((lease_from_row(r)?, r.get(10)?)))
+            .optional()?)
+    }
+
+    /// The signed lease last answered for `id`.
+    pub fn lease_document(&self, id: &str) -> Result<Option<String>, PoolError> {
+        let bytes: Option<Vec<u8>> = self
+            .0
+            .query_row("SELECT lease FROM leases WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// The lease answering the request with this nonce, if one was granted.
+    pub fn lease_for_request(&self, nonce: &[u8]) -> Result<Option<String>, PoolError> {
+        Ok(self
+            .0
+            .query_row("SELECT id FROM leases WHERE request_nonce = ?1", [nonce], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records a granted lease.
+    pub fn insert(&self, row: &LeaseRow, nonce: &[u8], issued_at: Timestamp, lease: &str) -> Result<(), PoolError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO leases (id, pool_license, product, mode, holder_key, workstation_id, user, host,
+                    request_nonce, granted_at, issued_at, expires_at, lease)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                row.id,
+                row.pool_license,
+                row.product,
+                row.mode,
+                row.holder_key,
+                row.workstation_id,
+                row.user,
+                row.host,
+                nonce,
+                row.since,
+                issued_at,
+                row.until,
+                lease.as_bytes()
+            ])?;
+        Ok(())
+    }
+
+    /// Extends a lease and keeps its newly signed document.
+    pub fn renew(&self, id: &str, issued_at: Timestamp, until: Timestamp, lease: &str) -> Result<(), PoolError> {
+        self.0.execute(
+            "UPDATE leases SET issued_at = ?1, expires_at = ?2, lease = ?3 WHERE id = ?4",
+            params![issued_at, until, lease.as_bytes(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a lease; false if it had already ended.
+    pub fn end(&self, id: &str, how: &str, now: Timestamp) -> Result<bool, PoolError> {
+        Ok(self.0.execute(
+            "UPDATE leases SET ended_at = ?1, ended_how = ?2 WHERE id = ?3 AND ended_at IS NULL",
+            params![now, how, id],
+        )? == 1)
+    }
+
+    /// Records an update's nonce; false if it was seen before.
+    pub fn first_time(&self, nonce: &[u8], lease_id: &str, now: Timestamp) -> Result<bool, PoolError> {
+        Ok(self.0.execute(
+            "INSERT OR IGNORE INTO updates (nonce, lease_id, at) VALUES (?1, ?2, ?3)",
+            params![nonce, lease_id, now],
+        )? == 1)
+    }
+
+    /// Appends to the usage log.
+    pub fn log(
+        &self,
+        at: Timestamp,
+        product: &str,
+        event: &str,
+        lease_id: Option<&str>,
+        in_use: usize,
+        detail: &str,
+    ) -> Result<(), PoolError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO usage (at, product, event, lease_id, in_use, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![at, product, event, lease_id, in_use as i64, detail])?;
+        Ok(())
+    }
+
+    /// The usage log from `since`, oldest first, one row at a time.
+    pub fn each_usage(
+        &self,
+        since: Option<Timestamp>,
+        each: &mut dyn FnMut(UsageRow) -> Result<(), PoolError>,
+    ) -> Result<(), PoolError> {
+        let mut stmt = self.0.prepare(
+            "SELECT at, product, event, lease_id, in_use FROM usage WHERE (?1 IS NULL OR at >= ?1) ORDER BY at, seq",
+        )?;
+        let mut rows = stmt.query([since])?;
+        while let Some(r) = rows.next()? {
+            each(UsageRow {
+                at: r.get(0)?,
+                product: r.get(1)?,
+                event: r.get(2)?,
+                lease_id: r.get(3)?,
+                in_use: r.get(4)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Leases ended or running in `[from, to)`: their start and end, for
+    /// the hours used.
+    pub fn each_lease_span(
+        &self,
+        since: Option<Timestamp>,
+        each: &mut dyn FnMut(String, Timestamp, Timestamp) -> Result<(), PoolError>,
+    ) -> Result<(), PoolError> {
+        let mut stmt = self.0.prepare(
+            "SELECT product, granted_at, coalesce(ended_at, expires_at) FROM leases
+             WHERE (?1 IS NULL OR coalesce(ended_at, expires_at) > ?1) ORDER BY granted_at",
+        )?;
+        let mut rows = stmt.query([since])?;
+        while let Some(r) = rows.next()? {
+            each(r.get(0)?, r.get(1)?, r.get(2)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// One usage log row.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    /// When.
+    pub at: Timestamp,
+    /// The product.
+    pub product: String,
+    /// `granted`, `borrowed`, `renewed`, `checked-in`, `returned`, `lapsed`, `removed`, `denied`.
+    pub event: String,
+    /// The lease, when there is one.
+    pub lease_id: Option<String>,
+    /// Seats in use right after.
+    pub in_use: i64,
+}

@@ -1,0 +1,234 @@
+//! Floating licenses in a store: the pool licenses a pool server serves
+//! (with the install keys that sign their leases), and the borrows a field
+//! laptop carries (`borrows/<product>.lease`, its pool license beside it as
+//! `.pool`, and the holder key that returns it as `.key`, owner-only).
+//!
+//! A borrow is checked like a node-locked license: the chain (vendor key →
+//! pool license → its install key → the lease), this machine against the
+//! lease's binding, and the lease's end, counted from the server's signed
+//! time: the lease runs `expires_at - issued_at` from when this store
+//! received it, so a laptop whose clock differs from the pool server's gets
+//! the whole borrow, no more and no less (module docs of `documents::lease`).
+
+use std::path::PathBuf;
+
+use super::{Store, StoreError, io_err};
+use crate::base::clock::{self, Timestamp};
+use crate::base::fsio;
+use crate::documents::lease::{self, VerifiedLease};
+use crate::documents::license::{self, LicenseKind, VerifiedLicense};
+use crate::format::envelope::{self, DocumentKind};
+use crate::format::{Keyring, PrivateKey};
+use crate::machine::fingerprint::{self, Fingerprint, MatchPolicy, Verdict};
+use crate::workstation::check::{self, Denial, Grant};
+
+/// A pool license this store can serve.
+pub struct PoolLicense {
+    /// The license, verified and checked on this machine now.
+    pub license: VerifiedLicense,
+    /// Its install key, which signs leases.
+    pub install: PrivateKey,
+    /// The license file's text.
+    pub armored: String,
+}
+
+/// A borrow kept in this store.
+pub struct Borrow {
+    /// The lease, verified against its pool license.
+    pub lease: VerifiedLease,
+    /// Its holder key (what returns it).
+    pub holder: PrivateKey,
+    /// When this store received it (local clock).
+    pub received_at: Timestamp,
+}
+
+impl Borrow {
+    /// The end of the borrow on this machine's clock.
+    pub fn local_end(&self) -> Timestamp {
+        let lease = self.lease.lease();
+        self.received_at
+            .saturating_add(lease.expires_at.saturating_sub(lease.issued_at))
+    }
+}
+
+impl Store {
+    /// Every pool license installed here, verified, checked on this machine
+    /// now (binding, dates, clock), with its install key. The first one that
+    /// fails is the error: a pool server must not start half-right.
+    pub fn pool_licenses(
+        &self,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<Vec<PoolLicense>, StoreError> {
+        let state = self.state()?;
+        let mut found = Vec::new();
+        for (path, unverified) in self.installed() {
+            if unverified.kind != LicenseKind::FloatingPool {
+                continue;
+            }
+            let bytes = envelope::read_file(&path, DocumentKind::License, fsio::Links::Refuse)
+                .map_err(license::LicenseError::from)?;
+            let verified = license::verify(&bytes, keyring)?;
+            check::check(&verified, &state.context(current, now))?;
+            let id = &verified.license().id;
+            let key_path = self.install_key_path(id);
+            if !key_path.exists() {
+                return Err(StoreError::NoInstallKey { license_id: id.clone() });
+            }
+            let install = PrivateKey::load(&key_path)?;
+            if Some(&install.public()) != verified.install_key() {
+                return Err(StoreError::NoInstallKey { license_id: id.clone() });
+            }
+            found.push(PoolLicense {
+                license: verified,
+                install,
+                armored: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        Ok(found)
+    }
+
+    fn borrow_path(&self, product: &str, ext: &str) -> PathBuf {
+        self.root.join("borrows").join(format!("{product}.{ext}"))
+    }
+
+    /// Keeps a borrow granted by a pool server: verified first (chain, this
+    /// machine), then written with its holder key. Replaces an earlier
+    /// borrow of the product.
+    pub fn keep_borrow(
+        &self,
+        lease_text: &str,
+        pool_text: &str,
+        holder: PrivateKey,
+        keyring: &Keyring,
+        current: &Fingerprint,
+        now: Timestamp,
+    ) -> Result<Borrow, StoreError> {
+        let verified = lease::verify_lease(lease_text.as_bytes(), pool_text.as_bytes(), keyring)?;
+        let pem = holder.to_pkcs8_pem()?;
+        let borrow = Borrow {
+            lease: verified,
+            holder,
+            received_at: now,
+        };
+        self.check_borrow(&borrow, current, now, None)?;
+        let _lock = self.lock()?;
+        let dir = self.root.join("borrows");
+        fsio::create_private_dir(&dir).map_err(io_err(&dir))?;
+        let product = &borrow.lease.lease().product;
+        let key = self.borrow_path(product, "key");
+        fsio::write_file(&key, pem.as_bytes(), true, false).map_err(io_err(&key))?;
+        let pool = self.borrow_path(product, "pool");
+        fsio::write_file(&pool, pool_text.as_bytes(), false, false).map_err(io_err(&pool))?;
+        let at = self.borrow_path(product, "received");
+        fsio::write_file(&at, format!("{now}\n").as_bytes(), false, false).map_err(io_err(&at))?;
+        let path = self.borrow_path(product, "lease");
+        fsio::write_file(&path, lease_text.as_bytes(), false, false).map_err(io_err(&path))?;
+        Ok(borrow)
+    }
+
+    /// The borrow of `product` kept here, verified (not yet checked).
+    pub fn borrow(&self, product: &str, keyring: &Keyring) -> Result<Option<Borrow>, StoreError> {
+        if !license::valid_product(product) {
+            return Ok(None);
+        }
+        let path = self.borrow_path(product, "lease");
+        let lease_bytes = match envelope::read_file(&path, DocumentKind::Lease, fsio::Links::Refuse) {
+            Ok(b) => b,
+            Err(envelope::EnvelopeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(StoreError::License(e.into())),
+        };
+        let pool_bytes = envelope::read_file(&self.borrow_path(product, "pool"), DocumentKind::License, fsio::Links::Refuse)
+            .map_err(license::LicenseError::from)?;
+        let lease = lease::verify_lease(&lease_bytes, &pool_bytes, keyring)?;
+        let holder = PrivateKey::load(&self.borrow_path(product, "key"))?;
+        let at_path = self.borrow_path(product, "received");
+        let received_at = fsio::read_capped(&at_path, 64, fsio::Links::Refuse)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| StoreError::ClockDamaged {
+                path: at_path.display().to_string(),
+            })?;
+        Ok(Some(Borrow {
+            lease,
+            holder,
+            received_at,
+        }))
+    }
+
+    /// Checks a borrow on this machine now: the pool license's dates, the
+    /// lease's binding, its end (from the server's signed duration), and the
+    /// store's clock watermark.
+    pub fn check_borrow(
+        &self,
+        borrow: &Borrow,
+        current: &Fingerprint,
+        now: Timestamp,
+        wanted: Option<&str>,
+    ) -> Result<Grant, StoreError> {
+        let lease = borrow.lease.lease();
+        let pool = borrow.lease.pool().license();
+        if let Some(w) = wanted
+            && w != lease.product
+        {
+            return Err(Denial::WrongProduct {
+                wanted: w.to_owned(),
+                found: lease.product.clone(),
+            }
+            .into());
+        }
+        let report = fingerprint::compare(borrow.lease.fingerprint(), current, MatchPolicy::Standard, true);
+        if report.verdict != Verdict::Holds {
+            return Err(Denial::OtherMachine {
+                report: Box::new(report),
+            }
+            .into());
+        }
+        let state = self.state()?;
+        if let Some(watermark) = state.watermark
+            && now < watermark.saturating_sub(clock::CLOCK_TOLERANCE)
+        {
+            return Err(Denial::ClockSetBack { now, watermark }.into());
+        }
+        let end = borrow.local_end();
+        let end = pool.expires_at.map_or(end, |e| end.min(e));
+        if now >= end {
+            return Err(Denial::Expired { expired_at: end }.into());
+        }
+        Ok(Grant {
+            license_id: lease.id.clone(),
+            product: lease.product.clone(),
+            kind: LicenseKind::Borrowed,
+            features: lease.features.clone(),
+            customer: pool.customer.clone(),
+            expires_at: Some(clock::format(end)),
+            days_left: Some((end - now) / clock::DAY),
+            maintenance_until: pool.maintenance_until.map(clock::format),
+            revalidate_by: None,
+            warning: Some(format!(
+                "borrowed from the pool until {}; `nodelock return {}` gives it back early",
+                clock::format(end),
+                lease.product
+            )),
+        })
+    }
+
+    /// Forgets the borrow of `product` (after a return): its lease and
+    /// holder key go, so the borrow stops working here at once.
+    pub fn drop_borrow(&self, product: &str) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        for ext in ["lease", "pool", "received", "key"] {
+            let path = self.borrow_path(product, ext);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Floating licenses end to end: a pool license activated on the server
+//! machine, `nodelock pool serve`, clients taking, renewing and giving back
+//! seats, and the admin's views.
+
+mod common;
+
+use common::pool::*;
+use common::*;
+
+fn client(machine: &str) -> Env {
+    Env::new().on(machine).real_clock()
+}
+
+fn checkout(ws: &Env, url: &str) -> std::process::Output {
+    ws.run_store(&[
+        "lease",
+        "checkout",
+        "surveyor",
+        "--server",
+        url,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--json",
+    ])
+}
+
+#[test]
+fn a_pool_serves_its_seats_and_says_who_holds_them_when_full() {
+    let site = pool_site(2, &[]);
+    let server = PoolServer::start(&site.server, "");
+    let a = client("laptop.json");
+    let out = checkout(&a, &server.url);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lease_a = json(&out)["lease_id"].as_str().unwrap().to_owned();
+    assert!(lease_a.starts_with("S-"));
+    assert!(json(&out)["expires_at"].as_str().is_some());
+    let b = client("laptop-same-model.json");
+    assert_eq!(code(&checkout(&b, &server.url)), 0);
+    let c = client("kvm-guest.json");
+    let full = checkout(&c, &server.url);
+    assert_eq!(code(&full), 23, "{}", stderr(&full));
+    assert!(stderr(&full).contains("all 2 seat(s) of surveyor are in use"), "{}", stderr(&full));
+
+    let status = pool_status(&a, &server.url);
+    let p = &status["products"][0];
+    assert_eq!(p["product"], "surveyor");
+    assert_eq!(p["seats"], 2);
+    assert_eq!(p["in_use"], 2);
+    assert_eq!(p["available"], 0);
+    assert_eq!(p["leases"].as_array().unwrap().len(), 2);
+
+    // Renew and check in; only the store that holds the lease can.
+    let out = a.run_store(&["lease", "renew", &lease_a, "--server", &server.url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = c.run_store(&["lease", "checkin", &lease_a, "--server", &server.url]);
+    assert_eq!(code(&out), 29, "{}", stderr(&out));
+    let out = a.run_store(&["lease", "checkin", &lease_a, "--server", &server.url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pool_status(&a, &server.url)["products"][0]["in_use"], 1);
+    assert_eq!(code(&checkout(&c, &server.url)), 0, "the freed seat is taken");
+}
+
+#[test]
+fn pool_serve_refuses_a_pool_license_it_cannot_serve() {
+    let site = pool_site(2, &["--expires", "2026-12-31"]);
+    // On another machine.
+    let moved = Env {
+        dir: tempfile::tempdir().unwrap(),
+        facts: Some(machine("laptop.json")),
+        now: site.server.now.clone(),
+    };
+    let copy = moved.path("store");
+    std::process::Command::new("cp")
+        .args(["-r", site.server.store().to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let err = PoolServer::try_start(&moved, "2026-06-01", &[]).err().unwrap();
+    assert!(err.contains("exit Some(16)") && err.contains("cannot be served"), "{err}");
+    // After its end.
+    let err = PoolServer::try_start(&site.server, "2027-02-01", &[]).err().unwrap();
+    assert!(err.contains("exit Some(14)"), "{err}");
+    // Tampered.
+    let file = license_file(&site.server.store(), "surveyor");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut bytes = pem::parse(text.trim()).unwrap().into_contents();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&file, pem::encode(&pem::Pem::new("NODELOCK LICENSE", bytes))).unwrap();
+    let err = PoolServer::try_start(&site.server, "2026-06-01", &[]).err().unwrap();
+    assert!(err.contains("exit Some(10)"), "{err}");
+}
