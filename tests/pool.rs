@@ -39,7 +39,11 @@ fn a_pool_serves_its_seats_and_says_who_holds_them_when_full() {
     let c = client("kvm-guest.json");
     let full = checkout(&c, &server.url);
     assert_eq!(code(&full), 23, "{}", stderr(&full));
-    assert!(stderr(&full).contains("all 2 seat(s) of surveyor are in use"), "{}", stderr(&full));
+    assert!(
+        stderr(&full).contains("all 2 seat(s) of surveyor are in use"),
+        "{}",
+        stderr(&full)
+    );
 
     let status = pool_status(&a, &server.url);
     let p = &status["products"][0];
@@ -71,13 +75,22 @@ fn pool_serve_refuses_a_pool_license_it_cannot_serve() {
     };
     let copy = moved.path("store");
     std::process::Command::new("cp")
-        .args(["-r", site.server.store().to_str().unwrap(), copy.to_str().unwrap()])
+        .args([
+            "-r",
+            site.server.store().to_str().unwrap(),
+            copy.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     let err = PoolServer::try_start(&moved, "2026-06-01", &[]).err().unwrap();
-    assert!(err.contains("exit Some(16)") && err.contains("cannot be served"), "{err}");
+    assert!(
+        err.contains("exit Some(16)") && err.contains("cannot be served"),
+        "{err}"
+    );
     // After its end.
-    let err = PoolServer::try_start(&site.server, "2027-02-01", &[]).err().unwrap();
+    let err = PoolServer::try_start(&site.server, "2027-02-01", &[])
+        .err()
+        .unwrap();
     assert!(err.contains("exit Some(14)"), "{err}");
     // Tampered.
     let file = license_file(&site.server.store(), "surveyor");
@@ -86,6 +99,8 @@ fn pool_serve_refuses_a_pool_license_it_cannot_serve() {
     let at = bytes.len() / 2;
     bytes[at] ^= 1;
     std::fs::write(&file, pem::encode(&pem::Pem::new("NODELOCK LICENSE", bytes))).unwrap();
-    let err = PoolServer::try_start(&site.server, "2026-06-01", &[]).err().unwrap();
+    let err = PoolServer::try_start(&site.server, "2026-06-01", &[])
+        .err()
+        .unwrap();
     assert!(err.contains("exit Some(10)"), "{err}");
 }

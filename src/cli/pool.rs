@@ -214,7 +214,14 @@ fn served(store: &Store, store_arg: &StoreArg) -> Result<Vec<Served>, CliError> 
         .pool_licenses(&ring, &current_fingerprint()?, overrides::now()?)
         .map_err(|e| {
             let e = CliError::from(e);
-            CliError::new(e.exit, format!("a pool license in {} cannot be served: {}", store.root().display(), e.message))
+            CliError::new(
+                e.exit,
+                format!(
+                    "a pool license in {} cannot be served: {}",
+                    store.root().display(),
+                    e.message
+                ),
+            )
         })?;
     if found.is_empty() {
         return Err(CliError::new(
@@ -328,7 +335,11 @@ fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .collect();
     let db = PoolDb::open(&db_path(&store, args.db.as_deref())).map_err(pool_error)?;
     let token = admin_token(&store)?;
-    let views = if args.views_need_token { Views::Token } else { Views::Open };
+    let views = if args.views_need_token {
+        Views::Token
+    } else {
+        Views::Open
+    };
     let service = Arc::new(PoolService::new(
         Pool::new(served, db, Arc::new(OsRandom)),
         overrides::clock()?,
@@ -350,7 +361,11 @@ fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "listening on http://{addr} (pool: {})", summary.join(", "));
+            let _ = writeln!(
+                stdout,
+                "listening on http://{addr} (pool: {})",
+                summary.join(", ")
+            );
             let _ = stdout.flush();
         }
         nodelock::pool::http::serve(listener, service, Default::default(), shutdown)
@@ -373,8 +388,12 @@ fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
         .client()?
         .status(token.as_deref().map(str::trim))
         .map_err(lease_error)?;
-    let value: serde_json::Value = serde_json::from_str(&answer)
-        .map_err(|e| CliError::new(Exit::Network, format!("the pool server's status could not be read: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&answer).map_err(|e| {
+        CliError::new(
+            Exit::Network,
+            format!("the pool server's status could not be read: {e}"),
+        )
+    })?;
     let text = |v: &serde_json::Value| clean(v.as_str().unwrap_or("-"));
     let mut human = String::new();
     for p in value["products"].as_array().into_iter().flatten() {
@@ -411,7 +430,10 @@ fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
     if !path.exists() {
         return Err(CliError::new(
             Exit::NotFound,
-            format!("there is no pool database at {}; it is made by `nodelock pool serve`", path.display()),
+            format!(
+                "there is no pool database at {}; it is made by `nodelock pool serve`",
+                path.display()
+            ),
         ));
     }
     let db = PoolDb::open(&path).map_err(pool_error)?;
@@ -445,7 +467,11 @@ fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
         })
         .collect();
     Ok(Outcome::new(
-        if human.is_empty() { "no usage recorded".into() } else { human },
+        if human.is_empty() {
+            "no usage recorded".into()
+        } else {
+            human
+        },
         json!({ "days": days }),
     ))
 }
@@ -470,7 +496,12 @@ fn lease_key_path(store: &Store, lease_id: &str) -> PathBuf {
 
 pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
     match command {
-        LeaseCommand::Checkout { product, server, keys, store } => {
+        LeaseCommand::Checkout {
+            product,
+            server,
+            keys,
+            store,
+        } => {
             let store = store.open()?;
             workstation::keep_given_keys(&store, keys)?;
             let ring = workstation::keyring(keys, Some(&store))?;
@@ -503,7 +534,16 @@ pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
                 json!({ "lease_id": granted.lease_id, "expires_at": granted.expires_at, "product": product }),
             ))
         }
-        LeaseCommand::Renew { lease_id, server, store } | LeaseCommand::Checkin { lease_id, server, store } => {
+        LeaseCommand::Renew {
+            lease_id,
+            server,
+            store,
+        }
+        | LeaseCommand::Checkin {
+            lease_id,
+            server,
+            store,
+        } => {
             let renew = matches!(command, LeaseCommand::Renew { .. });
             let store = store.open_existing()?;
             let path = lease_key_path(&store, lease_id);
@@ -522,7 +562,10 @@ pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
             let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
             if renew {
                 Ok(Outcome::new(
-                    format!("lease {lease_id} renewed until {}", value["expires_at"].as_str().unwrap_or("?")),
+                    format!(
+                        "lease {lease_id} renewed until {}",
+                        value["expires_at"].as_str().unwrap_or("?")
+                    ),
                     json!({ "lease_id": lease_id, "expires_at": value["expires_at"] }),
                 ))
             } else {
@@ -576,7 +619,11 @@ pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
     let borrow = store.borrow(&args.product, &ring)?.ok_or_else(|| {
         CliError::new(
             Exit::NotFound,
-            format!("no borrow of '{}' is kept in {}", args.product, store.root().display()),
+            format!(
+                "no borrow of '{}' is kept in {}",
+                args.product,
+                store.root().display()
+            ),
         )
     })?;
     let lease_id = borrow.lease.lease().id.clone();
@@ -609,7 +656,10 @@ pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
         .map_err(lease_error)?;
     store.drop_borrow(&args.product)?;
     Ok(Outcome::new(
-        format!("the borrow of {} is returned: its seat is back in the pool", args.product),
+        format!(
+            "the borrow of {} is returned: its seat is back in the pool",
+            args.product
+        ),
         json!({ "lease_id": lease_id, "returned": true }),
     ))
 }

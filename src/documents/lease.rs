@@ -214,7 +214,10 @@ pub fn make_lease_request(
     };
     let kind = DocumentKind::LeaseRequest;
     if !label_ok(&request.user) || !label_ok(&request.host) {
-        return Err(invalid(kind, "a user or host label is empty, too long or holds control characters"));
+        return Err(invalid(
+            kind,
+            "a user or host label is empty, too long or holds control characters",
+        ));
     }
     let armored = seal(kind, &request, holder)?;
     Ok((request, armored))
@@ -261,7 +264,10 @@ pub fn open_lease_request(input: &[u8]) -> Result<VerifiedLeaseRequest, Activati
         return Err(invalid(kind, "a borrow names its days, an online lease none"));
     }
     if !label_ok(&request.user) || !label_ok(&request.host) {
-        return Err(invalid(kind, "a user or host label is empty, too long or holds control characters"));
+        return Err(invalid(
+            kind,
+            "a user or host label is empty, too long or holds control characters",
+        ));
     }
     let fingerprint = request.fp.to_fingerprint(kind)?;
     Ok(VerifiedLeaseRequest {
@@ -310,7 +316,11 @@ impl VerifiedLease {
 }
 
 /// Verifies a lease against its pool license and the trusted vendor keys.
-pub fn verify_lease(lease: &[u8], pool_license: &[u8], keyring: &Keyring) -> Result<VerifiedLease, ActivationError> {
+pub fn verify_lease(
+    lease: &[u8],
+    pool_license: &[u8],
+    keyring: &Keyring,
+) -> Result<VerifiedLease, ActivationError> {
     let kind = DocumentKind::Lease;
     let pool = license::verify(pool_license, keyring)
         .map_err(|e| invalid(kind, format!("its pool license does not verify: {e}")))?;

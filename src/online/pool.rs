@@ -100,8 +100,14 @@ impl PoolClient {
         let answer = self.client.post_to("/v1/leases", request.as_bytes())?;
         let granted: GrantedAnswer =
             serde_json::from_str(&answer).map_err(|e| LeaseError::Answer(e.to_string()))?;
-        let verified = lease::verify_lease(granted.lease.as_bytes(), granted.pool_license.as_bytes(), keyring)?;
-        let report = fingerprint::compare(verified.fingerprint(), checkout.fingerprint, MatchPolicy::Standard, true);
+        let verified =
+            lease::verify_lease(granted.lease.as_bytes(), granted.pool_license.as_bytes(), keyring)?;
+        let report = fingerprint::compare(
+            verified.fingerprint(),
+            checkout.fingerprint,
+            MatchPolicy::Standard,
+            true,
+        );
         if report.verdict != Verdict::Holds || verified.holder() != &holder.public() {
             return Err(LeaseError::OtherMachine);
         }
@@ -109,7 +115,13 @@ impl PoolClient {
     }
 
     /// Renews, checks in or returns a lease; the answer's JSON.
-    pub fn update(&self, lease_id: &str, op: LeaseOp, holder: &PrivateKey, now: i64) -> Result<String, LeaseError> {
+    pub fn update(
+        &self,
+        lease_id: &str,
+        op: LeaseOp,
+        holder: &PrivateKey,
+        now: i64,
+    ) -> Result<String, LeaseError> {
         let (_, update) = lease::make_lease_update(lease_id, op, holder, nonce()?, now)?;
         Ok(self.client.post_to("/v1/leases/update", update.as_bytes())?)
     }
@@ -122,7 +134,9 @@ impl PoolClient {
     /// Frees a lease (admin).
     pub fn remove(&self, lease_id: &str, token: &str) -> Result<String, LeaseError> {
         let body = serde_json::json!({ "lease_id": lease_id }).to_string();
-        Ok(self.client.post_admin("/v1/admin/remove", body.as_bytes(), token)?)
+        Ok(self
+            .client
+            .post_admin("/v1/admin/remove", body.as_bytes(), token)?)
     }
 }
 
@@ -163,7 +177,9 @@ impl LeaseGuard {
             mode: LeaseMode::Online,
             days: 0,
             fingerprint,
-            user: std::env::var("USER").ok().filter(|u| !u.is_empty() && u.len() <= lease::MAX_LABEL),
+            user: std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty() && u.len() <= lease::MAX_LABEL),
             host: None,
         };
         let (granted, verified) = client.checkout(&checkout, &holder, keyring, now)?;
@@ -191,12 +207,20 @@ impl LeaseGuard {
 
     /// The lease id (for the admin's status page, and support).
     pub fn lease_id(&self) -> String {
-        self.shared.state.lock().map(|s| s.lease_id.clone()).unwrap_or_default()
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.lease_id.clone())
+            .unwrap_or_default()
     }
 
     /// The features the pool grants.
     pub fn features(&self) -> Vec<String> {
-        self.shared.state.lock().map(|s| s.features.clone()).unwrap_or_default()
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.features.clone())
+            .unwrap_or_default()
     }
 
     /// `Some(why)` once the seat is lost: the application should save and stop.
@@ -232,7 +256,9 @@ fn lease_length(verified: &VerifiedLease) -> Duration {
 fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut length: Duration) {
     let mut next = Instant::now() + length / 3;
     loop {
-        let Ok(mut state) = shared.state.lock() else { return };
+        let Ok(mut state) = shared.state.lock() else {
+            return;
+        };
         while !state.stop && Instant::now() < next {
             let wait = next.saturating_duration_since(Instant::now());
             state = match shared.wake.wait_timeout(state, wait) {
@@ -276,7 +302,10 @@ fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut len
                 let ends = shared.state.lock().ok().and_then(|s| s.ends);
                 if ends.is_some_and(|end| Instant::now() >= end) {
                     if let Ok(mut state) = shared.state.lock() {
-                        state.lost = Some(format!("network license: cannot reach the license server at {}: {e}", client.base()));
+                        state.lost = Some(format!(
+                            "network license: cannot reach the license server at {}: {e}",
+                            client.base()
+                        ));
                     }
                 } else {
                     next = Instant::now() + (length / 10).max(Duration::from_millis(200));

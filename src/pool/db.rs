@@ -121,7 +121,11 @@ impl PoolDb {
         if version > MIGRATIONS.len() as i64 {
             return Err(PoolError::NewerSchema);
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
@@ -132,7 +136,9 @@ impl PoolDb {
     /// Runs `f` in one immediate (writer) transaction, committed when `f`
     /// returns `Ok`; a refusal rolls back everything `f` wrote.
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, PoolError>) -> Result<T, PoolError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&Tx(&tx))?;
         tx.commit()?;
         Ok(out)
@@ -240,12 +246,20 @@ impl Tx<'_> {
     pub fn lease_for_request(&self, nonce: &[u8]) -> Result<Option<String>, PoolError> {
         Ok(self
             .0
-            .query_row("SELECT id FROM leases WHERE request_nonce = ?1", [nonce], |r| r.get(0))
+            .query_row("SELECT id FROM leases WHERE request_nonce = ?1", [nonce], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
     /// Records a granted lease.
-    pub fn insert(&self, row: &LeaseRow, nonce: &[u8], issued_at: Timestamp, lease: &str) -> Result<(), PoolError> {
+    pub fn insert(
+        &self,
+        row: &LeaseRow,
+        nonce: &[u8],
+        issued_at: Timestamp,
+        lease: &str,
+    ) -> Result<(), PoolError> {
         self.0
             .prepare_cached(
                 "INSERT INTO leases (id, pool_license, product, mode, holder_key, workstation_id, user, host,
@@ -271,7 +285,13 @@ impl Tx<'_> {
     }
 
     /// Extends a lease and keeps its newly signed document.
-    pub fn renew(&self, id: &str, issued_at: Timestamp, until: Timestamp, lease: &str) -> Result<(), PoolError> {
+    pub fn renew(
+        &self,
+        id: &str,
+        issued_at: Timestamp,
+        until: Timestamp,
+        lease: &str,
+    ) -> Result<(), PoolError> {
         self.0.execute(
             "UPDATE leases SET issued_at = ?1, expires_at = ?2, lease = ?3 WHERE id = ?4",
             params![issued_at, until, lease.as_bytes(), id],

@@ -45,7 +45,12 @@ pub struct PoolService {
 
 impl PoolService {
     /// A service over `pool`, on `clock`, with the admin token `admin_token`.
-    pub fn new(pool: Pool, clock: Arc<dyn Clock + Send + Sync>, admin_token: String, views: Views) -> PoolService {
+    pub fn new(
+        pool: Pool,
+        clock: Arc<dyn Clock + Send + Sync>,
+        admin_token: String,
+        views: Views,
+    ) -> PoolService {
         PoolService {
             pool: Mutex::new(pool),
             clock,
@@ -128,7 +133,11 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Unread> {
                 "the request body is larger than 64 KiB; send the document the client wrote",
             )
         } else {
-            Unread(StatusCode::BAD_REQUEST, "bad-document", "the request body could not be read")
+            Unread(
+                StatusCode::BAD_REQUEST,
+                "bad-document",
+                "the request body could not be read",
+            )
         }
     })
 }
@@ -178,7 +187,11 @@ async fn update(State(svc): State<Arc<PoolService>>, raw: Result<Bytes, BytesRej
 
 async fn status_json(State(svc): State<Arc<PoolService>>, headers: HeaderMap) -> Response {
     if svc.views == Views::Token && !svc.authorised(&headers) {
-        return error_response(StatusCode::UNAUTHORIZED, "token-needed", "this pool's views need the admin token");
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "token-needed",
+            "this pool's views need the admin token",
+        );
     }
     match blocking(move || svc.status()).await {
         Ok(status) => Json(status).into_response(),
@@ -188,7 +201,11 @@ async fn status_json(State(svc): State<Arc<PoolService>>, headers: HeaderMap) ->
 
 async fn status_page(State(svc): State<Arc<PoolService>>, headers: HeaderMap) -> Response {
     if svc.views == Views::Token && !svc.authorised(&headers) {
-        return error_response(StatusCode::UNAUTHORIZED, "token-needed", "this pool's views need the admin token");
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "token-needed",
+            "this pool's views need the admin token",
+        );
     }
     match blocking(move || svc.status()).await {
         Ok(status) => Html(page(&status)).into_response(),
@@ -201,7 +218,11 @@ struct RemoveBody {
     lease_id: String,
 }
 
-async fn remove(State(svc): State<Arc<PoolService>>, headers: HeaderMap, raw: Result<Bytes, BytesRejection>) -> Response {
+async fn remove(
+    State(svc): State<Arc<PoolService>>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
     if !svc.authorised(&headers) {
         return error_response(
             StatusCode::UNAUTHORIZED,
@@ -214,10 +235,18 @@ async fn remove(State(svc): State<Arc<PoolService>>, headers: HeaderMap, raw: Re
         Err(r) => return r.into_response(),
     };
     let Ok(wanted) = serde_json::from_slice::<RemoveBody>(&raw) else {
-        return error_response(StatusCode::BAD_REQUEST, "bad-document", "send {\"lease_id\": \"S-…\"}");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "bad-document",
+            "send {\"lease_id\": \"S-…\"}",
+        );
     };
     if !lease::valid_lease_id(&wanted.lease_id) {
-        return error_response(StatusCode::BAD_REQUEST, "bad-document", "that is not a lease id (S-…)");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "bad-document",
+            "that is not a lease id (S-…)",
+        );
     }
     let answer = blocking(move || {
         let now = svc.clock.now();
@@ -235,7 +264,11 @@ async fn healthz() -> Response {
 }
 
 async fn not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "not-found", "no such endpoint on this license server")
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such endpoint on this license server",
+    )
 }
 
 /// The router of a pool server.

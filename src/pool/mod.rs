@@ -82,16 +82,17 @@ impl PoolError {
     /// HTTP status it comes with.
     pub fn code(&self) -> (&'static str, u16) {
         match self {
-            PoolError::Database(_) | PoolError::Io { .. } | PoolError::NewerSchema | PoolError::Damaged(_) => {
-                ("unavailable", 503)
-            }
+            PoolError::Database(_)
+            | PoolError::Io { .. }
+            | PoolError::NewerSchema
+            | PoolError::Damaged(_) => ("unavailable", 503),
             PoolError::Key(_) => ("unavailable", 503),
-            PoolError::Document(ActivationError::Envelope(crate::format::EnvelopeError::WrongKind { .. })) => {
-                ("wrong-kind", 415)
-            }
-            PoolError::Document(ActivationError::Envelope(crate::format::EnvelopeError::TooLarge { .. })) => {
-                ("too-large", 413)
-            }
+            PoolError::Document(ActivationError::Envelope(crate::format::EnvelopeError::WrongKind {
+                ..
+            })) => ("wrong-kind", 415),
+            PoolError::Document(ActivationError::Envelope(crate::format::EnvelopeError::TooLarge {
+                ..
+            })) => ("too-large", 413),
             PoolError::Document(_) => ("bad-document", 400),
             PoolError::NotServed(_) => ("not-served", 404),
             PoolError::PoolExpired(_) => ("pool-expired", 403),
@@ -108,7 +109,10 @@ impl PoolError {
     /// How a command ends on it.
     pub fn exit(&self) -> Exit {
         match self {
-            PoolError::Database(_) | PoolError::Io { .. } | PoolError::NewerSchema | PoolError::Damaged(_) => Exit::Io,
+            PoolError::Database(_)
+            | PoolError::Io { .. }
+            | PoolError::NewerSchema
+            | PoolError::Damaged(_) => Exit::Io,
             PoolError::Key(_) => Exit::Io,
             PoolError::Document(_) => Exit::BadInput,
             PoolError::NotServed(_) => Exit::NotFound,

@@ -10,9 +10,7 @@ use super::PoolError;
 use super::db::{LeaseRow, PoolDb, Tx};
 use crate::base::clock::{self, DAY, Timestamp};
 use crate::base::random::{self, Random};
-use crate::documents::lease::{
-    self, Lease, LeaseMode, LeaseOp, UnverifiedLeaseUpdate, VerifiedLeaseRequest,
-};
+use crate::documents::lease::{self, Lease, LeaseMode, LeaseOp, UnverifiedLeaseUpdate, VerifiedLeaseRequest};
 use crate::documents::license::{PoolTerms, VerifiedLicense};
 use crate::format::{PrivateKey, PublicKey, typeable};
 
@@ -173,14 +171,20 @@ impl Pool {
                     product: product.clone(),
                     seats,
                     holders: held.iter().map(holder_label).collect(),
-                    next_free: held.iter().filter(|l| l.mode == "borrowed").map(|l| l.until).min(),
+                    next_free: held
+                        .iter()
+                        .filter(|l| l.mode == "borrowed")
+                        .map(|l| l.until)
+                        .min(),
                 });
             }
             let until = match req.mode {
                 LeaseMode::Online => now.saturating_add(i64::from(terms.lease_minutes) * 60),
                 LeaseMode::Borrowed => {
                     if terms.borrow_days == 0 {
-                        return Err(PoolError::BorrowRefused("this pool does not lend seats for offline use".into()));
+                        return Err(PoolError::BorrowRefused(
+                            "this pool does not lend seats for offline use".into(),
+                        ));
                     }
                     if req.days > terms.borrow_days {
                         return Err(PoolError::BorrowRefused(format!(
@@ -231,7 +235,14 @@ impl Pool {
                 LeaseMode::Online => "granted",
                 LeaseMode::Borrowed => "borrowed",
             };
-            tx.log(now, &product, event, Some(&lease.id), held.len() + 1, &holder_label(&row))?;
+            tx.log(
+                now,
+                &product,
+                event,
+                Some(&lease.id),
+                held.len() + 1,
+                &holder_label(&row),
+            )?;
             Ok(Granted {
                 lease_id: lease.id,
                 expires_at: until,
@@ -257,7 +268,8 @@ impl Pool {
             .read()
             .lease(&id)?
             .ok_or_else(|| PoolError::UnknownLease(id.clone()))?;
-        let holder = PublicKey::from_sec1(&row.holder_key).map_err(|_| PoolError::UnknownLease(id.clone()))?;
+        let holder =
+            PublicKey::from_sec1(&row.holder_key).map_err(|_| PoolError::UnknownLease(id.clone()))?;
         let update = update.verify(&holder).map_err(|e| match e {
             crate::documents::activation::ActivationError::Envelope(_) => PoolError::WrongHolder(id.clone()),
             other => PoolError::Document(other),
@@ -279,7 +291,9 @@ impl Pool {
                         return Err(PoolError::LeaseEnded { id: id.clone(), how });
                     }
                     if row.mode != "online" {
-                        return Err(PoolError::BorrowRefused("a borrow runs to its end and is not renewed".into()));
+                        return Err(PoolError::BorrowRefused(
+                            "a borrow runs to its end and is not renewed".into(),
+                        ));
                     }
                     if row.until <= now {
                         tx.lapse(&row.product, now)?;
@@ -310,7 +324,11 @@ impl Pool {
                     }))
                 }
                 LeaseOp::Checkin | LeaseOp::Return => {
-                    let how = if update.op == LeaseOp::Return { "returned" } else { "checked-in" };
+                    let how = if update.op == LeaseOp::Return {
+                        "returned"
+                    } else {
+                        "checked-in"
+                    };
                     let freed = tx.end(&id, how, now)?;
                     if freed {
                         let in_use = tx.held(&row.product, now)?.len();
@@ -387,9 +405,14 @@ fn lease_payload(armored: &str) -> Result<Lease, PoolError> {
 }
 
 fn granted_again(tx: &Tx<'_>, served: &Served, id: &str) -> Result<Granted, PoolError> {
-    let (row, ended) = tx.lease(id)?.ok_or_else(|| PoolError::UnknownLease(id.to_owned()))?;
+    let (row, ended) = tx
+        .lease(id)?
+        .ok_or_else(|| PoolError::UnknownLease(id.to_owned()))?;
     if let Some(how) = ended {
-        return Err(PoolError::LeaseEnded { id: id.to_owned(), how });
+        return Err(PoolError::LeaseEnded {
+            id: id.to_owned(),
+            how,
+        });
     }
     let lease = tx
         .lease_document(id)?
@@ -397,7 +420,11 @@ fn granted_again(tx: &Tx<'_>, served: &Served, id: &str) -> Result<Granted, Pool
     Ok(Granted {
         lease_id: id.to_owned(),
         expires_at: row.until,
-        mode: if row.mode == "borrowed" { "borrowed" } else { "online" },
+        mode: if row.mode == "borrowed" {
+            "borrowed"
+        } else {
+            "online"
+        },
         lease,
         pool_license: served.armored.clone(),
     })

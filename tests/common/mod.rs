@@ -10,8 +10,8 @@ use std::io::BufRead;
 use assert_cmd::Command;
 
 pub mod desk;
-pub mod pool;
 pub mod http;
+pub mod pool;
 
 pub fn fixture(rel: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);

@@ -29,7 +29,11 @@ pub fn pool_site(seats: u32, extra: &[&str]) -> PoolSite {
     let _ = seats_s;
     let server = Env::new().on(SERVER_MACHINE).at("2026-06-01");
     let license = activate_offline(&vendor, &server, &key, "pool");
-    PoolSite { vendor, server, license }
+    PoolSite {
+        vendor,
+        server,
+        license,
+    }
 }
 
 /// A running `nodelock pool serve`.

@@ -207,7 +207,11 @@ impl EntitlementSpec {
     /// How many machines may hold it at once: its seats, or the one pool
     /// server of a floating entitlement (whose seats it leases out itself).
     pub fn machines(&self) -> u32 {
-        if self.kind == LicenseKind::FloatingPool { 1 } else { self.seats }
+        if self.kind == LicenseKind::FloatingPool {
+            1
+        } else {
+            self.seats
+        }
     }
 }
 

@@ -74,11 +74,15 @@ impl Store {
             let id = &verified.license().id;
             let key_path = self.install_key_path(id);
             if !key_path.exists() {
-                return Err(StoreError::NoInstallKey { license_id: id.clone() });
+                return Err(StoreError::NoInstallKey {
+                    license_id: id.clone(),
+                });
             }
             let install = PrivateKey::load(&key_path)?;
             if Some(&install.public()) != verified.install_key() {
-                return Err(StoreError::NoInstallKey { license_id: id.clone() });
+                return Err(StoreError::NoInstallKey {
+                    license_id: id.clone(),
+                });
             }
             found.push(PoolLicense {
                 license: verified,
@@ -136,13 +140,19 @@ impl Store {
         let path = self.borrow_path(product, "lease");
         let lease_bytes = match envelope::read_file(&path, DocumentKind::Lease, fsio::Links::Refuse) {
             Ok(b) => b,
-            Err(envelope::EnvelopeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(envelope::EnvelopeError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(StoreError::License(e.into())),
         };
-        let pool_bytes = envelope::read_file(&self.borrow_path(product, "pool"), DocumentKind::License, fsio::Links::Refuse)
-            .map_err(license::LicenseError::from)?;
+        let pool_bytes = envelope::read_file(
+            &self.borrow_path(product, "pool"),
+            DocumentKind::License,
+            fsio::Links::Refuse,
+        )
+        .map_err(license::LicenseError::from)?;
         let lease = lease::verify_lease(&lease_bytes, &pool_bytes, keyring)?;
         let holder = PrivateKey::load(&self.borrow_path(product, "key"))?;
         let at_path = self.borrow_path(product, "received");

@@ -1,0 +1,134 @@
+//! Borrowing a seat of a floating pool for field use: it works offline on
+//! the borrowing laptop only, ends by itself on both sides, and comes back
+//! early online or offline, exactly once.
+
+mod common;
+
+use common::pool::*;
+use common::*;
+
+const T0: &str = "2026-06-01T10:00:00Z";
+
+fn laptop(now: &str) -> Env {
+    Env::new().on("laptop.json").at(now)
+}
+
+fn at(env: Env, now: &str) -> Env {
+    Env {
+        dir: env.dir,
+        facts: env.facts.clone(),
+        now: now.into(),
+    }
+}
+
+fn borrow(ws: &Env, url: &str, days: &str) -> std::process::Output {
+    ws.run_store(&[
+        "borrow",
+        "surveyor",
+        "--server",
+        url,
+        "--days",
+        days,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--json",
+    ])
+}
+
+fn check(ws: &Env) -> std::process::Output {
+    ws.run_store(&["check", "--product", "surveyor", "--json"])
+}
+
+#[test]
+fn a_borrow_works_offline_on_its_laptop_only_and_ends_by_itself() {
+    let site = pool_site(2, &["--borrow-max-days", "7", "--borrow-max-seats", "1"]);
+    let server = PoolServer::start(&site.server, T0);
+    let ws = laptop(T0);
+    let out = borrow(&ws, &server.url, "3");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["expires_at"], "2026-06-04T10:00:00Z");
+    let status = pool_status(&ws, &server.url);
+    assert_eq!(status["products"][0]["borrowed"], 1);
+    assert_eq!(status["products"][0]["in_use"], 1);
+    // Beyond the policy: too many days, too many seats out on borrow.
+    let other = Env::new().on("laptop-same-model.json").at(T0);
+    let out = borrow(&other, &server.url, "8");
+    assert_eq!(code(&out), 25, "{}", stderr(&out));
+    assert!(stderr(&out).contains("at most 7 day(s)"), "{}", stderr(&out));
+    let out = borrow(&other, &server.url, "2");
+    assert_eq!(code(&out), 25, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at most 1 seat(s) may be out on borrow"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Offline: the server is gone, the laptop keeps working.
+    server.kill();
+    let two_days = at(ws, "2026-06-03T10:00:00Z");
+    let out = check(&two_days);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["grant"]["kind"], "borrowed");
+    // A copy of the store on another machine does not hold.
+    let copy = Env::new().on("laptop-same-model.json").at("2026-06-03T10:00:00Z");
+    std::process::Command::new("cp")
+        .args([
+            "-r",
+            two_days.store().to_str().unwrap(),
+            copy.store().to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(code(&check(&copy)), 16);
+    // At its end it stops, with no contact: on the laptop …
+    let after = at(two_days, "2026-06-04T10:00:01Z");
+    assert_eq!(code(&check(&after)), 14);
+    // … and on the server, where the seat is back.
+    let server = PoolServer::start(&site.server, "2026-06-04T10:00:01Z");
+    let status = pool_status(&after, &server.url);
+    assert_eq!(status["products"][0]["in_use"], 0);
+    assert_eq!(status["products"][0]["borrowed"], 0);
+}
+
+#[test]
+fn an_early_return_frees_the_seat_once_online_or_offline() {
+    let site = pool_site(1, &["--borrow-max-days", "7"]);
+    let server = PoolServer::start(&site.server, T0);
+    let ws = laptop(T0);
+
+    // Online.
+    assert_eq!(code(&borrow(&ws, &server.url, "5")), 0);
+    let out = ws.run_store(&["return", "surveyor", "--server", &server.url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&check(&ws)), 18, "the borrow is gone from the laptop");
+    assert_eq!(pool_status(&ws, &server.url)["products"][0]["in_use"], 0);
+
+    // Offline: the laptop writes the return and forgets the borrow.
+    assert_eq!(code(&borrow(&ws, &server.url, "5")), 0);
+    let file = ws.path("surveyor.return");
+    let out = ws.run_store(&["return", "surveyor", "--offline", "-o", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("nodelock pool import-return"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(code(&check(&ws)), 18);
+    assert_eq!(
+        pool_status(&ws, &server.url)["products"][0]["in_use"],
+        1,
+        "not back before IT imports it"
+    );
+    let import = |site: &Env| site.run_store(&["pool", "import-return", file.to_str().unwrap(), "--json"]);
+    let out = import(&site.server);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["freed"], true);
+    assert_eq!(pool_status(&ws, &server.url)["products"][0]["in_use"], 0);
+    // Imported again: nothing changes (and the seat, taken by someone else
+    // meanwhile, stays taken).
+    let other = Env::new().on("laptop-same-model.json").at(T0);
+    assert_eq!(code(&borrow(&other, &server.url, "2")), 0);
+    let out = import(&site.server);
+    assert_eq!(code(&out), 30, "{}", stderr(&out));
+    assert_eq!(pool_status(&ws, &server.url)["products"][0]["in_use"], 1);
+}
