@@ -36,38 +36,27 @@ fn day_of(t: Timestamp) -> Timestamp {
 pub fn usage(db: &PoolDb, since: Option<Timestamp>) -> Result<Vec<UsageDay>, PoolError> {
     let mut days: BTreeMap<(String, Timestamp), UsageDay> = BTreeMap::new();
     let mut in_use: BTreeMap<String, (Timestamp, i64)> = BTreeMap::new();
-    let entry = |days: &mut BTreeMap<(String, Timestamp), UsageDay>, product: &str, day: Timestamp| {
-        days.entry((product.to_owned(), day))
-            .or_insert_with(|| UsageDay {
-                product: product.to_owned(),
-                day: clock::format(day)[..10].to_owned(),
-                ..UsageDay::default()
-            })
-            .peak
+    let new_day = |product: &str, day: Timestamp| UsageDay {
+        product: product.to_owned(),
+        day: clock::format(day)[..10].to_owned(),
+        ..UsageDay::default()
     };
     db.read().each_usage(since, &mut |row| {
         let day = day_of(row.at);
+        let d = days
+            .entry((row.product.clone(), day))
+            .or_insert_with(|| new_day(&row.product, day));
         // Seats still held from the day before count toward this day's peak.
         if let Some((last_day, held)) = in_use.get(&row.product).copied()
             && last_day != day
         {
-            let d = days
-                .entry((row.product.clone(), day))
-                .or_insert_with(|| UsageDay {
-                    product: row.product.clone(),
-                    day: clock::format(day)[..10].to_owned(),
-                    ..UsageDay::default()
-                });
             d.peak = d.peak.max(held);
         }
-        let _ = entry(&mut days, &row.product, day);
-        if let Some(d) = days.get_mut(&(row.product.clone(), day)) {
-            d.peak = d.peak.max(row.in_use);
-            match row.event.as_str() {
-                "denied" => d.denials += 1,
-                "borrowed" => d.borrows += 1,
-                _ => {}
-            }
+        d.peak = d.peak.max(row.in_use);
+        match row.event.as_str() {
+            "denied" => d.denials += 1,
+            "borrowed" => d.borrows += 1,
+            _ => {}
         }
         in_use.insert(row.product, (day, row.in_use));
         Ok(())
@@ -87,11 +76,9 @@ pub fn usage(db: &PoolDb, since: Option<Timestamp>) -> Result<Vec<UsageDay>, Poo
         Ok(())
     })?;
     for ((product, day), secs) in seconds {
-        let d = days.entry((product.clone(), day)).or_insert_with(|| UsageDay {
-            product,
-            day: clock::format(day)[..10].to_owned(),
-            ..UsageDay::default()
-        });
+        let d = days
+            .entry((product.clone(), day))
+            .or_insert_with(|| new_day(&product, day));
         d.hours = (secs as f64 / 36.0).round() / 100.0;
     }
     Ok(days.into_values().collect())

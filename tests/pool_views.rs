@@ -1,0 +1,237 @@
+//! What the admin and an application see of a pool: the example application
+//! holding a seat while it runs, the status as JSON and as a plain HTML page
+//! agreeing at every step, the admin's remove, and the usage report's
+//! figures for a scripted day.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::pool::*;
+use common::*;
+
+/// The example's binary (`cargo test` builds examples; a single test target
+/// does not, so build it then).
+fn example(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_nodelock"))
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    if !path.exists() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    path
+}
+
+/// The figures the HTML page shows, per product: seats, in use, available,
+/// borrowed, and the lease ids in its table.
+fn page_figures(html: &str) -> (Vec<u64>, Vec<String>) {
+    let number = |class: &str| -> u64 {
+        let tag = format!("<span class=\"{class}\">");
+        let at = html.find(&tag).unwrap() + tag.len();
+        html[at..].split('<').next().unwrap().parse().unwrap()
+    };
+    let leases = html
+        .split("<tr class=\"lease\"><td>")
+        .skip(1)
+        .map(|row| row.split('<').next().unwrap().to_owned())
+        .collect();
+    (
+        vec![
+            number("seats"),
+            number("in-use"),
+            number("available"),
+            number("borrowed"),
+        ],
+        leases,
+    )
+}
+
+fn agree(env: &Env, url: &str) -> serde_json::Value {
+    let status = pool_status(env, url);
+    let p = &status["products"][0];
+    let html = ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(!html.to_lowercase().contains("<script"));
+    let (figures, leases) = page_figures(&html);
+    assert_eq!(
+        figures,
+        vec![
+            p["seats"].as_u64().unwrap(),
+            p["in_use"].as_u64().unwrap(),
+            p["available"].as_u64().unwrap(),
+            p["borrowed"].as_u64().unwrap()
+        ]
+    );
+    let ids: Vec<String> = p["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(leases, ids);
+    status
+}
+
+#[test]
+fn the_example_application_holds_a_seat_while_it_runs_and_the_views_agree() {
+    let site = pool_site(1, &[]);
+    let server = PoolServer::start(&site.server, "");
+    let admin = Env::new();
+    assert_eq!(agree(&admin, &server.url)["products"][0]["in_use"], 0);
+    let app = std::process::Command::new(example("floating_app"))
+        .args([&server.url, "surveyor", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it runs, its seat shows, and nobody else gets one.
+    let mut seen = false;
+    for _ in 0..50 {
+        if agree(&admin, &server.url)["products"][0]["in_use"] == 1 {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(seen, "the application's seat never showed");
+    let other = Env::new().on("laptop-same-model.json").real_clock();
+    let out = other.run_store(&[
+        "lease",
+        "checkout",
+        "surveyor",
+        "--server",
+        &server.url,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 23, "{}", stderr(&out));
+    let out = app.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("seat given back"));
+    // Dropping the guard checked the seat in.
+    assert_eq!(agree(&admin, &server.url)["products"][0]["in_use"], 0);
+}
+
+#[test]
+fn the_admin_removes_a_stuck_seat_with_the_token_only() {
+    let site = pool_site(2, &[]);
+    let server = PoolServer::start(&site.server, "");
+    let ws = Env::new().on("laptop.json").real_clock();
+    let out = ws.run_store(&[
+        "lease",
+        "checkout",
+        "surveyor",
+        "--server",
+        &server.url,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--json",
+    ]);
+    let id = json(&out)["lease_id"].as_str().unwrap().to_owned();
+    assert_eq!(agree(&ws, &server.url)["products"][0]["in_use"], 1);
+    // Without the token: refused, nothing changes.
+    let wrong = ws.path("wrong.token");
+    std::fs::write(&wrong, "NOT-THE-TOKEN").unwrap();
+    let out = ws.run(&[
+        "pool",
+        "remove",
+        &id,
+        "--server",
+        &server.url,
+        "--token-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(agree(&ws, &server.url)["products"][0]["in_use"], 1);
+    // The token pool serve wrote, owner-only, in its store.
+    let token = site.server.store().join("pool-admin.token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token).unwrap().permissions().mode() & 0o077, 0);
+    }
+    let out = ws.run(&[
+        "pool",
+        "remove",
+        &id,
+        "--server",
+        &server.url,
+        "--token-file",
+        token.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["removed"], true);
+    assert_eq!(agree(&ws, &server.url)["products"][0]["in_use"], 0);
+    let out = ws.run_store(&["lease", "renew", &id, "--server", &server.url]);
+    assert_eq!(code(&out), 36, "{}", stderr(&out));
+}
+
+#[test]
+fn the_usage_report_counts_a_scripted_day() {
+    let site = pool_site(2, &["--borrow-max-days", "3", "--lease-minutes", "60"]);
+    let take = |machine: &str, now: &str, server: &PoolServer, borrow: bool| {
+        let ws = Env::new().on(machine).at(now);
+        let mut args = vec![];
+        if borrow {
+            args.extend(["borrow", "surveyor", "--days", "1"]);
+        } else {
+            args.extend(["lease", "checkout", "surveyor"]);
+        }
+        let pubkey = fixture(VENDOR_PUB);
+        args.extend(["--server", &server.url, "--pubkey", pubkey.to_str().unwrap()]);
+        code(&ws.run_store(&args))
+    };
+    // 09:00 A takes a seat for an hour, 09:10 B borrows one (2 of 2 held),
+    // 09:20 C and 09:30 D are refused; 10:05 A's lease has lapsed, E gets it.
+    let s = PoolServer::start(&site.server, "2026-06-01T09:00:00Z");
+    assert_eq!(take("laptop.json", "2026-06-01T09:00:00Z", &s, false), 0);
+    s.kill();
+    let s = PoolServer::start(&site.server, "2026-06-01T09:10:00Z");
+    assert_eq!(
+        take("laptop-same-model.json", "2026-06-01T09:10:00Z", &s, true),
+        0
+    );
+    s.kill();
+    let s = PoolServer::start(&site.server, "2026-06-01T09:20:00Z");
+    assert_eq!(take("kvm-guest.json", "2026-06-01T09:20:00Z", &s, false), 23);
+    assert_eq!(
+        take("vmware-guest-clone.json", "2026-06-01T09:30:00Z", &s, false),
+        23
+    );
+    s.kill();
+    let s = PoolServer::start(&site.server, "2026-06-01T10:05:00Z");
+    assert_eq!(take("kvm-guest.json", "2026-06-01T10:05:00Z", &s, false), 0);
+    s.kill();
+
+    let out = site.server.run_store(&["pool", "report", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let days = json(&out)["days"].as_array().unwrap().clone();
+    let june1 = days.iter().find(|d| d["day"] == "2026-06-01").unwrap();
+    assert_eq!(june1["product"], "surveyor");
+    assert_eq!(june1["peak"], 2);
+    assert_eq!(june1["denials"], 2);
+    assert_eq!(june1["borrows"], 1);
+    // A an hour, B from 09:10 to midnight, E an hour from 10:05: 16.83 h.
+    assert_eq!(june1["hours"], 16.83);
+    let csv = site
+        .server
+        .run_store(&["pool", "report", "--csv", "--since", "2026-06-01"]);
+    assert_eq!(code(&csv), 0);
+    assert!(
+        stdout(&csv).starts_with("product,day,peak,denials,borrows,hours\nsurveyor,2026-06-01,2,2,1,16.83\n"),
+        "{}",
+        stdout(&csv)
+    );
+}
