@@ -15,7 +15,7 @@ use super::model::{
     Activation, ActivationState, AuditEntry, AuditRow, EarlierAnswer, Ending, Entitlement, EntitlementSpec,
     MovedActivation, NewActivation, Selection,
 };
-use super::storage::{Backend, KeyRecord, Reads, SEAT_CANDIDATES, WriteTx};
+use super::storage::{Backend, KeyRecord, Reads, WriteTx};
 use crate::base::clock::Timestamp;
 use crate::base::fsio;
 use crate::documents::activation::key::lookup_of;
@@ -92,6 +92,9 @@ macro_rules! activation_columns {
          created_at, ended_at, ended_how, ended_reason"
     };
 }
+
+// After the column macros, which it uses.
+mod seats;
 
 /// A row's values, and those that did not parse as what they should be.
 fn entitlement_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entitlement, StorageError>> {
@@ -200,29 +203,6 @@ fn one<T>(
         .transpose()
 }
 
-/// The answer the query `sql` finds for a request (install key, nonce).
-fn earlier_answer(
-    conn: &Connection,
-    sql: &str,
-    install_key: &[u8],
-    nonce: &[u8],
-) -> Result<Option<EarlierAnswer>, StorageError> {
-    conn.prepare_cached(sql)?
-        .query_row(params![install_key, nonce], |r| {
-            Ok(activation_from_row(r)?.map(|activation| (activation, r.get(10), r.get(11))))
-        })
-        .optional()?
-        .transpose()?
-        .map(|(activation, hash, license)| {
-            Ok(EarlierAnswer {
-                activation,
-                request_hash: hash?,
-                license: license?,
-            })
-        })
-        .transpose()
-}
-
 /// The reads, on a connection or on a transaction (which derefs to one).
 impl Reads for Connection {
     fn entitlement_by_key(&self, key_hash: &[u8; 32]) -> Result<Option<Entitlement>, StorageError> {
@@ -274,9 +254,9 @@ impl Reads for Connection {
              FROM activations WHERE id = \
              (SELECT activation_id FROM reactivations WHERE install_key = ?1 AND request_nonce = ?2)"
         );
-        match earlier_answer(self, first, install_key, nonce)? {
+        match seats::earlier_answer(self, first, install_key, nonce)? {
             Some(answer) => Ok(Some(answer)),
-            None => earlier_answer(self, moved, install_key, nonce),
+            None => seats::earlier_answer(self, moved, install_key, nonce),
         }
     }
 
@@ -286,40 +266,7 @@ impl Reads for Connection {
         holder_key: &[u8],
         anchors: &[[u8; 32]],
     ) -> Result<Vec<(Activation, Vec<u8>)>, StorageError> {
-        let limit = SEAT_CANDIDATES as i64;
-        let mut ids: Vec<String> = self
-            .prepare_cached(
-                "SELECT id FROM activations WHERE entitlement_id = ?1 AND holder_key = ?2 AND ended_at IS NULL LIMIT ?3",
-            )?
-            .query_map(params![entitlement_id, holder_key, limit], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut by_digest = self.prepare_cached(
-            "SELECT activation_id FROM seat_anchors WHERE entitlement_id = ?1 AND digest = ?2 LIMIT ?3",
-        )?;
-        for digest in anchors {
-            for id in by_digest.query_map(params![entitlement_id, digest.as_slice(), limit], |r| r.get(0))? {
-                ids.push(id?);
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        let sql = concat!(
-            "SELECT ",
-            activation_columns!(),
-            ", license FROM activations WHERE id = ?1 AND ended_at IS NULL"
-        );
-        let mut held = Vec::new();
-        for id in ids {
-            let row = self
-                .prepare_cached(sql)?
-                .query_row([&id], |r| Ok(activation_from_row(r)?.map(|a| (a, r.get(10)))))
-                .optional()?;
-            if let Some(row) = row {
-                let (activation, license) = row?;
-                held.push((activation, license?));
-            }
-        }
-        Ok(held)
+        seats::candidates(self, entitlement_id, holder_key, anchors)
     }
 
     fn issued_license(&self, activation_id: &str) -> Result<Option<Vec<u8>>, StorageError> {
