@@ -235,3 +235,38 @@ fn the_usage_report_counts_a_scripted_day() {
         stdout(&csv)
     );
 }
+
+#[test]
+fn bad_input_to_every_pool_endpoint_is_a_4xx_json_error_and_records_nothing() {
+    let site = pool_site(2, &[]);
+    let server = PoolServer::start(&site.server, "");
+    let agent = common::http::agent();
+    let license = std::fs::read(&site.license).unwrap();
+    let request = std::fs::read(fixture("documents/lease-request.req")).unwrap();
+    let update = std::fs::read(fixture("documents/lease-update.upd")).unwrap();
+    let leases = format!("{}/v1/leases", server.url);
+    let updates = format!("{}/v1/leases/update", server.url);
+    let remove = format!("{}/v1/admin/remove", server.url);
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("empty", &leases, vec![], 400, "bad-document"),
+        ("garbage", &leases, b"\x00\x01 not a document".to_vec(), 400, "bad-document"),
+        ("truncated", &leases, request[..request.len() / 2].to_vec(), 400, "bad-document"),
+        ("a license", &leases, license.clone(), 415, "wrong-kind"),
+        ("an update as request", &leases, update.clone(), 415, "wrong-kind"),
+        ("a request as update", &updates, request.clone(), 415, "wrong-kind"),
+        ("an unknown lease", &updates, update.clone(), 404, "unknown-lease"),
+        ("oversized", &leases, vec![b'a'; 70 * 1024], 413, "too-large"),
+        ("remove without token", &remove, b"{\"lease_id\": \"S-X\"}".to_vec(), 401, "token-needed"),
+    ];
+    for (what, url, body, status, code_wanted) in cases {
+        let (got, text) = common::http::post(&agent, url, &body).unwrap();
+        assert_eq!(got, status, "{what}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+        assert_eq!(v["error"]["code"], code_wanted, "{what}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.len() > 10), "{what}: {text}");
+    }
+    server.kill();
+    let out = site.server.run_store(&["pool", "report", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["days"].as_array().unwrap().len(), 0, "a refusal was recorded");
+}

@@ -73,6 +73,7 @@ fn refresh_request(args: &RequestArgs, license_id: &str) -> Result<Outcome, CliE
 
 pub fn deactivate_to_file(args: &DeactivateArgs, out: &std::path::Path) -> Result<Outcome, CliError> {
     let store = args.store.open_existing()?;
+    super::pool::refuse_if_borrowed(&store, &args.license_id, overrides::now()?)?;
     let done = store.deactivate(&args.license_id, overrides::now()?)?;
     write_out(out, &done.armored)?;
     let what = match (&done.product, done.reprinted) {

@@ -137,6 +137,7 @@ pub fn deactivate(args: &DeactivateArgs) -> Result<Outcome, CliError> {
         )
     })?;
     let store = args.store.open_existing()?;
+    super::pool::refuse_if_borrowed(&store, &args.license_id, overrides::now()?)?;
     let done = store.deactivate(&args.license_id, overrides::now()?)?;
     let answer = with_spinner(format!("deactivating with {} …", client.base()), || {
         client.deactivate(done.armored.as_bytes())

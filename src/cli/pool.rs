@@ -476,6 +476,30 @@ fn report(args: &ReportArgs, json_mode: bool) -> Result<Outcome, CliError> {
     ))
 }
 
+/// Refuses to give back a pool license while seats of it are out on
+/// borrow: the laptops keep working until their borrows end, so the same
+/// seats would be counted again on the pool's new hardware.
+pub fn refuse_if_borrowed(store: &Store, license_id: &str, now: Timestamp) -> Result<(), CliError> {
+    let db = store.root().join("pool.sqlite");
+    if !db.exists() {
+        return Ok(());
+    }
+    let out = PoolDb::open(&db)
+        .and_then(|db| db.read().borrowed_out(license_id, now))
+        .map_err(pool_error)?;
+    if let Some(last) = out.last() {
+        return Err(CliError::new(
+            Exit::LimitReached,
+            format!(
+                "{} seat(s) of pool license {license_id} are out on borrow (the last until {}); they would be counted twice on the pool's new hardware: deactivate once they have come back (`nodelock pool status`), or been returned with `nodelock pool import-return FILE`",
+                out.len(),
+                clock::format(last.until)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn host_label() -> Option<String> {
     overrides::current_facts()
         .ok()

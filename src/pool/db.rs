@@ -223,6 +223,18 @@ impl Tx<'_> {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Borrows of the pool license `pool_license` still out at `now`.
+    pub fn borrowed_out(&self, pool_license: &str, now: Timestamp) -> Result<Vec<LeaseRow>, PoolError> {
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE pool_license = ?1 AND mode = 'borrowed' AND ended_at IS NULL AND expires_at > ?2 ORDER BY expires_at"
+        );
+        Ok(self
+            .0
+            .prepare(&sql)?
+            .query_map(params![pool_license, now], lease_from_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
     /// A lease by id, with whether it has ended.
     pub fn lease(&self, id: &str) -> Result<Option<(LeaseRow, Option<String>)>, PoolError> {
         let sql = format!("SELECT {LEASE_COLUMNS}, ended_how FROM leases WHERE id = ?1");
