@@ -142,7 +142,10 @@ fn a_pool_license_is_not_given_back_while_seats_are_out_on_borrow() {
     server.kill();
     let pool_id = common::desk::license_id(&site.server);
     let request = site.server.path("pool.deact");
-    let give_back = || site.server.run_store(&["deactivate", &pool_id, "-o", request.to_str().unwrap()]);
+    let give_back = || {
+        site.server
+            .run_store(&["deactivate", &pool_id, "-o", request.to_str().unwrap()])
+    };
     let out = give_back();
     assert_eq!(code(&out), 25, "{}", stderr(&out));
     assert!(stderr(&out).contains("out on borrow"), "{}", stderr(&out));
@@ -150,8 +153,18 @@ fn a_pool_license_is_not_given_back_while_seats_are_out_on_borrow() {
     assert_eq!(code(&site.server.run_store(&["status"])), 0);
     // The borrow comes back (offline return, imported); then the pool can move.
     let file = ws.path("r.return");
-    assert_eq!(code(&ws.run_store(&["return", "surveyor", "--offline", "-o", file.to_str().unwrap()])), 0);
-    assert_eq!(code(&site.server.run_store(&["pool", "import-return", file.to_str().unwrap()])), 0);
+    assert_eq!(
+        code(&ws.run_store(&["return", "surveyor", "--offline", "-o", file.to_str().unwrap()])),
+        0
+    );
+    assert_eq!(
+        code(
+            &site
+                .server
+                .run_store(&["pool", "import-return", file.to_str().unwrap()])
+        ),
+        0
+    );
     let out = give_back();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

@@ -249,24 +249,91 @@ fn bad_input_to_every_pool_endpoint_is_a_4xx_json_error_and_records_nothing() {
     let remove = format!("{}/v1/admin/remove", server.url);
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
         ("empty", &leases, vec![], 400, "bad-document"),
-        ("garbage", &leases, b"\x00\x01 not a document".to_vec(), 400, "bad-document"),
-        ("truncated", &leases, request[..request.len() / 2].to_vec(), 400, "bad-document"),
+        (
+            "garbage",
+            &leases,
+            b"\x00\x01 not a document".to_vec(),
+            400,
+            "bad-document",
+        ),
+        (
+            "truncated",
+            &leases,
+            request[..request.len() / 2].to_vec(),
+            400,
+            "bad-document",
+        ),
         ("a license", &leases, license.clone(), 415, "wrong-kind"),
         ("an update as request", &leases, update.clone(), 415, "wrong-kind"),
-        ("a request as update", &updates, request.clone(), 415, "wrong-kind"),
+        (
+            "a request as update",
+            &updates,
+            request.clone(),
+            415,
+            "wrong-kind",
+        ),
         ("an unknown lease", &updates, update.clone(), 404, "unknown-lease"),
         ("oversized", &leases, vec![b'a'; 70 * 1024], 413, "too-large"),
-        ("remove without token", &remove, b"{\"lease_id\": \"S-X\"}".to_vec(), 401, "token-needed"),
+        (
+            "remove without token",
+            &remove,
+            b"{\"lease_id\": \"S-X\"}".to_vec(),
+            401,
+            "token-needed",
+        ),
     ];
     for (what, url, body, status, code_wanted) in cases {
         let (got, text) = common::http::post(&agent, url, &body).unwrap();
         assert_eq!(got, status, "{what}: {text}");
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
         assert_eq!(v["error"]["code"], code_wanted, "{what}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| m.len() > 10), "{what}: {text}");
+        assert!(
+            v["error"]["message"].as_str().is_some_and(|m| m.len() > 10),
+            "{what}: {text}"
+        );
     }
     server.kill();
     let out = site.server.run_store(&["pool", "report", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(json(&out)["days"].as_array().unwrap().len(), 0, "a refusal was recorded");
+    assert_eq!(
+        json(&out)["days"].as_array().unwrap().len(),
+        0,
+        "a refusal was recorded"
+    );
+}
+
+#[test]
+fn doctor_checks_a_pool_server_and_the_clock_against_it() {
+    let site = pool_site(2, &["--expires", "2030-12-31"]);
+    let server = PoolServer::start(&site.server, "");
+    let ws = Env::new().on("laptop.json").real_clock();
+    let out = ws.run_store(&["doctor", "--server", &server.url, "--json"]);
+    let report = json(&out);
+    assert_eq!(report["pool"]["products"][0]["product"], "surveyor");
+    assert_eq!(
+        report["pool"]["products"][0]["expires_at"],
+        "2031-01-01T00:00:00Z"
+    );
+    let out = ws.run_store(&["doctor", "--server", &server.url]);
+    assert!(
+        stdout(&out).contains("pool: surveyor (2 seat(s), 0 in use, 0 borrowed)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("from the pool server's"),
+        "{}",
+        stdout(&out)
+    );
+    // A client whose clock is a day off is told so.
+    let off = Env::new().on("laptop.json").at("2020-01-01");
+    let out = off.run_store(&["doctor", "--server", &server.url, "--json"]);
+    assert!(
+        json(&out)["findings"]
+            .to_string()
+            .contains("set this clock right"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -287,7 +287,14 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
             let health =
                 Client::new(&url, Duration::from_secs(args.server.timeout.max(1))).and_then(|c| c.health());
             match &health {
-                Ok(took) => lines.push(format!("server answers: healthy in {} ms", took.as_millis())),
+                Ok(took) => {
+                    lines.push(format!("server answers: healthy in {} ms", took.as_millis()));
+                    // A pool server says what it serves and what time it is.
+                    if let Some(pool) = pool_view(&url, args.server.timeout) {
+                        report.insert("pool".into(), pool.clone());
+                        describe_pool(&pool, &mut lines, &mut findings);
+                    }
+                }
                 Err(e) => {
                     problem(&mut lines, &mut findings, format!("server does not answer: {e}"));
                 }
@@ -430,6 +437,46 @@ pub fn doctor(args: &DoctorArgs) -> Result<Outcome, CliError> {
         out.exit = Exit::DoctorProblems;
     }
     Ok(out)
+}
+
+/// A pool server's `/v1/status`, when `url` is one.
+fn pool_view(url: &str, timeout: u64) -> Option<serde_json::Value> {
+    let client = Client::new(url, Duration::from_secs(timeout.max(1))).ok()?;
+    let text = client.get_from("/v1/status", None).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["products"].is_array().then_some(value)
+}
+
+/// What `doctor` says of a pool server: the pools it serves and their end,
+/// and how far this machine's clock is from the server's.
+fn describe_pool(pool: &serde_json::Value, lines: &mut Vec<String>, findings: &mut Vec<String>) {
+    for p in pool["products"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "pool: {} ({} seat(s), {} in use, {} borrowed), pool license {} {}",
+            clean(p["product"].as_str().unwrap_or("?")),
+            p["seats"],
+            p["in_use"],
+            p["borrowed"],
+            clean(p["pool_license"].as_str().unwrap_or("?")),
+            p["expires_at"]
+                .as_str()
+                .map_or_else(|| "without end".to_owned(), |e| format!("until {}", clean(e)))
+        ));
+    }
+    let server_now = pool["now"].as_str().and_then(|t| clock::parse_start(t).ok());
+    if let (Some(server_now), Ok(now)) = (server_now, overrides::now()) {
+        let skew = now - server_now;
+        let line = format!("clock: this machine is {skew} s from the pool server's (positive: ahead)");
+        if skew.abs() > nodelock::pool::POOL_CLOCK_TOLERANCE {
+            problem(
+                lines,
+                findings,
+                format!("{line}; borrows are counted from the server's time, but set this clock right"),
+            );
+        } else {
+            lines.push(line);
+        }
+    }
 }
 
 /// Notes a problem `doctor` found: printed in its place, and kept for the JSON.

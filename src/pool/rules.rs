@@ -77,6 +77,9 @@ pub enum Updated {
 /// The pool as the admin sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// The server's time (clients compare their clocks with it).
+    #[serde(serialize_with = "clock::serialize_rfc3339")]
+    pub now: Timestamp,
     /// Per product served.
     pub products: Vec<ProductStatus>,
 }
@@ -379,7 +382,7 @@ impl Pool {
                 leases,
             });
         }
-        Ok(Status { products })
+        Ok(Status { now, products })
     }
 
     /// The database, for reports.
