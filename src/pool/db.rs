@@ -31,7 +31,7 @@ CREATE TABLE leases (
     ended_how       TEXT CHECK (ended_how IN ('checked-in', 'returned', 'lapsed', 'removed')),
     lease           BLOB NOT NULL
 );
-CREATE INDEX leases_held ON leases(product, ended_at);
+CREATE INDEX leases_held ON leases(product, ended_at, expires_at);
 -- Each lease update (renew, check-in, return) is answered once.
 CREATE TABLE updates (
     nonce           BLOB PRIMARY KEY,
@@ -205,10 +205,26 @@ impl Tx<'_> {
                 "UPDATE leases SET ended_at = ?1, ended_how = 'lapsed' WHERE id = ?2",
                 params![at, id],
             )?;
-            let in_use = self.held(product, now)?.len();
+            let (in_use, _) = self.count_held(product, now)?;
             self.log(at, product, "lapsed", Some(&id), in_use, "the lease ran out")?;
         }
         Ok(())
+    }
+
+    /// How many of the product's leases hold a seat at `now`, and how many
+    /// of those are borrows: an index range, whatever the pool's size.
+    pub fn count_held(&self, product: &str, now: Timestamp) -> Result<(usize, usize), PoolError> {
+        let (held, borrowed): (i64, i64) = self
+            .0
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(mode = 'borrowed'), 0) FROM leases
+                 WHERE product = ?1 AND ended_at IS NULL AND expires_at > ?2",
+            )?
+            .query_row(params![product, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok((
+            usize::try_from(held).unwrap_or(0),
+            usize::try_from(borrowed).unwrap_or(0),
+        ))
     }
 
     /// The product's leases that hold a seat at `now`, oldest first.

@@ -19,6 +19,9 @@ use crate::format::{PrivateKey, PublicKey, typeable};
 /// back further would hand out seats whose leases are still running.
 pub const POOL_CLOCK_TOLERANCE: i64 = 600;
 
+/// How many holders an "all seats in use" sentence names.
+const MAX_NAMED: usize = 10;
+
 /// A pool license the server serves, with the install key that signs its leases.
 pub struct Served {
     /// The pool license, verified.
@@ -166,14 +169,19 @@ impl Pool {
                 return granted_again(tx, served, &id);
             }
             tx.lapse(&product, now)?;
-            let held = tx.held(&product, now)?;
-            let borrowed = held.iter().filter(|l| l.mode == "borrowed").count();
-            if held.len() >= seats as usize {
+            let (in_use, borrowed) = tx.count_held(&product, now)?;
+            if in_use >= seats as usize {
+                // Who holds them, for the sentence (read only when full).
+                let held = tx.held(&product, now)?;
+                let mut holders: Vec<String> = held.iter().take(MAX_NAMED).map(holder_label).collect();
+                if held.len() > MAX_NAMED {
+                    holders.push(format!("and {} more", held.len() - MAX_NAMED));
+                }
                 // Logged after the rollback, below.
                 return Err(PoolError::AllSeatsInUse {
                     product: product.clone(),
                     seats,
-                    holders: held.iter().map(holder_label).collect(),
+                    holders,
                     next_free: held
                         .iter()
                         .filter(|l| l.mode == "borrowed")
@@ -243,7 +251,7 @@ impl Pool {
                 &product,
                 event,
                 Some(&lease.id),
-                held.len() + 1,
+                in_use + 1,
                 &holder_label(&row),
             )?;
             Ok(Granted {
@@ -316,7 +324,7 @@ impl Pool {
                     lease.request_nonce = update.nonce.clone();
                     let text = lease::sign_lease(&lease, &served.install)?;
                     tx.renew(&id, now, until, &text)?;
-                    let in_use = tx.held(&row.product, now)?.len();
+                    let (in_use, _) = tx.count_held(&row.product, now)?;
                     tx.log(now, &row.product, "renewed", Some(&id), in_use, "")?;
                     Ok(Updated::Renewed(Granted {
                         lease_id: id.clone(),
@@ -334,7 +342,7 @@ impl Pool {
                     };
                     let freed = tx.end(&id, how, now)?;
                     if freed {
-                        let in_use = tx.held(&row.product, now)?.len();
+                        let (in_use, _) = tx.count_held(&row.product, now)?;
                         tx.log(now, &row.product, how, Some(&id), in_use, "")?;
                     }
                     Ok(Updated::Ended {
@@ -356,7 +364,7 @@ impl Pool {
         self.db.write(|tx| {
             let freed = tx.end(id, "removed", now)?;
             if freed {
-                let in_use = tx.held(&row.product, now)?.len();
+                let (in_use, _) = tx.count_held(&row.product, now)?;
                 tx.log(now, &row.product, "removed", Some(id), in_use, "by the admin")?;
             }
             Ok(freed)
