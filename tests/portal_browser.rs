@@ -181,3 +181,70 @@ fn portal_upload_and_download_in_headless_chromium() {
     assert_eq!(code(&ws.run_store(&["check", "--product", "surveyor"])), 0);
     driver.call("DELETE", &s(""), Value::Null);
 }
+
+/// The pool server's status page as a browser shows it: the same figures
+/// and leases as `pool status --json`.
+#[test]
+#[ignore = "needs chromium and chromedriver; .ci/run installs them and runs it with --ignored"]
+fn pool_status_page_in_headless_chromium() {
+    let site = common::pool::pool_site(3, &[]);
+    let server = common::pool::PoolServer::start(&site.server, "");
+    for machine in ["laptop.json", "laptop-same-model.json"] {
+        let ws = Env::new().on(machine).real_clock();
+        let out = ws.run_store(&[
+            "lease",
+            "checkout",
+            "surveyor",
+            "--server",
+            &server.url,
+            "--pubkey",
+            fixture(VENDOR_PUB).to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let status = common::pool::pool_status(&site.server, &server.url);
+    let product = &status["products"][0];
+
+    let profile = site.server.path("profile");
+    let driver = Driver::start();
+    let session = driver.call(
+        "POST",
+        "/session",
+        json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
+            "binary": tool("CHROMIUM", "/usr/bin/chromium"),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }}}}),
+    );
+    let sid = session["sessionId"].as_str().unwrap().to_owned();
+    let s = |path: &str| format!("/session/{sid}{path}");
+    driver.call("POST", &s("/url"), json!({ "url": server.url }));
+    assert_eq!(
+        driver.call("GET", &s("/title"), Value::Null),
+        "nodelock license server"
+    );
+    let text = |css: &str| {
+        let id = element_id(&driver.call(
+            "POST",
+            &s("/element"),
+            json!({ "using": "css selector", "value": css }),
+        ));
+        driver.call("GET", &s(&format!("/element/{id}/text")), Value::Null)
+    };
+    assert_eq!(text(".seats"), product["seats"].to_string());
+    assert_eq!(text(".in-use"), product["in_use"].to_string());
+    assert_eq!(text(".available"), product["available"].to_string());
+    let rows = driver.call(
+        "POST",
+        &s("/elements"),
+        json!({ "using": "css selector", "value": "tr.lease" }),
+    );
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        product["leases"].as_array().unwrap().len()
+    );
+    driver.call("DELETE", &s(""), Value::Null);
+}
