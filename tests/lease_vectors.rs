@@ -19,18 +19,6 @@ use nodelock::machine::fingerprint::Fingerprint;
 const AT: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const NONCE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
-fn check_vector(name: &str, text: &str) {
-    let path = fixture(&format!("documents/{name}"));
-    if std::env::var_os("NODELOCK_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, text).unwrap();
-    }
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        text,
-        "{name} no longer reproduces"
-    );
-}
-
 fn install() -> PrivateKey {
     PrivateKey::load(&fixture("keys/TEST-ONLY-install.key")).unwrap()
 }

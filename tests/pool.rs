@@ -11,19 +11,6 @@ fn client(machine: &str) -> Env {
     Env::new().on(machine).real_clock()
 }
 
-fn checkout(ws: &Env, url: &str) -> std::process::Output {
-    ws.run_store(&[
-        "lease",
-        "checkout",
-        "surveyor",
-        "--server",
-        url,
-        "--pubkey",
-        fixture(VENDOR_PUB).to_str().unwrap(),
-        "--json",
-    ])
-}
-
 #[test]
 fn a_pool_serves_its_seats_and_says_who_holds_them_when_full() {
     let site = pool_site(2, &[]);

@@ -141,18 +141,6 @@ fn sigkill_under_load_grants_no_seat_twice() {
 fn a_seat_whose_client_stops_renewing_comes_back_after_the_lease() {
     let site = pool_site(1, &["--lease-minutes", "15"]);
     let server = PoolServer::start(&site.server, "2026-06-01T10:00:00Z");
-    let checkout = |ws: &Env, url: &str| {
-        ws.run_store(&[
-            "lease",
-            "checkout",
-            "surveyor",
-            "--server",
-            url,
-            "--pubkey",
-            fixture(VENDOR_PUB).to_str().unwrap(),
-            "--json",
-        ])
-    };
     let a = Env::new().on("laptop.json").real_clock();
     let out = checkout(&a, &server.url);
     assert_eq!(code(&out), 0, "{}", stderr(&out));

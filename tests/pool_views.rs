@@ -106,15 +106,7 @@ fn the_example_application_holds_a_seat_while_it_runs_and_the_views_agree() {
     }
     assert!(seen, "the application's seat never showed");
     let other = Env::new().on("laptop-same-model.json").real_clock();
-    let out = other.run_store(&[
-        "lease",
-        "checkout",
-        "surveyor",
-        "--server",
-        &server.url,
-        "--pubkey",
-        fixture(VENDOR_PUB).to_str().unwrap(),
-    ]);
+    let out = checkout(&other, &server.url);
     assert_eq!(code(&out), 23, "{}", stderr(&out));
     let out = app.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -128,16 +120,7 @@ fn the_admin_removes_a_stuck_seat_with_the_token_only() {
     let site = pool_site(2, &[]);
     let server = PoolServer::start(&site.server, "");
     let ws = Env::new().on("laptop.json").real_clock();
-    let out = ws.run_store(&[
-        "lease",
-        "checkout",
-        "surveyor",
-        "--server",
-        &server.url,
-        "--pubkey",
-        fixture(VENDOR_PUB).to_str().unwrap(),
-        "--json",
-    ]);
+    let out = checkout(&ws, &server.url);
     let id = json(&out)["lease_id"].as_str().unwrap().to_owned();
     assert_eq!(agree(&ws, &server.url)["products"][0]["in_use"], 1);
     // Without the token: refused, nothing changes.

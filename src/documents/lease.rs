@@ -17,9 +17,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::clock::Timestamp;
-use crate::documents::activation::{ActivationError, CompactFingerprint, NONCE_LEN, VERSION, client_name};
+use crate::documents::activation::{
+    ActivationError, CompactFingerprint, NONCE_LEN, VERSION, client_name, decode, invalid, seal,
+};
 use crate::documents::license::{self, LicenseKind, VerifiedLicense};
-use crate::format::codec;
 use crate::format::envelope::{self, DocumentKind};
 use crate::format::{KeyId, Keyring, PrivateKey, PublicKey};
 use crate::machine::fingerprint::Fingerprint;
@@ -144,25 +145,6 @@ pub struct LeaseUpdate {
     pub nonce: Vec<u8>,
     /// The client's clock (informative).
     pub at: Timestamp,
-}
-
-fn invalid(kind: DocumentKind, reason: impl Into<String>) -> ActivationError {
-    ActivationError::Invalid {
-        kind,
-        reason: reason.into(),
-    }
-}
-
-fn seal<T: Serialize>(kind: DocumentKind, payload: &T, key: &PrivateKey) -> Result<String, ActivationError> {
-    let bytes = codec::encode(payload).map_err(|e| invalid(kind, e.to_string()))?;
-    Ok(envelope::armor(kind, &envelope::seal(kind, &bytes, key)?))
-}
-
-fn decode<T: serde::de::DeserializeOwned + Serialize>(
-    kind: DocumentKind,
-    bytes: &[u8],
-) -> Result<T, ActivationError> {
-    codec::decode_canonical(bytes).map_err(|e| invalid(kind, e.to_string()))
 }
 
 fn label_ok(label: &Option<String>) -> bool {

@@ -15,8 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::base::clock::Timestamp;
-use crate::documents::activation::{ActivationError, NONCE_LEN, VERSION, client_name};
-use crate::format::codec;
+use crate::documents::activation::{ActivationError, NONCE_LEN, VERSION, client_name, decode, invalid, seal};
 use crate::format::envelope::{self, DocumentKind};
 use crate::format::{KeyId, Keyring, PrivateKey};
 
@@ -48,25 +47,6 @@ pub struct TimeStatement {
     pub time: Timestamp,
     /// The workstation's clock as its request said (echoed, informative).
     pub request_at: Timestamp,
-}
-
-fn invalid(kind: DocumentKind, reason: impl Into<String>) -> ActivationError {
-    ActivationError::Invalid {
-        kind,
-        reason: reason.into(),
-    }
-}
-
-fn seal<T: Serialize>(kind: DocumentKind, payload: &T, key: &PrivateKey) -> Result<String, ActivationError> {
-    let bytes = codec::encode(payload).map_err(|e| invalid(kind, e.to_string()))?;
-    Ok(envelope::armor(kind, &envelope::seal(kind, &bytes, key)?))
-}
-
-fn decode<T: serde::de::DeserializeOwned + Serialize>(
-    kind: DocumentKind,
-    bytes: &[u8],
-) -> Result<T, ActivationError> {
-    codec::decode_canonical(bytes).map_err(|e| invalid(kind, e.to_string()))
 }
 
 /// Makes a clock request for `nonce`, sealed with the one-time key `seal_key`.

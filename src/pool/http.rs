@@ -185,8 +185,9 @@ async fn update(State(svc): State<Arc<PoolService>>, raw: Result<Bytes, BytesRej
     }
 }
 
-async fn status_json(State(svc): State<Arc<PoolService>>, headers: HeaderMap) -> Response {
-    if svc.views == Views::Token && !svc.authorised(&headers) {
+/// The status for a view, rendered by `render`, if the caller may see it.
+async fn view(svc: Arc<PoolService>, headers: &HeaderMap, render: fn(Status) -> Response) -> Response {
+    if svc.views == Views::Token && !svc.authorised(headers) {
         return error_response(
             StatusCode::UNAUTHORIZED,
             "token-needed",
@@ -194,23 +195,17 @@ async fn status_json(State(svc): State<Arc<PoolService>>, headers: HeaderMap) ->
         );
     }
     match blocking(move || svc.status()).await {
-        Ok(status) => Json(status).into_response(),
+        Ok(status) => render(status),
         Err(refused) => refused.into_response(),
     }
 }
 
+async fn status_json(State(svc): State<Arc<PoolService>>, headers: HeaderMap) -> Response {
+    view(svc, &headers, |status| Json(status).into_response()).await
+}
+
 async fn status_page(State(svc): State<Arc<PoolService>>, headers: HeaderMap) -> Response {
-    if svc.views == Views::Token && !svc.authorised(&headers) {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            "token-needed",
-            "this pool's views need the admin token",
-        );
-    }
-    match blocking(move || svc.status()).await {
-        Ok(status) => Html(page(&status)).into_response(),
-        Err(refused) => refused.into_response(),
-    }
+    view(svc, &headers, |status| Html(page(&status)).into_response()).await
 }
 
 #[derive(serde::Deserialize)]

@@ -311,3 +311,18 @@ pub fn license_file(store: &Path, product: &str) -> PathBuf {
     });
     scoped.unwrap_or_else(|| dir.join(format!("{product}.lic")))
 }
+
+/// A document vector in `fixtures/documents`: `text` must reproduce it
+/// byte for byte (`NODELOCK_WRITE_VECTORS=1` rewrites it after a deliberate
+/// format change).
+pub fn check_vector(name: &str, text: &str) {
+    let path = fixture(&format!("documents/{name}"));
+    if std::env::var_os("NODELOCK_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "{name} no longer reproduces"
+    );
+}

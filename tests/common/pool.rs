@@ -109,3 +109,17 @@ pub fn pool_status(env: &Env, url: &str) -> serde_json::Value {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     json(&out)
 }
+
+/// `lease checkout surveyor --json` from `ws` against the pool at `url`.
+pub fn checkout(ws: &Env, url: &str) -> std::process::Output {
+    ws.run_store(&[
+        "lease",
+        "checkout",
+        "surveyor",
+        "--server",
+        url,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--json",
+    ])
+}

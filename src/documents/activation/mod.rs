@@ -61,19 +61,23 @@ pub enum ActivationError {
     Invalid { kind: DocumentKind, reason: String },
 }
 
-fn invalid(kind: DocumentKind, reason: impl Into<String>) -> ActivationError {
+pub(crate) fn invalid(kind: DocumentKind, reason: impl Into<String>) -> ActivationError {
     ActivationError::Invalid {
         kind,
         reason: reason.into(),
     }
 }
 
-fn seal<T: Serialize>(kind: DocumentKind, payload: &T, key: &PrivateKey) -> Result<String, ActivationError> {
+pub(crate) fn seal<T: Serialize>(
+    kind: DocumentKind,
+    payload: &T,
+    key: &PrivateKey,
+) -> Result<String, ActivationError> {
     let bytes = codec::encode(payload).map_err(|e| invalid(kind, e.to_string()))?;
     Ok(envelope::armor(kind, &envelope::seal(kind, &bytes, key)?))
 }
 
-fn decode<T: serde::de::DeserializeOwned + Serialize>(
+pub(crate) fn decode<T: serde::de::DeserializeOwned + Serialize>(
     kind: DocumentKind,
     bytes: &[u8],
 ) -> Result<T, ActivationError> {
