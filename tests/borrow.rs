@@ -168,3 +168,19 @@ fn a_pool_license_is_not_given_back_while_seats_are_out_on_borrow() {
     let out = give_back();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn a_laptop_whose_clock_is_off_gets_the_whole_borrow_and_no_more() {
+    let site = pool_site(1, &["--borrow-max-days", "7"]);
+    let server = PoolServer::start(&site.server, T0);
+    // The laptop's clock is two days ahead of the pool server's.
+    let ws = laptop("2026-06-03T10:00:00Z");
+    let out = borrow(&ws, &server.url, "3");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Three days from when the laptop received it, on the laptop's clock.
+    assert_eq!(json(&out)["expires_at"], "2026-06-06T10:00:00Z");
+    let ws = at(ws, "2026-06-06T09:59:00Z");
+    assert_eq!(code(&check(&ws)), 0);
+    let ws = at(ws, "2026-06-06T10:00:00Z");
+    assert_eq!(code(&check(&ws)), 14);
+}

@@ -91,3 +91,54 @@ fn pool_serve_refuses_a_pool_license_it_cannot_serve() {
         .unwrap();
     assert!(err.contains("exit Some(10)"), "{err}");
 }
+
+#[test]
+fn a_pool_license_activated_online_serves_too() {
+    let vendor = Env::new();
+    let ledger = vendor.path("ledger.sqlite");
+    let out = vendor.run(&[
+        "vendor",
+        "entitlement",
+        "create",
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--product",
+        "surveyor",
+        "--kind",
+        "floating",
+        "--seats",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let key = json(&out)["activation_key"].as_str().unwrap().to_owned();
+    let activation = Server::start(&ledger);
+    let site = Env::new().on(SERVER_MACHINE).real_clock();
+    let out = site.run_store(&[
+        "activate",
+        &key,
+        "--server",
+        &activation.url,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["grant"]["kind"], "floating-pool");
+    // One pool server holds the entitlement; a second machine gets no pool.
+    let second = Env::new().on("laptop.json").real_clock();
+    let out = second.run_store(&[
+        "activate",
+        &key,
+        "--server",
+        &activation.url,
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 23, "{}", stderr(&out));
+    let server = PoolServer::start(&site, "");
+    let status = pool_status(&site, &server.url);
+    assert_eq!(status["products"][0]["seats"], 5);
+    let a = client("laptop.json");
+    assert_eq!(code(&checkout(&a, &server.url)), 0);
+}

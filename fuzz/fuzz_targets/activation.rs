@@ -1,6 +1,8 @@
 //! The activation documents: requests (self-verifying), deactivation and
 //! refresh requests (claims until verified), receipts and time statements
-//! (under the TEST-ONLY vendor key), and clock requests.
+//! (under the TEST-ONLY vendor key), clock requests, and the floating
+//! documents: lease requests (self-verifying), leases (against the vector
+//! pool license) and lease updates.
 //! Oracle: a request that opens opens again from its own envelope, armored.
 #![no_main]
 
@@ -10,6 +12,7 @@ use nodelock::format::envelope::{self, DocumentKind};
 use nodelock::format::{Keyring, PublicKey};
 
 const VENDOR: &str = include_str!("../../fixtures/keys/TEST-ONLY-vendor.pub");
+const POOL: &str = include_str!("../../fixtures/documents/pool-license.lic");
 
 fuzz_target!(|data: &[u8]| {
     let ring: Keyring = PublicKey::from_spki_pem(VENDOR, "vendor").into_iter().collect();
@@ -36,5 +39,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(request.nonce.len(), 16);
     }
     let _ = nodelock::documents::time::verify_time_statement(data, &ring);
+    if let Ok(request) = nodelock::documents::lease::open_lease_request(data) {
+        assert_eq!(request.request().nonce.len(), 16);
+    }
+    let _ = nodelock::documents::lease::verify_lease(data, POOL.as_bytes(), &ring);
+    if let Ok(update) = nodelock::documents::lease::open_lease_update(data) {
+        let _ = update.claimed_lease_id();
+    }
     let _ = envelope::peek_kind(data);
 });
