@@ -651,10 +651,11 @@ pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
         )
     })?;
     let lease_id = borrow.lease.lease().id.clone();
+    let holder = store.borrow_holder(&args.product)?;
     let now = overrides::now()?;
     if let (true, Some(out)) = (args.offline, &args.out) {
         let nonce = random::bytes::<16>(&OsRandom).map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
-        let (_, text) = lease::make_lease_update(&lease_id, LeaseOp::Return, &borrow.holder, nonce, now)?;
+        let (_, text) = lease::make_lease_update(&lease_id, LeaseOp::Return, &holder, nonce, now)?;
         write_out(out, &text)?;
         // The borrow is gone from this machine before the file leaves it.
         store.drop_borrow(&args.product)?;
@@ -676,7 +677,7 @@ pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
     };
     let client = PoolClient::new(server, Duration::from_secs(10)).map_err(lease_error)?;
     client
-        .update(&lease_id, LeaseOp::Return, &borrow.holder, now)
+        .update(&lease_id, LeaseOp::Return, &holder, now)
         .map_err(lease_error)?;
     store.drop_borrow(&args.product)?;
     Ok(Outcome::new(

@@ -271,7 +271,6 @@ pub struct VerifiedLease {
     lease: Lease,
     pool: VerifiedLicense,
     fingerprint: Fingerprint,
-    holder: PublicKey,
 }
 
 impl VerifiedLease {
@@ -287,9 +286,10 @@ impl VerifiedLease {
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
     }
-    /// The holder key.
-    pub fn holder(&self) -> &PublicKey {
-        &self.holder
+    /// Whether `key` is the lease's holder key. (Compared as the SEC1 bytes
+    /// the lease carries: a check never needs the point itself.)
+    pub fn held_by(&self, key: &PublicKey) -> bool {
+        self.lease.holder_key == key.to_sec1_compressed()
     }
     /// The vendor key that signed the pool license.
     pub fn vendor(&self) -> KeyId {
@@ -323,13 +323,14 @@ pub fn verify_lease(
     if lease.expires_at <= lease.issued_at {
         return Err(invalid(kind, "it ends before it starts"));
     }
-    let holder = PublicKey::from_sec1(&lease.holder_key).map_err(|e| invalid(kind, e.to_string()))?;
+    if lease.holder_key.len() != 33 {
+        return Err(invalid(kind, "the holder key is not a compressed P-256 key"));
+    }
     let fingerprint = lease.fp.to_fingerprint(kind)?;
     Ok(VerifiedLease {
         lease,
         pool,
         fingerprint,
-        holder,
     })
 }
 

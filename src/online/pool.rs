@@ -108,7 +108,7 @@ impl PoolClient {
             MatchPolicy::Standard,
             true,
         );
-        if report.verdict != Verdict::Holds || verified.holder() != &holder.public() {
+        if report.verdict != Verdict::Holds || !verified.held_by(&holder.public()) {
             return Err(LeaseError::OtherMachine);
         }
         Ok((granted, verified))

@@ -36,8 +36,6 @@ pub struct PoolLicense {
 pub struct Borrow {
     /// The lease, verified against its pool license.
     pub lease: VerifiedLease,
-    /// Its holder key (what returns it).
-    pub holder: PrivateKey,
     /// When this store received it (local clock).
     pub received_at: Timestamp,
 }
@@ -113,7 +111,6 @@ impl Store {
         let pem = holder.to_pkcs8_pem()?;
         let borrow = Borrow {
             lease: verified,
-            holder,
             received_at: now,
         };
         self.check_borrow(&borrow, current, now, None)?;
@@ -154,7 +151,6 @@ impl Store {
         )
         .map_err(license::LicenseError::from)?;
         let lease = lease::verify_lease(&lease_bytes, &pool_bytes, keyring)?;
-        let holder = PrivateKey::load(&self.borrow_path(product, "key"))?;
         let at_path = self.borrow_path(product, "received");
         let received_at = fsio::read_capped(&at_path, 64, fsio::Links::Refuse)
             .ok()
@@ -163,11 +159,13 @@ impl Store {
             .ok_or_else(|| StoreError::ClockDamaged {
                 path: at_path.display().to_string(),
             })?;
-        Ok(Some(Borrow {
-            lease,
-            holder,
-            received_at,
-        }))
+        Ok(Some(Borrow { lease, received_at }))
+    }
+
+    /// The holder key of the borrow of `product` (what signs its return);
+    /// read only to give it back, never at a check.
+    pub fn borrow_holder(&self, product: &str) -> Result<PrivateKey, StoreError> {
+        Ok(PrivateKey::load(&self.borrow_path(product, "key"))?)
     }
 
     /// Checks a borrow on this machine now: the pool license's dates, the
