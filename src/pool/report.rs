@@ -38,7 +38,7 @@ pub fn usage(db: &PoolDb, since: Option<Timestamp>) -> Result<Vec<UsageDay>, Poo
     let mut in_use: BTreeMap<String, (Timestamp, i64)> = BTreeMap::new();
     let new_day = |product: &str, day: Timestamp| UsageDay {
         product: product.to_owned(),
-        day: clock::format(day)[..10].to_owned(),
+        day: clock::format(day).chars().take(10).collect(),
         ..UsageDay::default()
     };
     db.read().each_usage(since, &mut |row| {
