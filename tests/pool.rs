@@ -142,3 +142,16 @@ fn a_pool_license_activated_online_serves_too() {
     let a = client("laptop.json");
     assert_eq!(code(&checkout(&a, &server.url)), 0);
 }
+
+#[test]
+fn the_pool_server_machine_gets_no_seat_from_the_pool_license_itself() {
+    let site = pool_site(2, &[]);
+    let out = site.server.run_store(&["check", "--product", "surveyor"]);
+    assert_eq!(code(&out), 18, "{}", stderr(&out));
+    assert_one_sentence(&out);
+    assert!(
+        stderr(&out).contains("nodelock lease checkout"),
+        "{}",
+        stderr(&out)
+    );
+}

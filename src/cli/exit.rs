@@ -114,6 +114,7 @@ impl From<StoreError> for CliError {
             StoreError::NotInstalled { .. } => CliError::new(Exit::NotInstalled, e.to_string()),
             StoreError::NoInstallKey { .. } => CliError::new(Exit::NoInstallKey, e.to_string()),
             StoreError::StaleTime(_) => CliError::new(Exit::StaleTime, e.to_string()),
+            StoreError::PoolLicense { .. } => CliError::new(Exit::NotFound, e.to_string()),
             StoreError::Activation(e) => e.into(),
             StoreError::Key(e) => e.into(),
         }

@@ -125,6 +125,11 @@ pub enum StoreError {
         "no vendor public key is known; pass --pubkey vendor.pub or install one with `nodelock trust add vendor.pub`"
     )]
     NoTrustRoots,
+    /// A floating pool's license, which only a pool server serves.
+    #[error(
+        "the license installed for '{product}' is a floating pool's: `nodelock pool serve` leases its seats, and an application takes one from the pool (`nodelock lease checkout`), not from this file"
+    )]
+    PoolLicense { product: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -579,6 +584,11 @@ impl Store {
             }
             return Err(self.not_found(product));
         };
+        if verified.license().kind == LicenseKind::FloatingPool {
+            return Err(StoreError::PoolLicense {
+                product: product.to_owned(),
+            });
+        }
         let state = self.state()?;
         let ctx = CheckContext {
             product: Some(product),
