@@ -320,3 +320,52 @@ fn doctor_checks_a_pool_server_and_the_clock_against_it() {
         stdout(&out)
     );
 }
+
+/// A pool server that restarts while an application runs: the application
+/// keeps its seat (its lease is still valid), renews when the server is
+/// back, and gives the seat back at the end.
+#[test]
+fn the_application_keeps_its_seat_through_a_pool_server_restart() {
+    let site = pool_site(1, &["--lease-minutes", "1"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = PoolServer::try_start_on(&site.server, "", &listen, &[]).unwrap();
+    let url = server.url.clone();
+    let app = std::process::Command::new(example("floating_app"))
+        .args([&url, "surveyor", "26"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Down for a few seconds, across no renewal (they come every 20 s) …
+    server.kill();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let server = PoolServer::try_start_on(&site.server, "", &listen, &[]).unwrap();
+    // … the seat is still the application's, and the renewal at 20 s finds the server back.
+    let admin = Env::new();
+    let before = pool_status(&admin, &server.url);
+    assert_eq!(before["products"][0]["in_use"], 1);
+    let until = before["products"][0]["leases"][0]["until"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(std::time::Duration::from_secs(16));
+    let after = pool_status(&admin, &server.url);
+    let renewed = after["products"][0]["leases"][0]["until"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        renewed > until,
+        "the lease was not renewed after the restart ({until} → {renewed})"
+    );
+    let out = app.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("seat given back"));
+    assert_eq!(pool_status(&admin, &server.url)["products"][0]["in_use"], 0);
+}

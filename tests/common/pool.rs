@@ -50,6 +50,11 @@ impl PoolServer {
     }
 
     pub fn try_start(site: &Env, now: &str, extra: &[&str]) -> Result<PoolServer, String> {
+        PoolServer::try_start_on(site, now, "127.0.0.1:0", extra)
+    }
+
+    /// The same on a given address (a restart on the same port).
+    pub fn try_start_on(site: &Env, now: &str, listen: &str, extra: &[&str]) -> Result<PoolServer, String> {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
             facts: site.facts.clone(),
@@ -61,7 +66,7 @@ impl PoolServer {
                 "pool",
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--store",
                 site.store().to_str().unwrap(),
             ])
