@@ -94,7 +94,7 @@ fn benches(c: &mut Criterion) {
             || request(LeaseMode::Online, 0),
             |text| {
                 let verified = lease::open_lease_request(text.as_bytes()).unwrap();
-                pool.checkout(&verified, NOW).unwrap()
+                pool.checkout(&verified, None, NOW).unwrap()
             },
             BatchSize::SmallInput,
         )
@@ -102,7 +102,7 @@ fn benches(c: &mut Criterion) {
 
     // A borrow kept in a laptop's store, checked offline.
     let verified = lease::open_lease_request(request(LeaseMode::Borrowed, 5).as_bytes()).unwrap();
-    let granted = pool.checkout(&verified, NOW).unwrap();
+    let granted = pool.checkout(&verified, None, NOW).unwrap();
     let store_dir = tempfile::tempdir().unwrap();
     let store = Store::open(store_dir.path());
     store.add_trust_root(&public).unwrap();

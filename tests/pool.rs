@@ -155,3 +155,49 @@ fn the_pool_server_machine_gets_no_seat_from_the_pool_license_itself() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_admin_s_policy_file_says_who_may_take_a_seat_and_applies_without_a_restart() {
+    let site = pool_site(3, &[]);
+    let policy = site.server.store().join("pool-policy.toml");
+    std::fs::write(&policy, "deny_users = [\"mallory\"]\nmax_per_user = 1\n").unwrap();
+    let server = PoolServer::start(&site.server, "");
+    let take = |user: &str, machine: &str| {
+        let ws = client(machine);
+        ws.std_cmd()
+            .env("USER", user)
+            .args([
+                "lease",
+                "checkout",
+                "surveyor",
+                "--server",
+                &server.url,
+                "--pubkey",
+                fixture(VENDOR_PUB).to_str().unwrap(),
+                "--store",
+                ws.store().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = take("mallory", "laptop.json");
+    assert_eq!(code(&out), 37, "{}", stderr(&out));
+    assert!(stderr(&out).contains("deny_users"), "{}", stderr(&out));
+    assert_eq!(code(&take("anna", "laptop.json")), 0);
+    let out = take("anna", "laptop-same-model.json");
+    assert_eq!(code(&out), 37, "{}", stderr(&out));
+    assert!(stderr(&out).contains("max_per_user of 1"), "{}", stderr(&out));
+    // The admin lifts the limit; the running server applies it at once.
+    std::fs::write(&policy, "deny_users = [\"mallory\"]\n").unwrap();
+    assert_eq!(code(&take("anna", "laptop-same-model.json")), 0);
+    // A policy that does not parse keeps the last good one in force …
+    std::fs::write(&policy, "deny_users = 7\n").unwrap();
+    assert_eq!(code(&take("mallory", "kvm-guest.json")), 37);
+    // … and a server does not start on one.
+    server.kill();
+    let err = PoolServer::try_start(&site.server, "", &[]).err().unwrap();
+    assert!(
+        err.contains("exit Some(3)") && err.contains("pool-policy.toml"),
+        "{err}"
+    );
+}

@@ -101,6 +101,8 @@ exits! {
     StaleTime = 35 => "stale-time",
     /// A floating lease ended (lapsed, checked in, returned or removed).
     LeaseLost = 36 => "lease-lost",
+    /// The pool server's policy file refuses this client.
+    PolicyDenied = 37 => "policy-denied",
     /// The server's name does not resolve.
     Dns = 40 => "dns",
     /// Nothing listens at the server's address.
@@ -159,6 +161,7 @@ pub const API_CODES: &[ApiCode] = &[
     api("pool-expired", 403, Exit::Expired),
     api("all-seats-in-use", 409, Exit::NoFreeSeat),
     api("borrow-refused", 403, Exit::LimitReached),
+    api("policy-denied", 403, Exit::PolicyDenied),
     api("unknown-lease", 404, Exit::NotInstalled),
     api("wrong-holder-key", 403, Exit::WrongInstallKey),
     api("lease-ended", 409, Exit::LeaseLost),

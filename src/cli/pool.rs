@@ -17,6 +17,7 @@ use nodelock::format::{PrivateKey, typeable};
 use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::online::pool::{LeaseError, PoolClient};
 use nodelock::pool::http::{PoolService, Views};
+use nodelock::pool::policy::PolicyFile;
 use nodelock::pool::{Pool, PoolDb, PoolError, Served};
 use nodelock::workstation::store::Store;
 
@@ -103,6 +104,9 @@ pub struct ServeArgs {
     /// Serve the status views only to holders of the admin token.
     #[arg(long)]
     views_need_token: bool,
+    /// Who may take a seat (default: pool-policy.toml in the store; none there: everyone).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -334,6 +338,11 @@ fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         })
         .collect();
     let db = PoolDb::open(&db_path(&store, args.db.as_deref())).map_err(pool_error)?;
+    let policy_path = args
+        .policy
+        .clone()
+        .unwrap_or_else(|| store.root().join("pool-policy.toml"));
+    let policy = PolicyFile::load(policy_path).map_err(|e| CliError::new(Exit::BadInput, e.to_string()))?;
     let token = admin_token(&store)?;
     let views = if args.views_need_token {
         Views::Token
@@ -341,7 +350,7 @@ fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         Views::Open
     };
     let service = Arc::new(PoolService::new(
-        Pool::new(served, db, Arc::new(OsRandom)),
+        Pool::new(served, db, Arc::new(OsRandom)).with_policy(policy),
         overrides::clock()?,
         token,
         views,

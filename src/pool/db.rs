@@ -227,6 +227,17 @@ impl Tx<'_> {
         ))
     }
 
+    /// How many seats of the product `user` holds at `now`.
+    pub fn count_held_by(&self, product: &str, user: &str, now: Timestamp) -> Result<usize, PoolError> {
+        let n: i64 = self
+            .0
+            .prepare_cached(
+                "SELECT COUNT(*) FROM leases WHERE product = ?1 AND ended_at IS NULL AND expires_at > ?2 AND user = ?3",
+            )?
+            .query_row(params![product, now, user], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// The product's leases that hold a seat at `now`, oldest first.
     pub fn held(&self, product: &str, now: Timestamp) -> Result<Vec<LeaseRow>, PoolError> {
         let sql = format!(

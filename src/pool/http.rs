@@ -10,7 +10,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -151,7 +151,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(Refused)
 }
 
-async fn checkout(State(svc): State<Arc<PoolService>>, raw: Result<Bytes, BytesRejection>) -> Response {
+async fn checkout(
+    State(svc): State<Arc<PoolService>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
     let raw = match body(raw) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -159,7 +163,7 @@ async fn checkout(State(svc): State<Arc<PoolService>>, raw: Result<Bytes, BytesR
     let answer = blocking(move || {
         let request = lease::open_lease_request(&raw)?;
         let now = svc.clock.now();
-        svc.with_pool(|p| p.checkout(&request, now))
+        svc.with_pool(|p| p.checkout(&request, Some(peer.ip()), now))
     })
     .await;
     match answer {

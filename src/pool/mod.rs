@@ -4,10 +4,12 @@
 //! keeps the seat count, the leases and a usage log in one SQLite file.
 //!
 //! `rules.rs` decides who gets a seat, `db.rs` keeps the state, `http.rs`
-//! is the HTTP face (API, status page, admin), `report.rs` the usage report.
+//! is the HTTP face (API, status page, admin), `policy.rs` the admin's
+//! rules on who may take a seat, `report.rs` the usage report.
 
 pub mod db;
 pub mod http;
+pub mod policy;
 pub mod report;
 pub mod rules;
 
@@ -57,6 +59,9 @@ pub enum PoolError {
         holders: Vec<String>,
         next_free: Option<Timestamp>,
     },
+    /// The admin's policy file refuses this client (the rule is named).
+    #[error("the license server's policy refuses this seat: {0}")]
+    PolicyDenied(String),
     /// A borrow beyond the pool's policy.
     #[error("the borrow was refused: {0}")]
     BorrowRefused(String),
@@ -98,6 +103,7 @@ impl PoolError {
             PoolError::PoolExpired(_) => ("pool-expired", 403),
             PoolError::AllSeatsInUse { .. } => ("all-seats-in-use", 409),
             PoolError::BorrowRefused(_) => ("borrow-refused", 403),
+            PoolError::PolicyDenied(_) => ("policy-denied", 403),
             PoolError::UnknownLease(_) => ("unknown-lease", 404),
             PoolError::WrongHolder(_) => ("wrong-holder-key", 403),
             PoolError::LeaseEnded { .. } => ("lease-ended", 409),
@@ -119,6 +125,7 @@ impl PoolError {
             PoolError::PoolExpired(_) => Exit::Expired,
             PoolError::AllSeatsInUse { .. } => Exit::NoFreeSeat,
             PoolError::BorrowRefused(_) => Exit::LimitReached,
+            PoolError::PolicyDenied(_) => Exit::PolicyDenied,
             PoolError::UnknownLease(_) => Exit::NotInstalled,
             PoolError::WrongHolder(_) => Exit::WrongInstallKey,
             PoolError::LeaseEnded { .. } => Exit::LeaseLost,

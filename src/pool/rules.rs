@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::PoolError;
 use super::db::{LeaseRow, PoolDb, Tx};
+use super::policy::{Asker, PolicyFile};
 use crate::base::clock::{self, DAY, Timestamp};
 use crate::base::random::{self, Random};
 use crate::documents::lease::{self, Lease, LeaseMode, LeaseOp, UnverifiedLeaseUpdate, VerifiedLeaseRequest};
@@ -113,6 +114,7 @@ pub struct Pool {
     served: BTreeMap<String, Served>,
     db: PoolDb,
     random: std::sync::Arc<dyn Random>,
+    policy: Option<PolicyFile>,
 }
 
 fn new_lease_id(random: &dyn Random) -> Result<String, PoolError> {
@@ -127,7 +129,18 @@ impl Pool {
             .into_iter()
             .map(|s| (s.license.license().product.clone(), s))
             .collect();
-        Pool { served, db, random }
+        Pool {
+            served,
+            db,
+            random,
+            policy: None,
+        }
+    }
+
+    /// This pool with the admin's policy file in force.
+    pub fn with_policy(mut self, policy: PolicyFile) -> Pool {
+        self.policy = Some(policy);
+        self
     }
 
     /// The products served.
@@ -148,8 +161,20 @@ impl Pool {
 
     /// Grants a seat to a verified lease request, or says why not (every
     /// seat held: by whom, and when the next borrow comes back).
-    pub fn checkout(&mut self, request: &VerifiedLeaseRequest, now: Timestamp) -> Result<Granted, PoolError> {
+    pub fn checkout(
+        &mut self,
+        request: &VerifiedLeaseRequest,
+        address: Option<std::net::IpAddr>,
+        now: Timestamp,
+    ) -> Result<Granted, PoolError> {
         let req = request.request();
+        // The admin's edits apply at the next checkout, without a restart.
+        if let Some(file) = &mut self.policy
+            && let Some(e) = file.refresh()
+        {
+            tracing::warn!(target: "nodelock::pool", error = %e, "policy file");
+        }
+        let policy = self.policy.as_ref().map(|f| f.policy().clone());
         let served = self
             .served
             .get(&req.product)
@@ -188,6 +213,21 @@ impl Pool {
                         .map(|l| l.until)
                         .min(),
                 });
+            }
+            if let Some(policy) = &policy {
+                let held_by_user = match &req.user {
+                    Some(user) => tx.count_held_by(&product, user, now)?,
+                    None => 0,
+                };
+                let asker = Asker {
+                    user: req.user.as_deref(),
+                    host: req.host.as_deref(),
+                    address,
+                };
+                let days = (req.mode == LeaseMode::Borrowed).then_some(req.days);
+                policy
+                    .admits(&asker, in_use, held_by_user, seats, days)
+                    .map_err(PoolError::PolicyDenied)?;
             }
             let until = match req.mode {
                 LeaseMode::Online => now.saturating_add(i64::from(terms.lease_minutes) * 60),
