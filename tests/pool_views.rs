@@ -369,3 +369,29 @@ fn the_application_keeps_its_seat_through_a_pool_server_restart() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("seat given back"));
     assert_eq!(pool_status(&admin, &server.url)["products"][0]["in_use"], 0);
 }
+
+#[test]
+fn a_flooding_address_is_slowed_with_429() {
+    let site = pool_site(1, &[]);
+    let server = PoolServer::start(&site.server, "");
+    let agent = common::http::agent();
+    let url = format!("{}/v1/leases", server.url);
+    // The burst (500) first, answered; then the limit.
+    let mut limited = None;
+    for _ in 0..700 {
+        let mut response = agent.post(&url).send(&b"x"[..]).unwrap();
+        if response.status().as_u16() == 429 {
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            limited = Some((retry, response.body_mut().read_to_string().unwrap()));
+            break;
+        }
+    }
+    let (retry, body) = limited.expect("no 429 after 700 requests");
+    assert!(retry.is_some());
+    assert!(body.contains("\"rate-limited\""), "{body}");
+    // The status page is not limited.
+    assert_eq!(pool_status(&site.server, &server.url)["products"][0]["seats"], 1);
+}

@@ -21,7 +21,7 @@ use crate::base::clock::{self, Clock};
 use crate::base::text::printable;
 use crate::documents::lease;
 use crate::vendor::server::ServerError;
-use crate::vendor::server::limits::Limits;
+use crate::vendor::server::limits::{self, Limits};
 
 /// Largest request body the pool reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -271,17 +271,27 @@ async fn not_found() -> Response {
 }
 
 /// The router of a pool server.
-pub fn router(service: Arc<PoolService>) -> Router {
-    Router::new()
+pub fn router(service: Arc<PoolService>, limits: Limits) -> (Router, Option<limits::Trim>) {
+    let mut documents = Router::new()
+        .route("/v1/leases", post(checkout))
+        .route("/v1/leases/update", post(update))
+        .route("/v1/admin/remove", post(remove));
+    // The same per-address limit as the activation server's: a client that
+    // floods the pool slows only itself.
+    let mut trim = None;
+    if let Some((layer, trimmer)) = limits.rate.and_then(limits::rate_layer) {
+        documents = documents.route_layer(layer);
+        trim = Some(trimmer);
+    }
+    let router = Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(healthz))
         .route("/v1/status", get(status_json))
-        .route("/v1/leases", post(checkout))
-        .route("/v1/leases/update", post(update))
-        .route("/v1/admin/remove", post(remove))
+        .merge(documents)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(service)
+        .with_state(service);
+    (router, trim)
 }
 
 fn escape(text: &str) -> String {
@@ -333,5 +343,6 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    crate::vendor::server::listen::serve(listener, router(service), limits, None, shutdown).await
+    let (app, trim) = router(service, limits);
+    crate::vendor::server::listen::serve(listener, app, limits, trim, shutdown).await
 }
