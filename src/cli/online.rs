@@ -486,17 +486,7 @@ fn problem(lines: &mut Vec<String>, findings: &mut Vec<String>, text: String) {
 }
 
 pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NODELOCK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs(
-            std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            std::env::var_os("NO_COLOR"),
-        ))
-        .try_init();
+    init_logs();
     let vendor = super::vendor::signing_key(&args.signing_key)?;
     let ledger_path = args.ledger.path()?;
     // Open once here so that a missing or bad ledger is a clear error
@@ -515,38 +505,73 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| CliError::new(Exit::Io, format!("cannot listen on {}: {e}", args.listen)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
-        // Handlers first, then the line that tells the world we listen: a
-        // SIGTERM sent as soon as that line is read must find them in place.
-        let shutdown = shutdown_signal()?;
-        {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "listening on http://{addr} (ledger {})",
-                ledger_path.display()
-            );
-            let _ = stdout.flush();
-        }
-        tracing::info!(target: "nodelock::vendor::server", %addr, ledger = %ledger_path.display(), "listening");
-        server::serve(listener, service, args.limits(), shutdown)
-            .await
-            .map_err(|e| CliError::new(Exit::Io, e.to_string()))
-    })?;
+    let limits = args.limits();
+    listen_until_signal(
+        &runtime,
+        &args.listen,
+        &format!("ledger {}", ledger_path.display()),
+        |listener, shutdown| server::serve(listener, service, limits, shutdown),
+    )?;
     tracing::info!(target: "nodelock::vendor::server", "stopped");
     Ok(Outcome::new("", json!({ "stopped": true })))
 }
 
+/// Logs of a server on stderr: `NODELOCK_LOG` filters (default `info`).
+pub(super) fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NODELOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_logs(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
+        .try_init();
+}
+
+/// The shutdown a server runs until.
+pub(super) type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Binds `listen`, installs the signal handlers, then prints `listening on
+/// http://ADDR (what)` — in that order, so that a SIGTERM sent as soon as
+/// that line is read finds the handlers in place — and runs `serve` until
+/// a signal, finishing the requests in flight.
+pub(super) fn listen_until_signal<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    listen: &str,
+    what: &str,
+    serve: F,
+) -> Result<(), CliError>
+where
+    F: FnOnce(tokio::net::TcpListener, Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), nodelock::vendor::server::ServerError>>,
+{
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| CliError::new(Exit::Io, format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
+        let shutdown: Shutdown = Box::pin(shutdown_signal()?);
+        {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "listening on http://{addr} ({what})");
+            let _ = stdout.flush();
+        }
+        tracing::info!(target: "nodelock::server", %addr, what, "listening");
+        serve(listener, shutdown)
+            .await
+            .map_err(|e| CliError::new(Exit::Io, e.to_string()))
+    })
+}
+
 /// Registers the SIGTERM and Ctrl-C handlers now (inside the runtime) and
 /// returns the future that resolves when either arrives.
-pub(super) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, CliError> {
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, CliError> {
     let failed = |e: std::io::Error| CliError::new(Exit::Io, format!("cannot install signal handlers: {e}"));
     #[cfg(unix)]
     let (mut term, mut int) = {

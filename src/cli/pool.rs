@@ -247,10 +247,17 @@ fn served(store: &Store, store_arg: &StoreArg) -> Result<Vec<Served>, CliError> 
         .collect())
 }
 
+/// The admin token in `path`, trimmed.
+fn read_token(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot read {}: {e}", path.display())))
+}
+
 fn admin_token(store: &Store) -> Result<String, CliError> {
     let path = store.root().join("pool-admin.token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(text.trim().to_owned());
+    if path.exists() {
+        return read_token(&path);
     }
     let bytes = random::bytes::<20>(&OsRandom).map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
     let token = typeable::base32(&bytes, 32);
@@ -265,23 +272,26 @@ pub fn run(command: &PoolCommand, json_mode: bool) -> Result<Outcome, CliError> 
         PoolCommand::Status(args) => status(args),
         PoolCommand::Remove(args) => {
             let token = match &args.token_file {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|e| CliError::new(Exit::Io, format!("cannot read {}: {e}", path.display())))?,
+                Some(path) => read_token(path)?,
                 None => {
                     let store = args.store.open_existing()?;
                     let path = store.root().join("pool-admin.token");
-                    std::fs::read_to_string(&path).map_err(|_| {
-                        CliError::new(
+                    if !path.exists() {
+                        return Err(CliError::new(
                             Exit::Usage,
-                            format!("no admin token at {}; pass --token-file FILE (pool serve wrote it into its store)", path.display()),
-                        )
-                    })?
+                            format!(
+                                "no admin token at {}; pass --token-file FILE (pool serve wrote it into its store)",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    read_token(&path)?
                 }
             };
             let answer = args
                 .server
                 .client()?
-                .remove(&args.lease_id, token.trim())
+                .remove(&args.lease_id, &token)
                 .map_err(lease_error)?;
             let removed = serde_json::from_str::<serde_json::Value>(&answer)
                 .ok()
@@ -328,6 +338,7 @@ pub fn run(command: &PoolCommand, json_mode: bool) -> Result<Outcome, CliError> 
 }
 
 fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
+    super::online::init_logs();
     let store = args.store.open_existing()?;
     let served = served(&store, &args.store)?;
     let summary: Vec<String> = served
@@ -359,43 +370,21 @@ fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| CliError::new(Exit::Io, format!("cannot listen on {}: {e}", args.listen)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
-        let shutdown = super::online::shutdown_signal()?;
-        {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "listening on http://{addr} (pool: {})",
-                summary.join(", ")
-            );
-            let _ = stdout.flush();
-        }
-        nodelock::pool::http::serve(listener, service, Default::default(), shutdown)
-            .await
-            .map_err(|e| CliError::new(Exit::Io, e.to_string()))
-    })?;
+    super::online::listen_until_signal(
+        &runtime,
+        &args.listen,
+        &format!("pool: {}", summary.join(", ")),
+        |listener, shutdown| nodelock::pool::http::serve(listener, service, Default::default(), shutdown),
+    )?;
     Ok(Outcome::new("", json!({ "stopped": true })))
 }
 
 fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| CliError::new(Exit::Io, format!("cannot read {}: {e}", path.display())))?,
-        ),
-        None => None,
-    };
+    let token = args.token_file.as_deref().map(read_token).transpose()?;
     let answer = args
         .server
         .client()?
-        .status(token.as_deref().map(str::trim))
+        .status(token.as_deref())
         .map_err(lease_error)?;
     let value: serde_json::Value = serde_json::from_str(&answer).map_err(|e| {
         CliError::new(

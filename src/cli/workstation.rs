@@ -252,7 +252,8 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
     let store = args.store.open()?;
     let ring = keyring(&args.keys, Some(&store))?;
     let bytes = envelope::read_file(&args.license, DocumentKind::License, Links::Follow)?;
-    if envelope::peek_kind(&bytes) == Some(DocumentKind::DeactivationReceipt) {
+    let kind = envelope::peek_kind(&bytes);
+    if kind == Some(DocumentKind::DeactivationReceipt) {
         let receipt = store.import_receipt(&bytes, &ring)?.into_receipt();
         let human = format!(
             "receipt: the vendor freed the seat of license {} ({}, transfer {} of {})",
@@ -266,7 +267,7 @@ pub fn import(args: &ImportArgs) -> Result<Outcome, CliError> {
             json!({ "outcome": "receipt", "receipt": receipt }),
         ));
     }
-    if envelope::peek_kind(&bytes) == Some(DocumentKind::TimeStatement) {
+    if kind == Some(DocumentKind::TimeStatement) {
         let synced = store.import_time_statement(&bytes, &ring, overrides::now()?)?;
         return Ok(super::clock::synced_outcome(&store, &synced));
     }

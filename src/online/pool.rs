@@ -283,7 +283,7 @@ fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut len
         }
         match client.update(&lease_id, LeaseOp::Renew, holder, now) {
             Ok(answer) => {
-                if let Ok(granted) = serde_json::from_str::<RenewAnswer>(&answer) {
+                if let Ok(granted) = serde_json::from_str::<GrantedAnswer>(&answer) {
                     let secs = crate::base::clock::parse_start(&granted.expires_at)
                         .ok()
                         .map(|end| end.saturating_sub(now).max(1));
@@ -318,9 +318,4 @@ fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut len
             }
         }
     }
-}
-
-#[derive(Deserialize)]
-struct RenewAnswer {
-    expires_at: String,
 }

@@ -153,6 +153,18 @@ impl Denial {
     }
 }
 
+/// The clock-set-back rule: `now` may not be more than the tolerance
+/// earlier than the latest time the store has seen. Licenses that depend on
+/// the date and borrowed seats both answer to it.
+pub fn clock_not_set_back(watermark: Option<Timestamp>, now: Timestamp) -> Result<(), Denial> {
+    match watermark {
+        Some(watermark) if now < watermark.saturating_sub(CLOCK_TOLERANCE) => {
+            Err(Denial::ClockSetBack { now, watermark })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks a verified license against this machine and time.
 pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant, Denial> {
     let lic = verified.license();
@@ -186,14 +198,8 @@ pub fn check(verified: &VerifiedLicense, ctx: &CheckContext<'_>) -> Result<Grant
     // wrong BIOS date) and then corrected must not lock it out.
     let depends_on_date =
         lic.kind != LicenseKind::Perpetual || lic.expires_at.is_some() || lic.revalidate_by.is_some();
-    if let Some(watermark) = ctx.watermark
-        && depends_on_date
-        && ctx.now < watermark.saturating_sub(CLOCK_TOLERANCE)
-    {
-        return Err(Denial::ClockSetBack {
-            now: ctx.now,
-            watermark,
-        });
+    if depends_on_date {
+        clock_not_set_back(ctx.watermark, ctx.now)?;
     }
     if lic.issued_at > ctx.now.saturating_add(CLOCK_TOLERANCE) {
         return Err(Denial::IssuedInFuture {

@@ -8,13 +8,13 @@
 use super::Ledger;
 use super::activate::{reset_licenses, still_granted};
 use super::error::{LedgerError, StorageError};
-use super::model::{Activation, ActivationState, AuditEntry, AuditEvent};
+use super::model::{Activation, ActivationState, AuditEntry, AuditEvent, Entitlement};
 use super::proved::{answer_or_audit, by_install_key};
-use super::storage::WriteTx;
+use super::storage::{Reads, WriteTx};
 use crate::base::clock::{self, Timestamp};
 use crate::base::random::Random;
 use crate::documents::activation::{UnverifiedRefresh, VerifiedRefresh};
-use crate::documents::license::{self, License, Requester, Terms};
+use crate::documents::license::{self, Binding, License, Requester, Terms};
 use crate::format::{PrivateKey, PublicKey};
 use crate::machine::fingerprint::{self, Evidence, Verdict};
 
@@ -32,6 +32,31 @@ pub struct Refreshed {
     /// The license, armored.
     #[serde(skip)]
     pub license: String,
+}
+
+/// The terms an activation's license is issued again with (a refresh, or a
+/// re-activation from the machine that holds it): the entitlement's as they
+/// are now, under the license's own id and binding rules, never a new seat's.
+pub(super) fn current_terms(
+    reads: &dyn Reads,
+    ent: &Entitlement,
+    binding: &Binding,
+    license_id: &str,
+) -> Result<Terms, LedgerError> {
+    Ok(Terms {
+        features: ent.spec.features.clone(),
+        customer: ent.spec.customer.clone(),
+        entitlement: Some(ent.id.clone()),
+        expires_at: ent.spec.expires_at,
+        maintenance_until: ent.spec.maintenance_until,
+        allow_clone_only: binding.allow_clone_only,
+        match_policy: binding.match_policy,
+        revalidate_days: ent.spec.revalidate_days,
+        id: Some(license_id.to_owned()),
+        revoked: reset_licenses(reads, ent)?,
+        pool: ent.spec.pool.map(|pool| (ent.spec.seats, pool)),
+        ..Terms::new(ent.spec.product.clone(), ent.spec.kind)
+    })
 }
 
 fn refresh(
@@ -81,20 +106,7 @@ fn refresh(
     if report.verdict != Verdict::Holds {
         return Err(LedgerError::NotThisMachine(report.reason));
     }
-    let terms = Terms {
-        features: ent.spec.features.clone(),
-        customer: ent.spec.customer.clone(),
-        entitlement: Some(ent.id.clone()),
-        expires_at: ent.spec.expires_at,
-        maintenance_until: ent.spec.maintenance_until,
-        allow_clone_only: binding.allow_clone_only,
-        match_policy: binding.match_policy,
-        revalidate_days: ent.spec.revalidate_days,
-        id: Some(act.license_id.clone()),
-        revoked: reset_licenses(tx.reads(), &ent)?,
-        pool: ent.spec.pool.map(|pool| (ent.spec.seats, pool)),
-        ..Terms::new(ent.spec.product.clone(), ent.spec.kind)
-    };
+    let terms = current_terms(tx.reads(), &ent, binding, &act.license_id)?;
     let install_key = PublicKey::from_sec1(&act.install_key)?;
     let requester = Requester {
         install_key: &install_key,

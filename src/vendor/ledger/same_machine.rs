@@ -20,14 +20,14 @@
 
 use sha2::{Digest, Sha256};
 
-use super::activate::reset_licenses;
 use super::error::{LedgerError, StorageError};
 use super::model::{Activation, AuditEntry, AuditEvent, Entitlement, MovedActivation};
+use super::refresh::current_terms;
 use super::storage::WriteTx;
 use crate::base::clock::Timestamp;
 use crate::base::random::Random;
 use crate::documents::activation::VerifiedRequest;
-use crate::documents::license::{self, License, Requester, Terms};
+use crate::documents::license::{self, License, Requester};
 use crate::format::PrivateKey;
 use crate::machine::fingerprint::{self, ComponentClass, Evidence, Fingerprint, Identity, Verdict};
 
@@ -104,21 +104,7 @@ pub(super) fn reissue_if_held(
     let Some((act, previous, bound)) = held_by_this_machine(&*tx, ent, request)? else {
         return Ok(None);
     };
-    let binding = &previous.binding;
-    let terms = Terms {
-        features: ent.spec.features.clone(),
-        customer: ent.spec.customer.clone(),
-        entitlement: Some(ent.id.clone()),
-        expires_at: ent.spec.expires_at,
-        maintenance_until: ent.spec.maintenance_until,
-        allow_clone_only: binding.allow_clone_only,
-        match_policy: binding.match_policy,
-        revalidate_days: ent.spec.revalidate_days,
-        id: Some(act.license_id.clone()),
-        revoked: reset_licenses(tx.reads(), ent)?,
-        pool: ent.spec.pool.map(|pool| (ent.spec.seats, pool)),
-        ..Terms::new(ent.spec.product.clone(), ent.spec.kind)
-    };
+    let terms = current_terms(tx.reads(), ent, &previous.binding, &act.license_id)?;
     let requester = Requester {
         install_key: request.install_key(),
         nonce: request.nonce(),

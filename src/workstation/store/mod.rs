@@ -464,27 +464,14 @@ impl Store {
     /// none (see the threat model in the README); one that holds anything but
     /// a whole number is [`StoreError::ClockDamaged`], never a guess.
     pub fn watermark(&self) -> Result<Option<Timestamp>, StoreError> {
-        let path = self.root.join("clock");
-        let text = match fsio::read_capped(&path, 64, fsio::Links::Refuse) {
-            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(fsio::ReadError::Io(source)) => return Err(io_err(&path)(source)),
-            Err(_) => String::new(),
-        };
-        text.trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| StoreError::ClockDamaged {
-                path: path.display().to_string(),
-            })
+        time::read_time(&self.root.join("clock"))
     }
 
     fn advance_watermark_locked(&self, to: Timestamp) -> Result<(), StoreError> {
         if self.watermark()?.is_some_and(|w| w >= to) {
             return Ok(());
         }
-        let path = self.root.join("clock");
-        fsio::write_file(&path, format!("{to}\n").as_bytes(), false, false).map_err(io_err(&path))
+        time::write_time(&self.root.join("clock"), to)
     }
 
     /// Verifies a license, checks it against this machine and time, and stores
@@ -574,8 +561,9 @@ impl Store {
         let Some((_, verified)) = self.installed_license(product, keyring)? else {
             // No node-locked license: a seat borrowed from a pool holds the same way.
             if let Some(borrow) = self.borrow(product, keyring)? {
-                let verdict = self.check_borrow(&borrow, current, now, Some(product));
-                self.observe(now)?;
+                let watermark = self.watermark()?;
+                let verdict = self.check_borrow(&borrow, current, now, Some(product), watermark);
+                self.observe(now, watermark)?;
                 return verdict;
             }
             // A license revoked and removed by a later import is still named.
@@ -598,16 +586,14 @@ impl Store {
         let verdict = check::check(&verified, &ctx);
         // Every check observes the clock, granted or not: otherwise a license
         // refused as expired would pass again once the clock is set back.
-        self.observe(now)?;
+        self.observe(now, state.watermark)?;
         Ok(verdict?)
     }
 
-    /// Moves the watermark to `now` when it lags by more than a step.
-    fn observe(&self, now: Timestamp) -> Result<(), StoreError> {
-        if self
-            .watermark()?
-            .is_none_or(|w| now > w.saturating_add(WATERMARK_STEP))
-        {
+    /// Moves the watermark to `now` when `seen` (the watermark the check
+    /// read) lags by more than a step: no second read of the clock file.
+    fn observe(&self, now: Timestamp, seen: Option<Timestamp>) -> Result<(), StoreError> {
+        if seen.is_none_or(|w| now > w.saturating_add(WATERMARK_STEP)) {
             let _lock = self.lock()?;
             self.advance_watermark_locked(now)?;
         }

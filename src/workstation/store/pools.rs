@@ -113,7 +113,7 @@ impl Store {
             lease: verified,
             received_at: now,
         };
-        self.check_borrow(&borrow, current, now, None)?;
+        self.check_borrow(&borrow, current, now, None, self.watermark()?)?;
         let _lock = self.lock()?;
         let dir = self.root.join("borrows");
         fsio::create_private_dir(&dir).map_err(io_err(&dir))?;
@@ -122,8 +122,7 @@ impl Store {
         fsio::write_file(&key, pem.as_bytes(), true, false).map_err(io_err(&key))?;
         let pool = self.borrow_path(product, "pool");
         fsio::write_file(&pool, pool_text.as_bytes(), false, false).map_err(io_err(&pool))?;
-        let at = self.borrow_path(product, "received");
-        fsio::write_file(&at, format!("{now}\n").as_bytes(), false, false).map_err(io_err(&at))?;
+        super::time::write_time(&self.borrow_path(product, "received"), now)?;
         let path = self.borrow_path(product, "lease");
         fsio::write_file(&path, lease_text.as_bytes(), false, false).map_err(io_err(&path))?;
         Ok(borrow)
@@ -152,13 +151,9 @@ impl Store {
         .map_err(license::LicenseError::from)?;
         let lease = lease::verify_lease(&lease_bytes, &pool_bytes, keyring)?;
         let at_path = self.borrow_path(product, "received");
-        let received_at = fsio::read_capped(&at_path, 64, fsio::Links::Refuse)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| t.trim().parse().ok())
-            .ok_or_else(|| StoreError::ClockDamaged {
-                path: at_path.display().to_string(),
-            })?;
+        let received_at = super::time::read_time(&at_path)?.ok_or_else(|| StoreError::ClockDamaged {
+            path: at_path.display().to_string(),
+        })?;
         Ok(Some(Borrow { lease, received_at }))
     }
 
@@ -170,13 +165,14 @@ impl Store {
 
     /// Checks a borrow on this machine now: the pool license's dates, the
     /// lease's binding, its end (from the server's signed duration), and the
-    /// store's clock watermark.
+    /// store's clock `watermark` (the caller's read of it).
     pub fn check_borrow(
         &self,
         borrow: &Borrow,
         current: &Fingerprint,
         now: Timestamp,
         wanted: Option<&str>,
+        watermark: Option<Timestamp>,
     ) -> Result<Grant, StoreError> {
         let lease = borrow.lease.lease();
         let pool = borrow.lease.pool().license();
@@ -196,12 +192,7 @@ impl Store {
             }
             .into());
         }
-        let state = self.state()?;
-        if let Some(watermark) = state.watermark
-            && now < watermark.saturating_sub(clock::CLOCK_TOLERANCE)
-        {
-            return Err(Denial::ClockSetBack { now, watermark }.into());
-        }
+        check::clock_not_set_back(watermark, now)?;
         let end = borrow.local_end();
         let end = pool.expires_at.map_or(end, |e| end.min(e));
         if now >= end {

@@ -167,7 +167,10 @@ impl Store {
     }
 }
 
-fn read_time(path: &std::path::Path) -> Result<Option<Timestamp>, StoreError> {
+/// A decimal Unix time file of the store (`clock`, `trusted-clock`,
+/// `borrows/*.received`): none when missing, [`StoreError::ClockDamaged`]
+/// when it holds anything but a whole number, never a guess.
+pub(super) fn read_time(path: &std::path::Path) -> Result<Option<Timestamp>, StoreError> {
     match fsio::read_capped(path, 64, fsio::Links::Refuse) {
         Ok(bytes) => String::from_utf8(bytes)
             .ok()
@@ -184,6 +187,7 @@ fn read_time(path: &std::path::Path) -> Result<Option<Timestamp>, StoreError> {
     }
 }
 
-fn write_time(path: &std::path::Path, to: Timestamp) -> Result<(), StoreError> {
+/// Writes a decimal Unix time file, atomically.
+pub(super) fn write_time(path: &std::path::Path, to: Timestamp) -> Result<(), StoreError> {
     fsio::write_file(path, format!("{to}\n").as_bytes(), false, false).map_err(io_err(path))
 }
