@@ -1,5 +1,7 @@
-//! Floating licenses: a pool server's checkout (read and verify the
-//! request, one transaction, sign the lease) against raw P-256 sign + verify,
+//! Floating licenses: one checkout through `Pool::checkout` (read and verify
+//! the request, sign the lease, one commit with its flush: the latency of a
+//! lone checkout; `pool_load` measures a server's throughput) against raw
+//! P-256 sign + verify,
 //! and an offline check of a borrowed seat (pool license, then lease: two
 //! verifications) against one raw verify, measured in the same run. Prints
 //! the ratios after criterion's report.

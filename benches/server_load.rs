@@ -25,6 +25,9 @@ use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::vendor::ledger::{EntitlementSpec, Ledger};
 use nodelock::vendor::server::{self, Service};
 
+#[path = "support/mod.rs"]
+mod support;
+
 // The same allocator as the `nodelock` binary, whose server this measures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,26 +41,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Sign + verify pairs per second on `threads` threads for `secs` seconds.
-fn raw_throughput(vendor: &PrivateKey, threads: usize, secs: f64) -> f64 {
-    let public = vendor.public();
-    let done = AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let message = [0x5au8; 800];
-                while started.elapsed().as_secs_f64() < secs {
-                    let sig = vendor.sign_raw(&message);
-                    public.verify_raw(&message, &sig).unwrap();
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// A keep-alive HTTP/1.1 connection that posts bodies and reads answers.
@@ -102,70 +85,17 @@ impl Lean {
     }
 }
 
-/// This process's CPU time (user + system) in seconds, where Linux tells it.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// The async twin of [`Lean`]: all connections on one thread (like `wrk`),
-/// so the load generator costs few context switches.
+/// The async client's loop: posts bodies until none are left.
 async fn lean_async(addr: SocketAddr, bodies: &[Vec<u8>], next: &AtomicUsize, garbage: bool) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut reader = tokio::io::BufReader::new(read);
+    let mut conn = support::Conn::connect(addr).await;
     let expect = if garbage { 400 } else { 200 };
-    let mut line = String::new();
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(body) = bodies.get(i) else { break };
         let body: &[u8] = if garbage { b"garbage" } else { &body[..] };
-        let mut request = format!(
-            "POST /v1/activations HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-nodelock-document\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(body);
-        write.write_all(&request).await.unwrap();
-        line.clear();
-        reader.read_line(&mut line).await.unwrap();
-        let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            reader.read_line(&mut line).await.unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-        }
-        let mut answer = vec![0u8; length];
-        reader.read_exact(&mut answer).await.unwrap();
+        let (status, _) = conn.post("/v1/activations", body).await;
         assert_eq!(status, expect);
     }
-}
-
-/// Polls every future to completion on the current task.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    std::future::poll_fn(|cx| {
-        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if set.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
 }
 
 fn main() {
@@ -260,7 +190,7 @@ fn main() {
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(futures_join_all(
+                rt.block_on(support::join_all(
                     (0..clients)
                         .map(|_| lean_async(running.addr, &bodies, &next, garbage))
                         .collect(),
@@ -272,10 +202,10 @@ fn main() {
             std::thread::sleep(Duration::from_millis(1));
         }
         measured_from.store(next.load(Ordering::Relaxed), Ordering::Relaxed);
-        measured_start = Some((Instant::now(), cpu_seconds()));
+        measured_start = Some((Instant::now(), support::cpu_seconds()));
     });
     let elapsed = measured_start.map_or(started.elapsed(), |(t, _)| t.elapsed());
-    let cpu_busy = match (measured_start.and_then(|(_, c)| c), cpu_seconds()) {
+    let cpu_busy = match (measured_start.and_then(|(_, c)| c), support::cpu_seconds()) {
         (Some(a), Some(b)) => format!(
             "{:.0} %",
             100.0 * (b - a) / (elapsed.as_secs_f64() * cores as f64)
@@ -286,7 +216,7 @@ fn main() {
     let activations_per_sec = measured as f64 / elapsed.as_secs_f64();
     running.stop();
 
-    let raw = raw_throughput(&vendor, cores, 3.0);
+    let raw = support::raw_throughput(&vendor, cores, 3.0);
     let client = match mode.as_str() {
         "ureq" => "ureq (a thread each)",
         "threads" => "lean keep-alive (a thread each)",

@@ -360,12 +360,15 @@ fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
     } else {
         Views::Open
     };
-    let service = Arc::new(PoolService::new(
-        Pool::new(served, db, Arc::new(OsRandom)).with_policy(policy),
-        overrides::clock()?,
-        token,
-        views,
-    ));
+    let service = Arc::new(
+        PoolService::new(
+            Pool::new(served, db, Arc::new(OsRandom)).with_policy(policy),
+            overrides::clock()?,
+            token,
+            views,
+        )
+        .map_err(pool_error)?,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

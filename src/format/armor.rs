@@ -62,7 +62,12 @@ pub fn find_block(input: &[u8]) -> Result<Option<Block>, ArmorError> {
         if line.contains(':') {
             continue; // an RFC 1421 header line; nodelock writes none
         }
-        body.extend(line.chars().filter(|c| !c.is_whitespace()));
+        // Byte by byte: base64 is ASCII, and anything else is refused later.
+        if line.bytes().any(|b| b.is_ascii_whitespace()) {
+            body.extend(line.chars().filter(|c| !c.is_whitespace()));
+        } else {
+            body.push_str(line);
+        }
     }
     if !ended {
         return Err(ArmorError(format!(

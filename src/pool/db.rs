@@ -13,7 +13,8 @@ use crate::base::clock::Timestamp;
 use crate::base::fsio;
 
 /// Migrations, in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE leases (
     id              TEXT PRIMARY KEY,
     pool_license    TEXT NOT NULL,
@@ -59,7 +60,38 @@ CREATE TABLE clock (
     id              INTEGER PRIMARY KEY CHECK (id = 1),
     watermark       INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+-- The seats each product's leases hold, kept by triggers so that counting
+-- them costs the same with ten leases or a million. A lease holds its seat
+-- from its insert until ended_at is set (a lapse is written down before a
+-- count is read, see Tx::count_held).
+CREATE TABLE held (
+    product         TEXT PRIMARY KEY,
+    leases          INTEGER NOT NULL CHECK (leases >= 0),
+    borrowed        INTEGER NOT NULL CHECK (borrowed >= 0)
+);
+INSERT INTO held (product, leases, borrowed)
+    SELECT product, COUNT(*), COALESCE(SUM(mode = 'borrowed'), 0) FROM leases
+    WHERE ended_at IS NULL GROUP BY product;
+CREATE TRIGGER held_on_grant AFTER INSERT ON leases WHEN new.ended_at IS NULL
+BEGIN
+    INSERT INTO held (product, leases, borrowed) VALUES (new.product, 1, new.mode = 'borrowed')
+    ON CONFLICT(product) DO UPDATE SET leases = leases + 1, borrowed = borrowed + (new.mode = 'borrowed');
+END;
+CREATE TRIGGER held_on_end AFTER UPDATE OF ended_at ON leases
+    WHEN old.ended_at IS NULL AND new.ended_at IS NOT NULL
+BEGIN
+    UPDATE held SET leases = leases - 1, borrowed = borrowed - (old.mode = 'borrowed')
+    WHERE product = old.product;
+END;
+-- The seats one user holds, for the policy's max_per_user.
+CREATE INDEX leases_by_user ON leases(product, user, ended_at, expires_at);
+"#,
+];
+
+/// Statements kept compiled per connection (more than the writer uses).
+const STATEMENT_CACHE: usize = 32;
 
 /// How long a writer waits for another before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +127,7 @@ pub struct LeaseRow {
 /// The pool database.
 pub struct PoolDb {
     conn: Connection,
+    path: std::path::PathBuf,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PoolError + '_ {
@@ -116,6 +149,8 @@ impl PoolDb {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement the writer runs stays compiled.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > MIGRATIONS.len() as i64 {
@@ -130,7 +165,60 @@ impl PoolDb {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
         tx.commit()?;
-        Ok(PoolDb { conn })
+        Ok(PoolDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file it is in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A connection to the database at `path` (opened and migrated before)
+    /// for reads only: a server's handlers read while its writer writes,
+    /// which WAL allows.
+    pub fn open_reader(path: &Path) -> Result<PoolDb, PoolError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(PoolDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs each job in one immediate transaction, each in a savepoint of
+    /// its own: a refused job (`Err`) rolls back only its own writes, and
+    /// then `refused` may write what a refusal leaves (a denial in the usage
+    /// log). One commit, so one flush, for the whole batch; `Err` when the
+    /// commit fails, and then nothing of the batch was recorded.
+    pub fn write_batch<J: Timed, T>(
+        &mut self,
+        jobs: Vec<J>,
+        mut each: impl FnMut(&Tx<'_>, J) -> Result<T, PoolError>,
+        mut refused: impl FnMut(&Tx<'_>, &PoolError, Timestamp) -> Result<(), PoolError>,
+    ) -> Result<Vec<Result<T, PoolError>>, PoolError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let now = job.at();
+            tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            let outcome = each(&Tx(&tx), job);
+            if let Err(e) = &outcome {
+                tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                refused(&Tx(&tx), e, now)?;
+            }
+            tx.prepare_cached("RELEASE job")?.execute([])?;
+            outcomes.push(outcome);
+        }
+        tx.commit()?;
+        Ok(outcomes)
     }
 
     /// Runs `f` in one immediate (writer) transaction, committed when `f`
@@ -148,6 +236,12 @@ impl PoolDb {
     pub fn read(&self) -> Tx<'_> {
         Tx(&self.conn)
     }
+}
+
+/// A job of a batch, judged at its own time.
+pub trait Timed {
+    /// When it was asked for.
+    fn at(&self) -> Timestamp;
 }
 
 /// Statements on a connection or inside a transaction.
@@ -176,17 +270,19 @@ impl Tx<'_> {
     pub fn watermark(&self) -> Result<Option<Timestamp>, PoolError> {
         Ok(self
             .0
-            .query_row("SELECT watermark FROM clock WHERE id = 1", [], |r| r.get(0))
+            .prepare_cached("SELECT watermark FROM clock WHERE id = 1")?
+            .query_row([], |r| r.get(0))
             .optional()?)
     }
 
     /// Moves the watermark forward to `now`.
     pub fn observe(&self, now: Timestamp) -> Result<(), PoolError> {
-        self.0.execute(
-            "INSERT INTO clock (id, watermark) VALUES (1, ?1)
+        self.0
+            .prepare_cached(
+                "INSERT INTO clock (id, watermark) VALUES (1, ?1)
              ON CONFLICT(id) DO UPDATE SET watermark = max(watermark, excluded.watermark)",
-            [now],
-        )?;
+            )?
+            .execute([now])?;
         Ok(())
     }
 
@@ -196,31 +292,41 @@ impl Tx<'_> {
         let lapsed: Vec<(String, Timestamp)> = self
             .0
             .prepare_cached(
-                "SELECT id, expires_at FROM leases WHERE product = ?1 AND ended_at IS NULL AND expires_at <= ?2",
+                "SELECT id, expires_at FROM leases WHERE product = ?1 AND ended_at IS NULL AND expires_at <= ?2
+                 ORDER BY expires_at",
             )?
             .query_map(params![product, now], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         for (id, at) in lapsed {
-            self.0.execute(
-                "UPDATE leases SET ended_at = ?1, ended_how = 'lapsed' WHERE id = ?2",
-                params![at, id],
-            )?;
-            let (in_use, _) = self.count_held(product, now)?;
+            self.0
+                .prepare_cached("UPDATE leases SET ended_at = ?1, ended_how = 'lapsed' WHERE id = ?2")?
+                .execute(params![at, id])?;
+            // Seats still held when this one ran out: the others lapsing
+            // now ran out later (in order), and a grant since would have
+            // written this lapse down first.
+            let (in_use, _) = self.counted(product)?;
             self.log(at, product, "lapsed", Some(&id), in_use, "the lease ran out")?;
         }
         Ok(())
     }
 
     /// How many of the product's leases hold a seat at `now`, and how many
-    /// of those are borrows: an index range, whatever the pool's size.
+    /// of those are borrows: the leases whose time is up are written down as
+    /// lapsed first, then the count the triggers keep is read, so the cost
+    /// does not grow with the pool.
     pub fn count_held(&self, product: &str, now: Timestamp) -> Result<(usize, usize), PoolError> {
-        let (held, borrowed): (i64, i64) = self
+        self.lapse(product, now)?;
+        self.counted(product)
+    }
+
+    /// The seats the triggers count as held (lapses not written down included).
+    fn counted(&self, product: &str) -> Result<(usize, usize), PoolError> {
+        let counted: Option<(i64, i64)> = self
             .0
-            .prepare_cached(
-                "SELECT COUNT(*), COALESCE(SUM(mode = 'borrowed'), 0) FROM leases
-                 WHERE product = ?1 AND ended_at IS NULL AND expires_at > ?2",
-            )?
-            .query_row(params![product, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .prepare_cached("SELECT leases, borrowed FROM held WHERE product = ?1")?
+            .query_row([product], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (held, borrowed) = counted.unwrap_or((0, 0));
         Ok((
             usize::try_from(held).unwrap_or(0),
             usize::try_from(borrowed).unwrap_or(0),
@@ -276,7 +382,8 @@ impl Tx<'_> {
     pub fn lease_document(&self, id: &str) -> Result<Option<String>, PoolError> {
         let bytes: Option<Vec<u8>> = self
             .0
-            .query_row("SELECT lease FROM leases WHERE id = ?1", [id], |r| r.get(0))
+            .prepare_cached("SELECT lease FROM leases WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?;
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
@@ -285,9 +392,8 @@ impl Tx<'_> {
     pub fn lease_for_request(&self, nonce: &[u8]) -> Result<Option<String>, PoolError> {
         Ok(self
             .0
-            .query_row("SELECT id FROM leases WHERE request_nonce = ?1", [nonce], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT id FROM leases WHERE request_nonce = ?1")?
+            .query_row([nonce], |r| r.get(0))
             .optional()?)
     }
 
@@ -331,27 +437,30 @@ impl Tx<'_> {
         until: Timestamp,
         lease: &str,
     ) -> Result<(), PoolError> {
-        self.0.execute(
-            "UPDATE leases SET issued_at = ?1, expires_at = ?2, lease = ?3 WHERE id = ?4",
-            params![issued_at, until, lease.as_bytes(), id],
-        )?;
+        self.0
+            .prepare_cached("UPDATE leases SET issued_at = ?1, expires_at = ?2, lease = ?3 WHERE id = ?4")?
+            .execute(params![issued_at, until, lease.as_bytes(), id])?;
         Ok(())
     }
 
     /// Ends a lease; false if it had already ended.
     pub fn end(&self, id: &str, how: &str, now: Timestamp) -> Result<bool, PoolError> {
-        Ok(self.0.execute(
-            "UPDATE leases SET ended_at = ?1, ended_how = ?2 WHERE id = ?3 AND ended_at IS NULL",
-            params![now, how, id],
-        )? == 1)
+        Ok(self
+            .0
+            .prepare_cached(
+                "UPDATE leases SET ended_at = ?1, ended_how = ?2 WHERE id = ?3 AND ended_at IS NULL",
+            )?
+            .execute(params![now, how, id])?
+            == 1)
     }
 
     /// Records an update's nonce; false if it was seen before.
     pub fn first_time(&self, nonce: &[u8], lease_id: &str, now: Timestamp) -> Result<bool, PoolError> {
-        Ok(self.0.execute(
-            "INSERT OR IGNORE INTO updates (nonce, lease_id, at) VALUES (?1, ?2, ?3)",
-            params![nonce, lease_id, now],
-        )? == 1)
+        Ok(self
+            .0
+            .prepare_cached("INSERT OR IGNORE INTO updates (nonce, lease_id, at) VALUES (?1, ?2, ?3)")?
+            .execute(params![nonce, lease_id, now])?
+            == 1)
     }
 
     /// Appends to the usage log.

@@ -1,8 +1,9 @@
 //! The pool server's HTTP face: the lease API, the status view (JSON, and a
 //! plain HTML page with no JavaScript), and the admin's `remove`. Bodies are
 //! capped before they are read; every refusal is a 4xx JSON error with a
-//! stable code and records nothing; the pool's database is touched on a
-//! blocking thread, one operation at a time.
+//! stable code and records nothing. Documents are verified and leases signed
+//! on the runtime's workers in parallel; the changes are committed by the
+//! pool's writer thread (`writer.rs`).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::{Pool, PoolError, Status};
+use super::rules::unexpected;
+use super::writer::Writer;
+use super::{Change, Lender, Outcome, Pool, PoolDb, PoolError, Status};
 use crate::base::clock::{self, Clock};
 use crate::base::text::printable;
 use crate::documents::lease;
@@ -35,42 +38,60 @@ pub enum Views {
     Token,
 }
 
-/// What the handlers share.
+/// What the handlers share: the lender (which signs), read connections, and
+/// the writer that commits.
 pub struct PoolService {
-    pool: Mutex<Pool>,
+    lender: Arc<Lender>,
+    db_path: std::path::PathBuf,
+    readers: Mutex<Vec<PoolDb>>,
+    writer: Writer,
     clock: Arc<dyn Clock + Send + Sync>,
     admin_token: String,
     views: Views,
 }
 
 impl PoolService {
-    /// A service over `pool`, on `clock`, with the admin token `admin_token`.
+    /// A service over `pool` (its writer thread started), on `clock`, with
+    /// the admin token `admin_token`.
     pub fn new(
         pool: Pool,
         clock: Arc<dyn Clock + Send + Sync>,
         admin_token: String,
         views: Views,
-    ) -> PoolService {
-        PoolService {
-            pool: Mutex::new(pool),
+    ) -> Result<PoolService, PoolError> {
+        let (lender, db, policy) = pool.into_parts();
+        let lender = Arc::new(lender);
+        let db_path = db.path().to_path_buf();
+        let writer = Writer::start(lender.clone(), db, policy)?;
+        Ok(PoolService {
+            lender,
+            db_path,
+            readers: Mutex::new(Vec::new()),
+            writer,
             clock,
             admin_token,
             views,
-        }
+        })
     }
 
-    fn with_pool<T>(&self, f: impl FnOnce(&mut Pool) -> Result<T, PoolError>) -> Result<T, PoolError> {
-        let mut pool = self
-            .pool
-            .lock()
-            .map_err(|_| PoolError::Damaged("a request failed mid-way; restart the server".into()))?;
-        f(&mut pool)
+    /// Runs `f` on a read connection from the service's pool of them.
+    fn with_reader<T>(&self, f: impl FnOnce(&PoolDb) -> Result<T, PoolError>) -> Result<T, PoolError> {
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let reader = match pooled {
+            Some(r) => r,
+            None => PoolDb::open_reader(&self.db_path)?,
+        };
+        let out = f(&reader);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(reader);
+        }
+        out
     }
 
     /// The status now.
     pub fn status(&self) -> Result<Status, PoolError> {
         let now = self.clock.now();
-        self.with_pool(|p| p.status(now))
+        self.with_reader(|db| self.lender.status(&db.read(), now))
     }
 
     fn authorised(&self, headers: &HeaderMap) -> bool {
@@ -160,15 +181,20 @@ async fn checkout(
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let answer = blocking(move || {
+    // Verified and signed here, on the runtime's workers (a blocking-pool
+    // hop per request cost more than the work); only the commit is serial.
+    let answer = async {
         let request = lease::open_lease_request(&raw)?;
-        let now = svc.clock.now();
-        svc.with_pool(|p| p.checkout(&request, Some(peer.ip()), now))
-    })
+        let prepared = svc
+            .lender
+            .prepare_checkout(&request, Some(peer.ip()), svc.clock.now())?;
+        svc.writer.commit(Change::Checkout(Box::new(prepared))).await
+    }
     .await;
     match answer {
-        Ok(granted) => Json(granted).into_response(),
-        Err(refused) => refused.into_response(),
+        Ok(Outcome::Granted(granted)) => Json(granted).into_response(),
+        Ok(other) => Refused(unexpected(&other)).into_response(),
+        Err(e) => Refused(e).into_response(),
     }
 }
 
@@ -177,15 +203,17 @@ async fn update(State(svc): State<Arc<PoolService>>, raw: Result<Bytes, BytesRej
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let answer = blocking(move || {
+    let answer = async {
         let update = lease::open_lease_update(&raw)?;
         let now = svc.clock.now();
-        svc.with_pool(|p| p.update(update, now))
-    })
+        let prepared = svc.with_reader(|db| svc.lender.prepare_update(&db.read(), update, now))?;
+        svc.writer.commit(Change::Update(Box::new(prepared))).await
+    }
     .await;
     match answer {
-        Ok(updated) => Json(updated).into_response(),
-        Err(refused) => refused.into_response(),
+        Ok(Outcome::Updated(updated)) => Json(updated).into_response(),
+        Ok(other) => Refused(unexpected(&other)).into_response(),
+        Err(e) => Refused(e).into_response(),
     }
 }
 
@@ -247,14 +275,14 @@ async fn remove(
             "that is not a lease id (S-…)",
         );
     }
-    let answer = blocking(move || {
-        let now = svc.clock.now();
-        svc.with_pool(|p| p.remove(&wanted.lease_id, now))
-    })
-    .await;
-    match answer {
-        Ok(freed) => Json(json!({ "removed": freed })).into_response(),
-        Err(refused) => refused.into_response(),
+    let change = Change::Remove {
+        id: wanted.lease_id,
+        now: svc.clock.now(),
+    };
+    match svc.writer.commit(change).await {
+        Ok(Outcome::Removed(freed)) => Json(json!({ "removed": freed })).into_response(),
+        Ok(other) => Refused(unexpected(&other)).into_response(),
+        Err(e) => Refused(e).into_response(),
     }
 }
 
@@ -345,4 +373,16 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let (app, trim) = router(service, limits);
     crate::vendor::server::listen::serve(listener, app, limits, trim, shutdown).await
+}
+
+/// Starts a pool server on `listen` on a thread of its own with `workers`
+/// runtime threads (for benchmarks and embedding).
+pub fn start(
+    listen: std::net::SocketAddr,
+    service: Arc<PoolService>,
+    workers: usize,
+    limits: Limits,
+) -> Result<crate::vendor::server::Running, ServerError> {
+    let (app, trim) = router(service, limits);
+    crate::vendor::server::listen::start(listen, app, trim, workers, limits)
 }

@@ -3,18 +3,22 @@
 //! store, leases their seats to clients, lends seats for offline use, and
 //! keeps the seat count, the leases and a usage log in one SQLite file.
 //!
-//! `rules.rs` decides who gets a seat, `db.rs` keeps the state, `http.rs`
-//! is the HTTP face (API, status page, admin), `policy.rs` the admin's
-//! rules on who may take a seat, `report.rs` the usage report.
+//! `rules.rs` decides who gets a seat, `db.rs` keeps the state,
+//! `writer.rs` commits a server's changes in batches, `http.rs` is the HTTP
+//! face (API, status page, admin), `policy.rs` the admin's rules on who may
+//! take a seat, `report.rs` the usage report.
 
 pub mod db;
 pub mod http;
 pub mod policy;
 pub mod report;
 pub mod rules;
+pub mod writer;
 
 pub use db::{LeaseRow, PoolDb};
-pub use rules::{Granted, POOL_CLOCK_TOLERANCE, Pool, ProductStatus, Served, Status, Updated};
+pub use rules::{
+    Change, Granted, Lender, Outcome, POOL_CLOCK_TOLERANCE, Pool, ProductStatus, Served, Status, Updated,
+};
 
 use crate::base::clock::{self, Timestamp};
 use crate::base::codes::Exit;
@@ -42,6 +46,9 @@ pub enum PoolError {
     /// A document was refused.
     #[error(transparent)]
     Document(#[from] ActivationError),
+    /// The change could not be recorded (the writer stopped or a commit failed).
+    #[error("the license server could not record this: {0}; try again")]
+    Unavailable(String),
     /// Randomness failed.
     #[error(transparent)]
     Key(#[from] crate::format::KeyError),
@@ -91,7 +98,7 @@ impl PoolError {
             | PoolError::Io { .. }
             | PoolError::NewerSchema
             | PoolError::Damaged(_) => ("unavailable", 503),
-            PoolError::Key(_) => ("unavailable", 503),
+            PoolError::Key(_) | PoolError::Unavailable(_) => ("unavailable", 503),
             PoolError::Document(ActivationError::Envelope(crate::format::EnvelopeError::WrongKind {
                 ..
             })) => ("wrong-kind", 415),
@@ -119,7 +126,7 @@ impl PoolError {
             | PoolError::Io { .. }
             | PoolError::NewerSchema
             | PoolError::Damaged(_) => Exit::Io,
-            PoolError::Key(_) => Exit::Io,
+            PoolError::Key(_) | PoolError::Unavailable(_) => Exit::Io,
             PoolError::Document(_) => Exit::BadInput,
             PoolError::NotServed(_) => Exit::NotFound,
             PoolError::PoolExpired(_) => Exit::Expired,

@@ -123,6 +123,11 @@ impl Policy {
         Ok(policy)
     }
 
+    /// Whether it limits the seats one user holds (only then are they counted).
+    pub fn limits_per_user(&self) -> bool {
+        self.max_per_user.is_some()
+    }
+
     /// Whether `asker` may take a seat now, given the seats in use, the
     /// seats this user holds, the pool's size and whether it is a borrow of
     /// `days`; `Err` names the rule.
@@ -243,6 +248,14 @@ impl PolicyFile {
                 None
             }
             Err(e) => Some(e),
+        }
+    }
+
+    /// [`refresh`](Self::refresh), with a failure written to the log (the
+    /// previous policy stays in force).
+    pub fn refresh_logged(&mut self) {
+        if let Some(e) = self.refresh() {
+            tracing::warn!(target: "nodelock::pool", error = %e, "policy file");
         }
     }
 

@@ -1,14 +1,21 @@
 //! Who gets a seat of a floating pool: checkout, renewal, check-in, return
-//! and removal, each judged in one transaction on the pool database, and the
-//! status view.
+//! and removal, and the status view.
+//!
+//! Each change runs in two steps so a server can use every core. `prepare`
+//! does the costly part (verify the client's signature, sign the lease)
+//! with no lock held and no write; `commit` judges the seat in the
+//! database's writer transaction and throws the signed lease away when the
+//! seat is refused. Everything `prepare` read is read again in `commit`, so
+//! a change prepared against a state that has moved on cannot grant more
+//! than the pool holds.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::PoolError;
-use super::db::{LeaseRow, PoolDb, Tx};
-use super::policy::{Asker, PolicyFile};
+use super::db::{LeaseRow, PoolDb, Timed, Tx};
+use super::policy::{Asker, Policy, PolicyFile};
 use crate::base::clock::{self, DAY, Timestamp};
 use crate::base::random::{self, Random};
 use crate::documents::lease::{self, Lease, LeaseMode, LeaseOp, UnverifiedLeaseUpdate, VerifiedLeaseRequest};
@@ -109,12 +116,71 @@ pub struct ProductStatus {
     pub leases: Vec<LeaseRow>,
 }
 
-/// The pool: the licenses served and their database.
-pub struct Pool {
+/// The pool licenses served, with what signs their leases: shared read-only
+/// by every request a server handles.
+pub struct Lender {
     served: BTreeMap<String, Served>,
-    db: PoolDb,
     random: std::sync::Arc<dyn Random>,
-    policy: Option<PolicyFile>,
+}
+
+/// A checkout whose lease is signed, waiting for its seat.
+pub struct PreparedCheckout {
+    lease: Lease,
+    text: String,
+    row: LeaseRow,
+    address: Option<std::net::IpAddr>,
+    /// The days a borrow asked for (the policy judges what was asked).
+    borrow_days: Option<u32>,
+}
+
+/// A verified lease update (renewals with their new lease signed), waiting
+/// for its commit.
+pub struct PreparedUpdate {
+    id: String,
+    product: String,
+    op: LeaseOp,
+    nonce: Vec<u8>,
+    now: Timestamp,
+    /// For a renewal of a lease that was running when prepared: the new
+    /// lease and its end.
+    renewed: Option<(String, Timestamp)>,
+}
+
+/// A change to the pool, judged in the writer's transaction.
+pub enum Change {
+    /// Take a seat.
+    Checkout(Box<PreparedCheckout>),
+    /// Renew, check in or return a lease.
+    Update(Box<PreparedUpdate>),
+    /// The admin frees a seat.
+    Remove {
+        /// The lease.
+        id: String,
+        /// When.
+        now: Timestamp,
+    },
+}
+
+impl Timed for Change {
+    /// When the change was asked for (the time it is judged at).
+    fn at(&self) -> Timestamp {
+        match self {
+            Change::Checkout(p) => p.lease.issued_at,
+            Change::Update(p) => p.now,
+            Change::Remove { now, .. } => *now,
+        }
+    }
+}
+
+/// What a committed change did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A seat granted (or granted before, for a retried request).
+    Granted(Granted),
+    /// A lease renewed or ended.
+    Updated(Updated),
+    /// Whether the admin's removal freed a seat.
+    Removed(bool),
 }
 
 fn new_lease_id(random: &dyn Random) -> Result<String, PoolError> {
@@ -122,25 +188,30 @@ fn new_lease_id(random: &dyn Random) -> Result<String, PoolError> {
     Ok(format!("S-{}", typeable::base32(&bytes, 16)))
 }
 
-impl Pool {
-    /// A pool serving `served` (one pool license per product) from `db`.
-    pub fn new(served: Vec<Served>, db: PoolDb, random: std::sync::Arc<dyn Random>) -> Pool {
+/// Refuses to grant when this server's clock is behind a time it already
+/// granted at; otherwise remembers `now`.
+fn clock_ok(tx: &Tx<'_>, now: Timestamp) -> Result<(), PoolError> {
+    let watermark = tx.watermark()?;
+    if let Some(w) = watermark
+        && now < w.saturating_sub(POOL_CLOCK_TOLERANCE)
+    {
+        return Err(PoolError::ClockBehind { now, watermark: w });
+    }
+    // Written only when it moves: most changes of a batch share its second.
+    if watermark.is_none_or(|w| now > w) {
+        tx.observe(now)?;
+    }
+    Ok(())
+}
+
+impl Lender {
+    /// Lends the seats of `served` (one pool license per product).
+    pub fn new(served: Vec<Served>, random: std::sync::Arc<dyn Random>) -> Lender {
         let served = served
             .into_iter()
             .map(|s| (s.license.license().product.clone(), s))
             .collect();
-        Pool {
-            served,
-            db,
-            random,
-            policy: None,
-        }
-    }
-
-    /// This pool with the admin's policy file in force.
-    pub fn with_policy(mut self, policy: PolicyFile) -> Pool {
-        self.policy = Some(policy);
-        self
+        Lender { served, random }
     }
 
     /// The products served.
@@ -148,175 +219,93 @@ impl Pool {
         self.served.values()
     }
 
-    /// Refuses to grant when this server's clock is behind a time it
-    /// already granted at; otherwise remembers `now`.
-    fn clock_ok(tx: &Tx<'_>, now: Timestamp) -> Result<(), PoolError> {
-        if let Some(w) = tx.watermark()?
-            && now < w.saturating_sub(POOL_CLOCK_TOLERANCE)
-        {
-            return Err(PoolError::ClockBehind { now, watermark: w });
-        }
-        tx.observe(now)
+    fn served(&self, product: &str) -> Result<&Served, PoolError> {
+        self.served
+            .get(product)
+            .ok_or_else(|| PoolError::NotServed(product.to_owned()))
     }
 
-    /// Grants a seat to a verified lease request, or says why not (every
-    /// seat held: by whom, and when the next borrow comes back).
-    pub fn checkout(
-        &mut self,
+    /// Signs the lease a verified request would get, refusing at once what
+    /// no state of the pool could grant (a product not served, an expired
+    /// pool, a borrow beyond the pool license's terms).
+    pub fn prepare_checkout(
+        &self,
         request: &VerifiedLeaseRequest,
         address: Option<std::net::IpAddr>,
         now: Timestamp,
-    ) -> Result<Granted, PoolError> {
+    ) -> Result<PreparedCheckout, PoolError> {
         let req = request.request();
-        // The admin's edits apply at the next checkout, without a restart.
-        if let Some(file) = &mut self.policy
-            && let Some(e) = file.refresh()
-        {
-            tracing::warn!(target: "nodelock::pool", error = %e, "policy file");
-        }
-        let policy = self.policy.as_ref().map(|f| f.policy().clone());
-        let served = self
-            .served
-            .get(&req.product)
-            .ok_or_else(|| PoolError::NotServed(req.product.clone()))?;
+        let served = self.served(&req.product)?;
         let pool = served.license.license();
         if pool.expires_at.is_some_and(|end| now >= end) {
             return Err(PoolError::PoolExpired(req.product.clone()));
         }
         let terms = served.terms();
-        let seats = served.seats();
-        let random = self.random.clone();
-        let product = req.product.clone();
-        let outcome = self.db.write(|tx| {
-            Self::clock_ok(tx, now)?;
-            // The same request again (a retry after a lost answer): the same lease.
-            if let Some(id) = tx.lease_for_request(&req.nonce)? {
-                return granted_again(tx, served, &id);
-            }
-            tx.lapse(&product, now)?;
-            let (in_use, borrowed) = tx.count_held(&product, now)?;
-            if in_use >= seats as usize {
-                // Who holds them, for the sentence (read only when full).
-                let held = tx.held(&product, now)?;
-                let mut holders: Vec<String> = held.iter().take(MAX_NAMED).map(holder_label).collect();
-                if held.len() > MAX_NAMED {
-                    holders.push(format!("and {} more", held.len() - MAX_NAMED));
+        let until = match req.mode {
+            LeaseMode::Online => now.saturating_add(i64::from(terms.lease_minutes) * 60),
+            LeaseMode::Borrowed => {
+                if terms.borrow_days == 0 {
+                    return Err(PoolError::BorrowRefused(
+                        "this pool does not lend seats for offline use".into(),
+                    ));
                 }
-                // Logged after the rollback, below.
-                return Err(PoolError::AllSeatsInUse {
-                    product: product.clone(),
-                    seats,
-                    holders,
-                    next_free: held
-                        .iter()
-                        .filter(|l| l.mode == "borrowed")
-                        .map(|l| l.until)
-                        .min(),
-                });
-            }
-            if let Some(policy) = &policy {
-                let held_by_user = match &req.user {
-                    Some(user) => tx.count_held_by(&product, user, now)?,
-                    None => 0,
-                };
-                let asker = Asker {
-                    user: req.user.as_deref(),
-                    host: req.host.as_deref(),
-                    address,
-                };
-                let days = (req.mode == LeaseMode::Borrowed).then_some(req.days);
-                policy
-                    .admits(&asker, in_use, held_by_user, seats, days)
-                    .map_err(PoolError::PolicyDenied)?;
-            }
-            let until = match req.mode {
-                LeaseMode::Online => now.saturating_add(i64::from(terms.lease_minutes) * 60),
-                LeaseMode::Borrowed => {
-                    if terms.borrow_days == 0 {
-                        return Err(PoolError::BorrowRefused(
-                            "this pool does not lend seats for offline use".into(),
-                        ));
-                    }
-                    if req.days > terms.borrow_days {
-                        return Err(PoolError::BorrowRefused(format!(
-                            "a borrow may last at most {} day(s); ask for fewer",
-                            terms.borrow_days
-                        )));
-                    }
-                    if borrowed >= terms.borrow_seats as usize {
-                        return Err(PoolError::BorrowRefused(format!(
-                            "at most {} seat(s) may be out on borrow at once, and all are",
-                            terms.borrow_seats
-                        )));
-                    }
-                    now.saturating_add(i64::from(req.days).saturating_mul(DAY))
+                if req.days > terms.borrow_days {
+                    return Err(PoolError::BorrowRefused(format!(
+                        "a borrow may last at most {} day(s); ask for fewer",
+                        terms.borrow_days
+                    )));
                 }
-            };
-            let until = pool.expires_at.map_or(until, |end| until.min(end));
-            let lease = Lease {
-                v: crate::documents::activation::VERSION,
-                id: new_lease_id(&*random)?,
-                pool_license: pool.id.clone(),
-                product: product.clone(),
-                features: pool.features.clone(),
-                mode: req.mode,
-                holder_key: req.holder_key.clone(),
-                fp: req.fp.clone(),
-                request_nonce: req.nonce.clone(),
-                issued_at: now,
-                expires_at: until,
-                user: req.user.clone(),
-                host: req.host.clone(),
-            };
-            let text = lease::sign_lease(&lease, &served.install)?;
-            let row = LeaseRow {
-                id: lease.id.clone(),
-                pool_license: pool.id.clone(),
-                product: product.clone(),
-                mode: req.mode.as_str().to_owned(),
-                workstation_id: request.fingerprint().workstation_id().to_string(),
-                user: req.user.clone(),
-                host: req.host.clone(),
-                since: now,
-                until,
-                holder_key: req.holder_key.clone(),
-            };
-            tx.insert(&row, &req.nonce, now, &text)?;
-            let event = match req.mode {
-                LeaseMode::Online => "granted",
-                LeaseMode::Borrowed => "borrowed",
-            };
-            tx.log(
-                now,
-                &product,
-                event,
-                Some(&lease.id),
-                in_use + 1,
-                &holder_label(&row),
-            )?;
-            Ok(Granted {
-                lease_id: lease.id,
-                expires_at: until,
-                mode: req.mode.as_str(),
-                lease: text,
-                pool_license: served.armored.clone(),
-            })
-        });
-        // A refusal that was logged must still be kept: log denials apart.
-        if let Err(PoolError::AllSeatsInUse { .. }) = &outcome {
-            let in_use = seats as usize;
-            self.db
-                .write(|tx| tx.log(now, &product, "denied", None, in_use, "all seats in use"))?;
-        }
-        outcome
+                now.saturating_add(i64::from(req.days).saturating_mul(DAY))
+            }
+        };
+        let until = pool.expires_at.map_or(until, |end| until.min(end));
+        let lease = Lease {
+            v: crate::documents::activation::VERSION,
+            id: new_lease_id(&*self.random)?,
+            pool_license: pool.id.clone(),
+            product: req.product.clone(),
+            features: pool.features.clone(),
+            mode: req.mode,
+            holder_key: req.holder_key.clone(),
+            fp: req.fp.clone(),
+            request_nonce: req.nonce.clone(),
+            issued_at: now,
+            expires_at: until,
+            user: req.user.clone(),
+            host: req.host.clone(),
+        };
+        let text = lease::sign_lease(&lease, &served.install)?;
+        let row = LeaseRow {
+            id: lease.id.clone(),
+            pool_license: pool.id.clone(),
+            product: req.product.clone(),
+            mode: req.mode.as_str().to_owned(),
+            workstation_id: request.fingerprint().workstation_id().to_string(),
+            user: req.user.clone(),
+            host: req.host.clone(),
+            since: now,
+            until,
+            holder_key: req.holder_key.clone(),
+        };
+        Ok(PreparedCheckout {
+            borrow_days: (req.mode == LeaseMode::Borrowed).then_some(req.days),
+            lease,
+            text,
+            row,
+            address,
+        })
     }
 
-    /// Renews, checks in or returns a lease, for its holder only.
-    pub fn update(&mut self, update: UnverifiedLeaseUpdate, now: Timestamp) -> Result<Updated, PoolError> {
+    /// Verifies an update against the holder key recorded for its lease
+    /// (read through `reader`), and signs the renewed lease for a renewal.
+    pub fn prepare_update(
+        &self,
+        reader: &Tx<'_>,
+        update: UnverifiedLeaseUpdate,
+        now: Timestamp,
+    ) -> Result<PreparedUpdate, PoolError> {
         let id = update.claimed_lease_id().to_owned();
-        let (row, ended) = self
-            .db
-            .read()
+        let (row, ended) = reader
             .lease(&id)?
             .ok_or_else(|| PoolError::UnknownLease(id.clone()))?;
         let holder =
@@ -325,98 +314,196 @@ impl Pool {
             crate::documents::activation::ActivationError::Envelope(_) => PoolError::WrongHolder(id.clone()),
             other => PoolError::Document(other),
         })?;
-        let served = self
-            .served
-            .get(&row.product)
-            .ok_or_else(|| PoolError::NotServed(row.product.clone()))?;
+        let served = self.served(&row.product)?;
+        let mut renewed = None;
+        if update.op == LeaseOp::Renew && ended.is_none() && row.mode == "online" && row.until > now {
+            let until = now.saturating_add(i64::from(served.terms().lease_minutes) * 60);
+            let until = served
+                .license
+                .license()
+                .expires_at
+                .map_or(until, |end| until.min(end));
+            let previous = reader
+                .lease_document(&id)?
+                .ok_or_else(|| PoolError::UnknownLease(id.clone()))?;
+            let mut lease = lease_payload(&previous)?;
+            lease.issued_at = now;
+            lease.expires_at = until;
+            lease.request_nonce = update.nonce.clone();
+            renewed = Some((lease::sign_lease(&lease, &served.install)?, until));
+        }
+        Ok(PreparedUpdate {
+            id,
+            product: row.product,
+            op: update.op,
+            nonce: update.nonce,
+            now,
+            renewed,
+        })
+    }
+
+    /// Judges a prepared change in the writer's transaction `tx`, under the
+    /// admin's `policy`. On `Err` the caller rolls back what it wrote.
+    pub fn commit(&self, tx: &Tx<'_>, change: Change, policy: Option<&Policy>) -> Result<Outcome, PoolError> {
+        match change {
+            Change::Checkout(p) => self.commit_checkout(tx, *p, policy).map(Outcome::Granted),
+            Change::Update(p) => self.commit_update(tx, *p).map(Outcome::Updated),
+            Change::Remove { id, now } => commit_remove(tx, &id, now).map(Outcome::Removed),
+        }
+    }
+
+    /// What a refused change still leaves in the usage log, written after
+    /// its own writes were rolled back: a denial for every seat in use.
+    pub fn refused(&self, tx: &Tx<'_>, error: &PoolError, now: Timestamp) -> Result<(), PoolError> {
+        if let PoolError::AllSeatsInUse { product, seats, .. } = error {
+            tx.log(now, product, "denied", None, *seats as usize, "all seats in use")?;
+        }
+        Ok(())
+    }
+
+    fn commit_checkout(
+        &self,
+        tx: &Tx<'_>,
+        p: PreparedCheckout,
+        policy: Option<&Policy>,
+    ) -> Result<Granted, PoolError> {
+        let now = p.lease.issued_at;
+        let product = p.row.product.clone();
+        let served = self.served(&product)?;
+        let seats = served.seats();
         let terms = served.terms();
-        let pool_end = served.license.license().expires_at;
-        self.db.write(|tx| {
-            if !tx.first_time(&update.nonce, &id, now)? {
-                return Err(PoolError::Replayed(id.clone()));
+        clock_ok(tx, now)?;
+        // The same request again (a retry after a lost answer): the same lease.
+        if let Some(id) = tx.lease_for_request(&p.lease.request_nonce)? {
+            return granted_again(tx, served, &id);
+        }
+        tx.lapse(&product, now)?;
+        let (in_use, borrowed) = tx.count_held(&product, now)?;
+        if in_use >= seats as usize {
+            // Who holds them, for the sentence (read only when full).
+            let held = tx.held(&product, now)?;
+            let mut holders: Vec<String> = held.iter().take(MAX_NAMED).map(holder_label).collect();
+            if held.len() > MAX_NAMED {
+                holders.push(format!("and {} more", held.len() - MAX_NAMED));
             }
-            match update.op {
-                LeaseOp::Renew => {
-                    Self::clock_ok(tx, now)?;
-                    if let Some(how) = ended {
-                        return Err(PoolError::LeaseEnded { id: id.clone(), how });
-                    }
-                    if row.mode != "online" {
-                        return Err(PoolError::BorrowRefused(
-                            "a borrow runs to its end and is not renewed".into(),
-                        ));
-                    }
-                    if row.until <= now {
-                        tx.lapse(&row.product, now)?;
-                        return Err(PoolError::LeaseEnded {
-                            id: id.clone(),
-                            how: "lapsed".into(),
-                        });
-                    }
-                    let until = now.saturating_add(i64::from(terms.lease_minutes) * 60);
-                    let until = pool_end.map_or(until, |end| until.min(end));
-                    let previous = tx
-                        .lease_document(&id)?
-                        .ok_or_else(|| PoolError::UnknownLease(id.clone()))?;
-                    let mut lease = lease_payload(&previous)?;
-                    lease.issued_at = now;
-                    lease.expires_at = until;
-                    lease.request_nonce = update.nonce.clone();
-                    let text = lease::sign_lease(&lease, &served.install)?;
-                    tx.renew(&id, now, until, &text)?;
+            return Err(PoolError::AllSeatsInUse {
+                product,
+                seats,
+                holders,
+                next_free: held
+                    .iter()
+                    .filter(|l| l.mode == "borrowed")
+                    .map(|l| l.until)
+                    .min(),
+            });
+        }
+        if let Some(policy) = policy {
+            let held_by_user = match &p.row.user {
+                Some(user) if policy.limits_per_user() => tx.count_held_by(&product, user, now)?,
+                _ => 0,
+            };
+            let asker = Asker {
+                user: p.row.user.as_deref(),
+                host: p.row.host.as_deref(),
+                address: p.address,
+            };
+            policy
+                .admits(&asker, in_use, held_by_user, seats, p.borrow_days)
+                .map_err(PoolError::PolicyDenied)?;
+        }
+        if p.lease.mode == LeaseMode::Borrowed && borrowed >= terms.borrow_seats as usize {
+            return Err(PoolError::BorrowRefused(format!(
+                "at most {} seat(s) may be out on borrow at once, and all are",
+                terms.borrow_seats
+            )));
+        }
+        tx.insert(&p.row, &p.lease.request_nonce, now, &p.text)?;
+        let event = match p.lease.mode {
+            LeaseMode::Online => "granted",
+            LeaseMode::Borrowed => "borrowed",
+        };
+        tx.log(
+            now,
+            &product,
+            event,
+            Some(&p.lease.id),
+            in_use + 1,
+            &holder_label(&p.row),
+        )?;
+        Ok(Granted {
+            lease_id: p.lease.id,
+            expires_at: p.lease.expires_at,
+            mode: p.lease.mode.as_str(),
+            lease: p.text,
+            pool_license: served.armored.clone(),
+        })
+    }
+
+    fn commit_update(&self, tx: &Tx<'_>, p: PreparedUpdate) -> Result<Updated, PoolError> {
+        let id = p.id;
+        let now = p.now;
+        if !tx.first_time(&p.nonce, &id, now)? {
+            return Err(PoolError::Replayed(id));
+        }
+        // Read again: the lease may have ended since the update was prepared.
+        let (row, ended) = tx
+            .lease(&id)?
+            .ok_or_else(|| PoolError::UnknownLease(id.clone()))?;
+        match p.op {
+            LeaseOp::Renew => {
+                clock_ok(tx, now)?;
+                if let Some(how) = ended {
+                    return Err(PoolError::LeaseEnded { id, how });
+                }
+                if row.mode != "online" {
+                    return Err(PoolError::BorrowRefused(
+                        "a borrow runs to its end and is not renewed".into(),
+                    ));
+                }
+                let Some((text, until)) = p.renewed.filter(|_| row.until > now) else {
+                    tx.lapse(&row.product, now)?;
+                    return Err(PoolError::LeaseEnded {
+                        id,
+                        how: "lapsed".into(),
+                    });
+                };
+                // Not in the usage log: a renewal changes no seat, and
+                // logging each would grow the log by every client's every
+                // renewal.
+                tx.renew(&id, now, until, &text)?;
+                Ok(Updated::Renewed(Granted {
+                    lease_id: id,
+                    expires_at: until,
+                    mode: "online",
+                    lease: text,
+                    pool_license: self.served(&p.product)?.armored.clone(),
+                }))
+            }
+            LeaseOp::Checkin | LeaseOp::Return => {
+                let how = if p.op == LeaseOp::Return {
+                    "returned"
+                } else {
+                    "checked-in"
+                };
+                let freed = tx.end(&id, how, now)?;
+                if freed {
                     let (in_use, _) = tx.count_held(&row.product, now)?;
-                    tx.log(now, &row.product, "renewed", Some(&id), in_use, "")?;
-                    Ok(Updated::Renewed(Granted {
-                        lease_id: id.clone(),
-                        expires_at: until,
-                        mode: "online",
-                        lease: text,
-                        pool_license: served.armored.clone(),
-                    }))
+                    tx.log(now, &row.product, how, Some(&id), in_use, "")?;
                 }
-                LeaseOp::Checkin | LeaseOp::Return => {
-                    let how = if update.op == LeaseOp::Return {
-                        "returned"
-                    } else {
-                        "checked-in"
-                    };
-                    let freed = tx.end(&id, how, now)?;
-                    if freed {
-                        let (in_use, _) = tx.count_held(&row.product, now)?;
-                        tx.log(now, &row.product, how, Some(&id), in_use, "")?;
-                    }
-                    Ok(Updated::Ended {
-                        lease_id: id.clone(),
-                        already: !freed,
-                    })
-                }
+                Ok(Updated::Ended {
+                    lease_id: id,
+                    already: !freed,
+                })
             }
-        })
+        }
     }
 
-    /// Frees a stuck seat (the admin's `pool remove`), logged.
-    pub fn remove(&mut self, id: &str, now: Timestamp) -> Result<bool, PoolError> {
-        let (row, _) = self
-            .db
-            .read()
-            .lease(id)?
-            .ok_or_else(|| PoolError::UnknownLease(id.to_owned()))?;
-        self.db.write(|tx| {
-            let freed = tx.end(id, "removed", now)?;
-            if freed {
-                let (in_use, _) = tx.count_held(&row.product, now)?;
-                tx.log(now, &row.product, "removed", Some(id), in_use, "by the admin")?;
-            }
-            Ok(freed)
-        })
-    }
-
-    /// Seats, holders and borrows of every product served.
-    pub fn status(&self, now: Timestamp) -> Result<Status, PoolError> {
+    /// Seats, holders and borrows of every product served, read through `reader`.
+    pub fn status(&self, reader: &Tx<'_>, now: Timestamp) -> Result<Status, PoolError> {
         let mut products = Vec::new();
         for served in self.served.values() {
             let lic = served.license.license();
-            let leases = self.db.read().held(&lic.product, now)?;
+            let leases = reader.held(&lic.product, now)?;
             let in_use = u32::try_from(leases.len()).unwrap_or(u32::MAX);
             let seats = served.seats();
             products.push(ProductStatus {
@@ -432,11 +519,122 @@ impl Pool {
         }
         Ok(Status { now, products })
     }
+}
+
+fn commit_remove(tx: &Tx<'_>, id: &str, now: Timestamp) -> Result<bool, PoolError> {
+    let (row, _) = tx
+        .lease(id)?
+        .ok_or_else(|| PoolError::UnknownLease(id.to_owned()))?;
+    let freed = tx.end(id, "removed", now)?;
+    if freed {
+        let (in_use, _) = tx.count_held(&row.product, now)?;
+        tx.log(now, &row.product, "removed", Some(id), in_use, "by the admin")?;
+    }
+    Ok(freed)
+}
+
+/// A pool with its database, judged one change at a time on the caller's
+/// thread: for the CLI's own commands (`pool import-return`), tests and
+/// benchmarks. The server splits it into its parts (see `http.rs`).
+pub struct Pool {
+    lender: Lender,
+    db: PoolDb,
+    policy: Option<PolicyFile>,
+}
+
+impl Pool {
+    /// A pool serving `served` (one pool license per product) from `db`.
+    pub fn new(served: Vec<Served>, db: PoolDb, random: std::sync::Arc<dyn Random>) -> Pool {
+        Pool {
+            lender: Lender::new(served, random),
+            db,
+            policy: None,
+        }
+    }
+
+    /// This pool with the admin's policy file in force.
+    pub fn with_policy(mut self, policy: PolicyFile) -> Pool {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The products served.
+    pub fn products(&self) -> impl Iterator<Item = &Served> {
+        self.lender.products()
+    }
+
+    /// Its parts: the lender, the database, the policy file.
+    pub fn into_parts(self) -> (Lender, PoolDb, Option<PolicyFile>) {
+        (self.lender, self.db, self.policy)
+    }
+
+    fn apply(&mut self, change: Change) -> Result<Outcome, PoolError> {
+        let policy = self.policy.as_mut().map(|file| {
+            file.refresh_logged();
+            &*file
+        });
+        let lender = &self.lender;
+        let mut outcomes = self.db.write_batch(
+            vec![change],
+            |tx, change| lender.commit(tx, change, policy.map(PolicyFile::policy)),
+            |tx, error, now| lender.refused(tx, error, now),
+        )?;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Err(PoolError::Unavailable("no outcome".into())))
+    }
+
+    /// Grants a seat to a verified lease request, or says why not (every
+    /// seat held: by whom, and when the next borrow comes back).
+    pub fn checkout(
+        &mut self,
+        request: &VerifiedLeaseRequest,
+        address: Option<std::net::IpAddr>,
+        now: Timestamp,
+    ) -> Result<Granted, PoolError> {
+        let prepared = self.lender.prepare_checkout(request, address, now)?;
+        match self.apply(Change::Checkout(Box::new(prepared)))? {
+            Outcome::Granted(g) => Ok(g),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Renews, checks in or returns a lease, for its holder only.
+    pub fn update(&mut self, update: UnverifiedLeaseUpdate, now: Timestamp) -> Result<Updated, PoolError> {
+        let prepared = self.lender.prepare_update(&self.db.read(), update, now)?;
+        match self.apply(Change::Update(Box::new(prepared)))? {
+            Outcome::Updated(u) => Ok(u),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Frees a stuck seat (the admin's `pool remove`), logged.
+    pub fn remove(&mut self, id: &str, now: Timestamp) -> Result<bool, PoolError> {
+        match self.apply(Change::Remove {
+            id: id.to_owned(),
+            now,
+        })? {
+            Outcome::Removed(freed) => Ok(freed),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Seats, holders and borrows of every product served.
+    pub fn status(&self, now: Timestamp) -> Result<Status, PoolError> {
+        self.lender.status(&self.db.read(), now)
+    }
 
     /// The database, for reports.
     pub fn db(&self) -> &PoolDb {
         &self.db
     }
+}
+
+/// An outcome of another kind than the change asked for (a bug, said as such).
+pub fn unexpected(outcome: &Outcome) -> PoolError {
+    PoolError::Unavailable(format!(
+        "the pool answered with the wrong kind of outcome: {outcome:?}"
+    ))
 }
 
 fn holder_label(row: &LeaseRow) -> String {

@@ -104,3 +104,71 @@ async fn connection(
         }
     }
 }
+
+/// A server running on its own thread (for benchmarks and embedding).
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops it, finishing requests in flight.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Serves `app` on `listen` from a thread of its own with `workers` runtime
+/// threads, until the returned handle is stopped or dropped.
+pub fn start(
+    listen: SocketAddr,
+    app: Router,
+    trim: Option<Trim>,
+    workers: usize,
+    limits: Limits,
+) -> Result<Running, ServerError> {
+    let io = |source| ServerError::Io {
+        addr: listen.to_string(),
+        source,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("nodelock-server".into())
+        .spawn(move || {
+            let _ = runtime.block_on(serve(listener, app, limits, trim, async {
+                let _ = stopped.await;
+            }));
+        })
+        .map_err(io)?;
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}

@@ -27,6 +27,7 @@
 //! so two processes importing at once, or a crash mid-import, never lose or
 //! mix a license. Readers do not lock: renames make every file they see whole.
 
+mod lookup;
 mod pools;
 mod requests;
 mod time;
@@ -282,64 +283,6 @@ impl Store {
         self.root.join("licenses").join(format!("{product}.lic"))
     }
 
-    /// The installed license for `product` that `keyring` trusts, the newest
-    /// if several keys each have one; with its path. `Ok(None)` when no file
-    /// exists; an error when files exist and none verifies (the first error).
-    pub(super) fn installed_license(
-        &self,
-        product: &str,
-        keyring: &Keyring,
-    ) -> Result<Option<(PathBuf, VerifiedLicense)>, StoreError> {
-        let candidates = keyring
-            .keys()
-            .iter()
-            .map(|k| self.license_path(product, k.id()))
-            .chain([self.legacy_license_path(product)]);
-        let mut newest: Option<(PathBuf, VerifiedLicense)> = None;
-        let mut first_error = None;
-        for path in candidates {
-            match self.read_license(&path, keyring) {
-                Ok(v) => {
-                    if newest
-                        .as_ref()
-                        .is_none_or(|(_, n)| n.license().issued_at < v.license().issued_at)
-                    {
-                        newest = Some((path, v));
-                    }
-                }
-                Err(StoreError::License(LicenseError::Envelope(envelope::EnvelopeError::Io {
-                    source,
-                    ..
-                }))) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match (newest, first_error) {
-            (Some(found), _) => Ok(Some(found)),
-            (None, Some(e)) => Err(e),
-            (None, None) => {
-                // Only other vendor keys' licenses for this product: say so
-                // (whose key), rather than that there is none.
-                let prefix = format!("{product}@");
-                let other = std::fs::read_dir(self.root.join("licenses"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path())
-                    .find(|p| {
-                        p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-                    });
-                match other {
-                    Some(path) => self.read_license(&path, keyring).map(|v| Some((path, v))),
-                    None => Ok(None),
-                }
-            }
-        }
-    }
-
     fn lock(&self) -> Result<StoreLock, StoreError> {
         for dir in ["", "licenses", "trust", "keys", "pending", "outbox"].map(|d| self.root.join(d)) {
             fsio::create_private_dir(&dir).map_err(io_err(&dir))?;
@@ -558,14 +501,21 @@ impl Store {
         if !license::valid_product(product) {
             return Err(self.not_found(product));
         }
-        let Some((_, verified)) = self.installed_license(product, keyring)? else {
-            // No node-locked license: a seat borrowed from a pool holds the same way.
-            if let Some(borrow) = self.borrow(product, keyring)? {
-                let watermark = self.watermark()?;
-                let verdict = self.check_borrow(&borrow, current, now, Some(product), watermark);
-                self.observe(now, watermark)?;
-                return verdict;
+        let found = match self.license_in_place(product, keyring)? {
+            Some(found) => Some(found),
+            None => {
+                // No node-locked license: a seat borrowed from a pool holds the same way.
+                if let Some(borrow) = self.borrow(product, keyring)? {
+                    let watermark = self.watermark()?;
+                    let verdict = self.check_borrow(&borrow, current, now, Some(product), watermark);
+                    self.observe(now, watermark)?;
+                    return verdict;
+                }
+                // Looked for only now: a borrowed check lists no directory.
+                self.other_vendors_license(product, keyring)?
             }
+        };
+        let Some((_, verified)) = found else {
             // A license revoked and removed by a later import is still named.
             if let Some(license_id) = self.revoked_license_of(product) {
                 return Err(check::Denial::Revoked { license_id }.into());
