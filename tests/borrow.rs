@@ -184,3 +184,105 @@ fn a_laptop_whose_clock_is_off_gets_the_whole_borrow_and_no_more() {
     let ws = at(ws, "2026-06-06T10:00:00Z");
     assert_eq!(code(&check(&ws)), 14);
 }
+
+/// The command printed after `nodelock {verb}` in `text`, split into words.
+fn printed_step(text: &str, verb: &str) -> Vec<String> {
+    let start = text
+        .find(&format!("nodelock {verb}"))
+        .unwrap_or_else(|| panic!("no `nodelock {verb}` step in:\n{text}"));
+    text[start..]
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_borrow_set_to_return_on_reconnect_goes_back_once_the_laptop_is_back() {
+    let site = pool_site(2, &["--borrow-max-days", "7"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = PoolServer::try_start_on(&site.server, T0, &listen, &[]).unwrap();
+    let url = server.url.clone();
+    let ws = laptop(T0);
+    let out = ws.run_store(&[
+        "borrow",
+        "surveyor",
+        "--server",
+        &url,
+        "--days",
+        "3",
+        "--return-on-reconnect",
+        "--pubkey",
+        fixture(VENDOR_PUB).to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["return_on_reconnect"], true);
+
+    // Still in the office ten minutes later: the pool answers, the laptop
+    // was never away, so the borrow stays.
+    let office = at(ws, "2026-06-01T10:10:00Z");
+    let out = check(&office);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["grant"]["kind"], "borrowed");
+    assert_eq!(pool_status(&office, &url)["products"][0]["borrowed"], 1);
+
+    // In the field: the pool cannot be reached; the borrow works, and the
+    // laptop now counts as away.
+    server.kill();
+    let field = at(office, "2026-06-02T09:00:00Z");
+    let out = check(&field);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["grant"]["kind"], "borrowed");
+
+    // Back at the office: the first check that reaches the pool gives the
+    // borrow back, and says how to take a seat online instead.
+    let server = PoolServer::try_start_on(&site.server, "2026-06-03T08:00:00Z", &listen, &[]).unwrap();
+    let back = at(field, "2026-06-03T08:00:00Z");
+    let out = check(&back);
+    assert_eq!(code(&out), 18, "{}", stderr(&out));
+    assert!(stderr(&out).contains("went back to the pool"), "{}", stderr(&out));
+    let status = pool_status(&back, &url);
+    assert_eq!(status["products"][0]["borrowed"], 0);
+    assert_eq!(status["products"][0]["in_use"], 0);
+    let step = printed_step(&stderr(&out), "lease checkout");
+    let args: Vec<&str> = step[1..].iter().map(String::as_str).collect();
+    let taken = back.run(&args);
+    assert_eq!(code(&taken), 0, "{}", stderr(&taken));
+    assert_eq!(pool_status(&back, &url)["products"][0]["in_use"], 1);
+
+    // Offline again, the laptop has no borrow: it must borrow anew first.
+    server.kill();
+    let out = check(&at(back, "2026-06-03T12:00:00Z"));
+    assert_eq!(code(&out), 18, "{}", stderr(&out));
+}
+
+#[test]
+fn the_pool_s_policy_can_make_every_borrow_return_on_reconnect() {
+    let site = pool_site(2, &["--borrow-max-days", "7"]);
+    std::fs::write(
+        site.server.store().join("pool-policy.toml"),
+        "return_on_reconnect = true\n",
+    )
+    .unwrap();
+    let server = PoolServer::start(&site.server, T0);
+    let ws = laptop(T0);
+    let out = borrow(&ws, &server.url, "2");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["return_on_reconnect"], true);
+    let plain = Env::new().on("laptop-same-model.json").at(T0);
+    std::fs::write(site.server.store().join("pool-policy.toml"), "").unwrap();
+    // Policy files are re-read when they change; their time has a second's grain.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(site.server.store().join("pool-policy.toml"), "# none\n").unwrap();
+    let out = borrow(&plain, &server.url, "2");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["return_on_reconnect"], false);
+}

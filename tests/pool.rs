@@ -48,6 +48,21 @@ fn a_pool_serves_its_seats_and_says_who_holds_them_when_full() {
     let out = a.run_store(&["lease", "checkin", &lease_a, "--server", &server.url]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(pool_status(&a, &server.url)["products"][0]["in_use"], 1);
+
+    // The renewal a checkout prints works as printed.
+    let out = a.run_store(&["lease", "checkout", "surveyor", "--server", &server.url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let step: Vec<&str> = text
+        .split('`')
+        .find(|part| part.starts_with("nodelock lease renew"))
+        .unwrap_or_else(|| panic!("no renew step in: {text}"))
+        .split_whitespace()
+        .collect();
+    let renewed = a.run(&step[1..]);
+    assert_eq!(code(&renewed), 0, "{}", stderr(&renewed));
+    let out = a.run_store(&["lease", "checkin", step[3], "--server", &server.url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(code(&checkout(&c, &server.url)), 0, "the freed seat is taken");
 }
 

@@ -13,16 +13,16 @@ use nodelock::base::clock::{self, Timestamp};
 use nodelock::base::fsio;
 use nodelock::base::random::{self, OsRandom};
 use nodelock::documents::lease::{self, Checkout, LeaseMode, LeaseOp};
-use nodelock::format::{PrivateKey, typeable};
+use nodelock::format::{Keyring, PrivateKey, typeable};
 use nodelock::machine::fingerprint::Fingerprint;
-use nodelock::online::pool::{LeaseError, PoolClient};
+use nodelock::online::pool::{LeaseError, PoolClient, Reconnected, return_on_reconnect};
 use nodelock::pool::http::{PoolService, Views};
 use nodelock::pool::policy::PolicyFile;
 use nodelock::pool::{Pool, PoolDb, PoolError, Served};
-use nodelock::workstation::store::Store;
+use nodelock::workstation::store::{Reconnect, Store};
 
 use super::exit::{CliError, Exit};
-use super::output::{CsvStream, Outcome, clean, write_out};
+use super::output::{self, CsvStream, Outcome, clean, shell_word, write_out};
 use super::{KeysArg, StoreArg, overrides, values, workstation};
 
 /// `nodelock pool …`: the license server a customer runs.
@@ -166,6 +166,11 @@ pub struct BorrowArgs {
     /// How many days to take it for.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=365))]
     days: u32,
+    /// Give it back by itself the first time this laptop reaches the pool
+    /// again after being away from it (`nodelock check` and `lease checkout`
+    /// try, at most every 5 minutes).
+    #[arg(long)]
+    return_on_reconnect: bool,
     #[command(flatten)]
     keys: KeysArg,
     #[command(flatten)]
@@ -196,6 +201,7 @@ fn lease_error(e: LeaseError) -> CliError {
         LeaseError::OtherMachine => CliError::new(Exit::OtherMachine, e.to_string()),
         LeaseError::Answer(_) => CliError::new(Exit::Network, e.to_string()),
         LeaseError::Key(e) => CliError::from(e),
+        LeaseError::Store(e) => CliError::from(e),
     }
 }
 
@@ -525,11 +531,12 @@ pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
             product,
             server,
             keys,
-            store,
+            store: store_arg,
         } => {
-            let store = store.open()?;
+            let store = store_arg.open()?;
             workstation::keep_given_keys(&store, keys)?;
             let ring = workstation::keyring(keys, Some(&store))?;
+            let returned = reconnect_before(&store, product, &ring)?;
             let fp = current_fingerprint()?;
             let holder = PrivateKey::generate()?;
             let checkout = Checkout {
@@ -551,11 +558,17 @@ pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
             }
             fsio::write_file(&path, holder.to_pkcs8_pem()?.as_bytes(), true, false)
                 .map_err(|e| CliError::new(Exit::Io, format!("cannot write {}: {e}", path.display())))?;
+            let mut human = returned.map(|(r, _)| format!("{r}\n")).unwrap_or_default();
+            human.push_str(&format!(
+                "lease {} for {product} until {} (renew with `nodelock lease renew {} --server {}{}`)",
+                granted.lease_id,
+                granted.expires_at,
+                granted.lease_id,
+                shell_word(&server.server),
+                store_arg.flag()
+            ));
             Ok(Outcome::new(
-                format!(
-                    "lease {} for {product} until {} (renew with `nodelock lease renew {}`)",
-                    granted.lease_id, granted.expires_at, granted.lease_id
-                ),
+                human,
                 json!({ "lease_id": granted.lease_id, "expires_at": granted.expires_at, "product": product }),
             ))
         }
@@ -626,15 +639,40 @@ pub fn borrow(args: &BorrowArgs) -> Result<Outcome, CliError> {
         .map_err(lease_error)?;
     let borrow = store.keep_borrow(&granted.lease, &granted.pool_license, holder, &ring, &fp, now)?;
     let end = clock::format(borrow.local_end());
+    let on_reconnect = args.return_on_reconnect || granted.return_on_reconnect;
+    if on_reconnect {
+        store.set_reconnect(
+            &args.product,
+            &Reconnect {
+                server: args.server.server.clone(),
+                away: false,
+                probed_at: Some(now),
+            },
+        )?;
+    }
+    let mut human = format!(
+        "borrowed {} until {end} (lease {}); it works offline on this machine until then. Give it back early with `nodelock return {} --server {}{}`",
+        args.product,
+        granted.lease_id,
+        shell_word(&args.product),
+        shell_word(&args.server.server),
+        args.store.flag()
+    );
+    if on_reconnect {
+        human.push_str(&format!(
+            "\nIt goes back to the pool by itself the first time this laptop reaches {} again after being away{}.",
+            args.server.server,
+            if args.return_on_reconnect { "" } else { " (the pool's policy)" }
+        ));
+    }
     Ok(Outcome::new(
-        format!(
-            "borrowed {} until {end} (lease {}); it works offline on this machine until then. Give it back early with `nodelock return {}{}`",
-            args.product,
-            granted.lease_id,
-            args.product,
-            args.store.flag()
-        ),
-        json!({ "lease_id": granted.lease_id, "product": args.product, "expires_at": end }),
+        human,
+        json!({
+            "lease_id": granted.lease_id,
+            "product": args.product,
+            "expires_at": end,
+            "return_on_reconnect": on_reconnect,
+        }),
     ))
 }
 
@@ -688,4 +726,32 @@ pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
         ),
         json!({ "lease_id": lease_id, "returned": true }),
     ))
+}
+
+/// Gives a borrow of `product` set to return on reconnect back when this
+/// laptop is back on the pool's network (`online::pool::return_on_reconnect`,
+/// waiting at most 2 s for an unreachable pool): the sentence that says so,
+/// and the pool server.
+pub fn reconnect_before(
+    store: &Store,
+    product: &str,
+    ring: &Keyring,
+) -> Result<Option<(String, String)>, CliError> {
+    let now = overrides::now()?;
+    match return_on_reconnect(store, product, ring, now, Duration::from_secs(2)) {
+        Ok(Reconnected::Returned { lease_id, server }) => Ok(Some((
+            format!(
+                "the borrow of {product} (lease {lease_id}) went back to the pool at {server}, now that this laptop reaches it again (it was set to return on reconnect)"
+            ),
+            server,
+        ))),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            // The check itself must not fail for it: say so and go on.
+            output::warn(&format!(
+                "the borrow of {product} could not be given back on reconnect: {e}"
+            ));
+            Ok(None)
+        }
+    }
 }

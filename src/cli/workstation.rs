@@ -390,6 +390,19 @@ pub fn status(args: &StatusArgs) -> Result<Outcome, CliError> {
 pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
     let store = args.store.open_existing()?.warn_days(args.warn.warn_days);
     let ring = keyring(&args.keys, Some(&store))?;
+    // A borrow set to return on reconnect goes back first when this laptop
+    // is back on the pool's network; the check then says so.
+    if let Some((returned, server)) = super::pool::reconnect_before(&store, &args.product, &ring)? {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "{returned}; take a seat online instead: nodelock lease checkout {} --server {}{}",
+                super::output::shell_word(&args.product),
+                super::output::shell_word(&server),
+                args.store.flag()
+            ),
+        ));
+    }
     let current = current_fingerprint()?;
     let grant = store.check(&args.product, &ring, &current, overrides::now()?, args.build_date)?;
     let json = json!({ "grant": grant });

@@ -49,6 +49,9 @@ pub enum LeaseError {
     /// No randomness or key.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] crate::workstation::store::StoreError),
 }
 
 /// A pool server's answer to a checkout or renewal.
@@ -64,6 +67,10 @@ pub struct GrantedAnswer {
     pub lease: String,
     /// The pool license it was granted under.
     pub pool_license: String,
+    /// For a borrow: the pool's policy wants it given back the first time
+    /// the laptop reaches the pool again after being away.
+    #[serde(default)]
+    pub return_on_reconnect: bool,
 }
 
 /// The client of one pool server.
@@ -318,4 +325,98 @@ fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut len
             }
         }
     }
+}
+
+/// How often, at most, a borrow set to return on reconnect tries to reach
+/// its pool server (seconds of the store's clock): a check away from the
+/// network waits for a failed connection at most once in this time.
+pub const PROBE_EVERY: i64 = 300;
+
+/// What [`return_on_reconnect`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnected {
+    /// No borrow of the product is set to return on reconnect.
+    NotSet,
+    /// The pool was tried less than [`PROBE_EVERY`] ago.
+    NotYet,
+    /// The pool cannot be reached: the laptop is away (and now noted so).
+    Away,
+    /// The pool answers and the laptop has not been away: the borrow stays.
+    Here,
+    /// Back after being away: the borrow was given back to the pool and is
+    /// gone from this store.
+    Returned {
+        /// The borrow's lease.
+        lease_id: String,
+        /// The pool server it went back to.
+        server: String,
+    },
+}
+
+/// Gives the borrow of `product` back to its pool the first time the pool
+/// is reached after the laptop has been away from it, when the borrow was
+/// set to return on reconnect (`nodelock borrow --return-on-reconnect`, or
+/// the pool's policy). "Away" means one attempt to reach the pool failed
+/// since the borrow: a laptop that never leaves the network keeps its borrow
+/// to the end. `nodelock check` and `nodelock lease checkout` call this; an
+/// application that checks through the library calls it where it wants the
+/// same (it waits up to `timeout` when the pool cannot be reached, at most
+/// once per [`PROBE_EVERY`]).
+pub fn return_on_reconnect(
+    store: &crate::workstation::store::Store,
+    product: &str,
+    keyring: &Keyring,
+    now: i64,
+    timeout: Duration,
+) -> Result<Reconnected, LeaseError> {
+    let Some(mut reconnect) = store.reconnect(product) else {
+        return Ok(Reconnected::NotSet);
+    };
+    let Some(borrow) = store.borrow(product, keyring)? else {
+        return Ok(Reconnected::NotSet);
+    };
+    if reconnect
+        .probed_at
+        .is_some_and(|at| now >= at && now - at < PROBE_EVERY)
+    {
+        return Ok(Reconnected::NotYet);
+    }
+    reconnect.probed_at = Some(now);
+    let client = PoolClient::new(&reconnect.server, timeout)?;
+    // Reached means a nodelock server answered: a captive portal or a
+    // proxy's error page is not the pool, so the laptop is not back yet.
+    let reached = client
+        .client
+        .get_from("/healthz", None)
+        .ok()
+        .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .is_some_and(|v| v["status"] == "ok");
+    if !reached {
+        reconnect.away = true;
+        store.set_reconnect(product, &reconnect)?;
+        return Ok(Reconnected::Away);
+    }
+    if !reconnect.away {
+        store.set_reconnect(product, &reconnect)?;
+        return Ok(Reconnected::Here);
+    }
+    let lease_id = borrow.lease.lease().id.clone();
+    let holder = store.borrow_holder(product)?;
+    match client.update(&lease_id, LeaseOp::Return, &holder, now) {
+        Ok(_) => {}
+        // The pool no longer holds it (it ended, or was removed): nothing
+        // to give back, and the borrow goes all the same.
+        Err(LeaseError::Server(ClientError::Refused { code, .. }))
+            if code == "lease-ended" || code == "unknown-lease" => {}
+        Err(LeaseError::Server(e)) if e.is_network() => {
+            store.set_reconnect(product, &reconnect)?;
+            return Ok(Reconnected::Away);
+        }
+        Err(e) => return Err(e),
+    }
+    store.drop_borrow(product)?;
+    Ok(Reconnected::Returned {
+        lease_id,
+        server: reconnect.server,
+    })
 }

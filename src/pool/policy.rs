@@ -11,6 +11,7 @@
 //! deny_subnets = []
 //! max_per_user = 2                   # seats one user may hold at once
 //! borrow_max_days = 3                # never more than the pool license allows
+//! return_on_reconnect = true         # borrows go back when the laptop is back
 //! [reserved]
 //! seats = 2                          # kept for these users
 //! users = ["anna", "bob"]
@@ -45,6 +46,8 @@ pub struct Policy {
     deny_subnets: Vec<String>,
     max_per_user: Option<u32>,
     borrow_max_days: Option<u32>,
+    #[serde(default)]
+    return_on_reconnect: bool,
     reserved: Option<Reserved>,
 }
 
@@ -121,6 +124,13 @@ impl Policy {
             }
         }
         Ok(policy)
+    }
+
+    /// Whether borrows are given back the first time the laptop reaches the
+    /// pool again after being away (the client does it; see
+    /// `online::pool::return_on_reconnect`).
+    pub fn returns_on_reconnect(&self) -> bool {
+        self.return_on_reconnect
     }
 
     /// Whether it limits the seats one user holds (only then are they counted).

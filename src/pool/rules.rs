@@ -68,6 +68,10 @@ pub struct Granted {
     pub lease: String,
     /// The pool license it was granted under, armored.
     pub pool_license: String,
+    /// A borrow the pool's policy wants given back the first time the
+    /// laptop reaches the pool again after being away (`return_on_reconnect`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub return_on_reconnect: bool,
 }
 
 /// What a lease update did.
@@ -373,9 +377,11 @@ impl Lender {
         let seats = served.seats();
         let terms = served.terms();
         clock_ok(tx, now)?;
+        let return_on_reconnect =
+            p.lease.mode == LeaseMode::Borrowed && policy.is_some_and(Policy::returns_on_reconnect);
         // The same request again (a retry after a lost answer): the same lease.
         if let Some(id) = tx.lease_for_request(&p.lease.request_nonce)? {
-            return granted_again(tx, served, &id);
+            return granted_again(tx, served, &id, return_on_reconnect);
         }
         tx.lapse(&product, now)?;
         let (in_use, borrowed) = tx.count_held(&product, now)?;
@@ -436,6 +442,7 @@ impl Lender {
             mode: p.lease.mode.as_str(),
             lease: p.text,
             pool_license: served.armored.clone(),
+            return_on_reconnect,
         })
     }
 
@@ -477,6 +484,7 @@ impl Lender {
                     mode: "online",
                     lease: text,
                     pool_license: self.served(&p.product)?.armored.clone(),
+                    return_on_reconnect: false,
                 }))
             }
             LeaseOp::Checkin | LeaseOp::Return => {
@@ -653,7 +661,12 @@ fn lease_payload(armored: &str) -> Result<Lease, PoolError> {
         .map_err(|e| PoolError::Damaged(format!("a stored lease does not read: {e}")))
 }
 
-fn granted_again(tx: &Tx<'_>, served: &Served, id: &str) -> Result<Granted, PoolError> {
+fn granted_again(
+    tx: &Tx<'_>,
+    served: &Served,
+    id: &str,
+    return_on_reconnect: bool,
+) -> Result<Granted, PoolError> {
     let (row, ended) = tx
         .lease(id)?
         .ok_or_else(|| PoolError::UnknownLease(id.to_owned()))?;
@@ -676,5 +689,6 @@ fn granted_again(tx: &Tx<'_>, served: &Served, id: &str) -> Result<Granted, Pool
         },
         lease,
         pool_license: served.armored.clone(),
+        return_on_reconnect: return_on_reconnect && row.mode == "borrowed",
     })
 }

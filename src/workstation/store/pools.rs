@@ -9,6 +9,10 @@
 //! time: the lease runs `expires_at - issued_at` from when this store
 //! received it, so a laptop whose clock differs from the pool server's gets
 //! the whole borrow, no more and no less (module docs of `documents::lease`).
+//!
+//! A borrow set to return on reconnect also keeps `.reconnect`: the pool
+//! server to give it back to, and whether this laptop has been away from it
+//! (see `online::pool::return_on_reconnect`).
 
 use std::path::PathBuf;
 
@@ -47,6 +51,18 @@ impl Borrow {
         self.received_at
             .saturating_add(lease.expires_at.saturating_sub(lease.issued_at))
     }
+}
+
+/// What a borrow set to return on reconnect remembers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reconnect {
+    /// The pool server it was borrowed from (and goes back to).
+    pub server: String,
+    /// Whether the pool server could not be reached once since the borrow:
+    /// the laptop left, so reaching the pool again means it is back.
+    pub away: bool,
+    /// When this store last tried to reach it (its own clock).
+    pub probed_at: Option<Timestamp>,
 }
 
 impl Store {
@@ -125,7 +141,28 @@ impl Store {
         super::time::write_time(&self.borrow_path(product, "received"), now)?;
         let path = self.borrow_path(product, "lease");
         fsio::write_file(&path, lease_text.as_bytes(), false, false).map_err(io_err(&path))?;
+        // A new borrow starts with no return on reconnect until it is set.
+        remove_if_there(&self.borrow_path(product, "reconnect"))?;
         Ok(borrow)
+    }
+
+    /// Sets (or updates) the return on reconnect of the borrow of `product`.
+    pub fn set_reconnect(&self, product: &str, reconnect: &Reconnect) -> Result<(), StoreError> {
+        let path = self.borrow_path(product, "reconnect");
+        let text = serde_json::to_vec(reconnect).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+        let _lock = self.lock()?;
+        fsio::write_file(&path, &text, false, false).map_err(io_err(&path))
+    }
+
+    /// The return on reconnect of the borrow of `product`, if one is set
+    /// (a file that does not read is treated as none: the borrow then runs
+    /// to its end, as without the option).
+    pub fn reconnect(&self, product: &str) -> Option<Reconnect> {
+        if !license::valid_product(product) {
+            return None;
+        }
+        let bytes = std::fs::read(self.borrow_path(product, "reconnect")).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// The borrow of `product` kept here, verified (not yet checked).
@@ -220,14 +257,17 @@ impl Store {
     /// holder key go, so the borrow stops working here at once.
     pub fn drop_borrow(&self, product: &str) -> Result<(), StoreError> {
         let _lock = self.lock()?;
-        for ext in ["lease", "pool", "received", "key"] {
-            let path = self.borrow_path(product, ext);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&path)(e)),
-            }
+        for ext in ["lease", "pool", "received", "key", "reconnect"] {
+            remove_if_there(&self.borrow_path(product, ext))?;
         }
         Ok(())
+    }
+}
+
+fn remove_if_there(path: &std::path::Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
     }
 }
