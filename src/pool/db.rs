@@ -88,6 +88,49 @@ END;
 -- The seats one user holds, for the policy's max_per_user.
 CREATE INDEX leases_by_user ON leases(product, user, ended_at, expires_at);
 "#,
+    r#"
+-- Checkouts the policy groups into one seat (FlexNet's DUP_GROUP): leases
+-- with the same seat key share a seat, counted in held once while any of
+-- them runs. A lease with no seat key takes a seat of its own.
+ALTER TABLE leases ADD COLUMN seat TEXT;
+CREATE TABLE seat_groups (
+    product         TEXT NOT NULL,
+    seat            TEXT NOT NULL,
+    leases          INTEGER NOT NULL CHECK (leases >= 0),
+    PRIMARY KEY (product, seat)
+);
+DROP TRIGGER held_on_grant;
+DROP TRIGGER held_on_end;
+CREATE TRIGGER held_on_grant AFTER INSERT ON leases
+    WHEN new.ended_at IS NULL AND new.seat IS NULL
+BEGIN
+    INSERT INTO held (product, leases, borrowed) VALUES (new.product, 1, new.mode = 'borrowed')
+    ON CONFLICT(product) DO UPDATE SET leases = leases + 1, borrowed = borrowed + (new.mode = 'borrowed');
+END;
+CREATE TRIGGER held_on_end AFTER UPDATE OF ended_at ON leases
+    WHEN old.ended_at IS NULL AND new.ended_at IS NOT NULL AND old.seat IS NULL
+BEGIN
+    UPDATE held SET leases = leases - 1, borrowed = borrowed - (old.mode = 'borrowed')
+    WHERE product = old.product;
+END;
+CREATE TRIGGER held_on_grouped_grant AFTER INSERT ON leases
+    WHEN new.ended_at IS NULL AND new.seat IS NOT NULL
+BEGIN
+    INSERT INTO held (product, leases, borrowed)
+        SELECT new.product, 1, 0 WHERE NOT EXISTS
+            (SELECT 1 FROM seat_groups WHERE product = new.product AND seat = new.seat AND leases > 0)
+    ON CONFLICT(product) DO UPDATE SET leases = leases + 1;
+    INSERT INTO seat_groups (product, seat, leases) VALUES (new.product, new.seat, 1)
+    ON CONFLICT(product, seat) DO UPDATE SET leases = leases + 1;
+END;
+CREATE TRIGGER held_on_grouped_end AFTER UPDATE OF ended_at ON leases
+    WHEN old.ended_at IS NULL AND new.ended_at IS NOT NULL AND old.seat IS NOT NULL
+BEGIN
+    UPDATE seat_groups SET leases = leases - 1 WHERE product = old.product AND seat = old.seat;
+    UPDATE held SET leases = leases - 1 WHERE product = old.product
+        AND (SELECT leases FROM seat_groups WHERE product = old.product AND seat = old.seat) = 0;
+END;
+"#,
 ];
 
 /// Statements kept compiled per connection (more than the writer uses).
@@ -122,6 +165,10 @@ pub struct LeaseRow {
     /// The holder key (compressed SEC1), not shown.
     #[serde(skip)]
     pub holder_key: Vec<u8>,
+    /// The seat it shares with others of its group (the policy's `group`),
+    /// or none: a seat of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
 }
 
 /// The pool database.
@@ -259,11 +306,12 @@ fn lease_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
         since: r.get(7)?,
         until: r.get(8)?,
         holder_key: r.get(9)?,
+        seat: r.get(10)?,
     })
 }
 
 const LEASE_COLUMNS: &str =
-    "id, pool_license, product, mode, workstation_id, user, host, granted_at, expires_at, holder_key";
+    "id, pool_license, product, mode, workstation_id, user, host, granted_at, expires_at, holder_key, seat";
 
 impl Tx<'_> {
     /// The latest time the pool granted at.
@@ -333,6 +381,17 @@ impl Tx<'_> {
         ))
     }
 
+    /// Whether the seat group `seat` of the product holds a seat (a lease of
+    /// it is running): a checkout grouped into it takes no other.
+    pub fn group_holds(&self, product: &str, seat: &str) -> Result<bool, PoolError> {
+        let n: Option<i64> = self
+            .0
+            .prepare_cached("SELECT leases FROM seat_groups WHERE product = ?1 AND seat = ?2")?
+            .query_row([product, seat], |r| r.get(0))
+            .optional()?;
+        Ok(n.unwrap_or(0) > 0)
+    }
+
     /// How many seats of the product `user` holds at `now`.
     pub fn count_held_by(&self, product: &str, user: &str, now: Timestamp) -> Result<usize, PoolError> {
         let n: i64 = self
@@ -374,7 +433,7 @@ impl Tx<'_> {
         Ok(self
             .0
             .prepare_cached(&sql)?
-            .query_row([id], |r| Ok((lease_from_row(r)?, r.get(10)?)))
+            .query_row([id], |r| Ok((lease_from_row(r)?, r.get(11)?)))
             .optional()?)
     }
 
@@ -408,8 +467,8 @@ impl Tx<'_> {
         self.0
             .prepare_cached(
                 "INSERT INTO leases (id, pool_license, product, mode, holder_key, workstation_id, user, host,
-                    request_nonce, granted_at, issued_at, expires_at, lease)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    request_nonce, granted_at, issued_at, expires_at, lease, seat)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 row.id,
@@ -424,7 +483,8 @@ impl Tx<'_> {
                 row.since,
                 issued_at,
                 row.until,
-                lease.as_bytes()
+                lease.as_bytes(),
+                row.seat
             ])?;
         Ok(())
     }
@@ -535,4 +595,70 @@ pub struct UsageRow {
     pub lease_id: Option<String>,
     /// Seats in use right after.
     pub in_use: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(id: usize, mode: &str, seat: Option<&str>) -> LeaseRow {
+        LeaseRow {
+            id: format!("S-{id:016}"),
+            pool_license: "L".into(),
+            product: "p".into(),
+            mode: mode.into(),
+            workstation_id: "w".into(),
+            user: None,
+            host: None,
+            since: 0,
+            until: 1_000,
+            holder_key: vec![2; 33],
+            seat: seat.map(str::to_owned),
+        }
+    }
+
+    /// Seats and borrows held, counted from the leases themselves.
+    fn recount(db: &PoolDb) -> (usize, usize) {
+        let held = db.read().held("p", 0).unwrap();
+        let groups: std::collections::BTreeSet<_> = held.iter().filter_map(|l| l.seat.clone()).collect();
+        let alone = held.iter().filter(|l| l.seat.is_none()).count();
+        let borrowed = held.iter().filter(|l| l.mode == "borrowed").count();
+        (alone + groups.len(), borrowed)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The counts the triggers keep agree with a recount after any mix
+        /// of grants (alone, grouped, borrowed) and ends.
+        #[test]
+        fn the_kept_counts_agree_with_a_recount(steps in proptest::collection::vec((0u8..4, 0usize..6), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut db = PoolDb::open(&dir.path().join("p.sqlite")).unwrap();
+            let mut granted: Vec<String> = Vec::new();
+            for (i, (what, pick)) in steps.into_iter().enumerate() {
+                db.write(|tx| {
+                    match what {
+                        0 => tx.insert(&row(i, "online", None), &i.to_be_bytes(), 0, "lease")?,
+                        1 => tx.insert(&row(i, "borrowed", None), &i.to_be_bytes(), 0, "lease")?,
+                        2 => {
+                            let seat = format!("user:{}", pick % 2);
+                            tx.insert(&row(i, "online", Some(&seat)), &i.to_be_bytes(), 0, "lease")?
+                        }
+                        _ => {
+                            if let Some(id) = granted.get(pick % granted.len().max(1)).cloned() {
+                                tx.end(&id, "checked-in", 0)?;
+                            }
+                            return Ok(());
+                        }
+                    }
+                    granted.push(format!("S-{i:016}"));
+                    Ok(())
+                })
+                .unwrap();
+                let kept = db.read().counted("p").unwrap();
+                prop_assert_eq!(kept, recount(&db));
+            }
+        }
+    }
 }

@@ -12,6 +12,8 @@
 //! max_per_user = 2                   # seats one user may hold at once
 //! borrow_max_days = 3                # never more than the pool license allows
 //! return_on_reconnect = true         # borrows go back when the laptop is back
+//! group = "user"                     # one seat per user, however many checkouts
+//!                                    # ("host", "workstation"; absent: one per checkout)
 //! [reserved]
 //! seats = 2                          # kept for these users
 //! users = ["anna", "bob"]
@@ -48,7 +50,20 @@ pub struct Policy {
     borrow_max_days: Option<u32>,
     #[serde(default)]
     return_on_reconnect: bool,
+    group: Option<Group>,
     reserved: Option<Reserved>,
+}
+
+/// What groups checkouts into one seat (FlexNet's DUP_GROUP).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// One seat per user label.
+    User,
+    /// One seat per host label.
+    Host,
+    /// One seat per workstation id (the client's fingerprint).
+    Workstation,
 }
 
 /// Seats kept for a group.
@@ -131,6 +146,17 @@ impl Policy {
     /// `online::pool::return_on_reconnect`).
     pub fn returns_on_reconnect(&self) -> bool {
         self.return_on_reconnect
+    }
+
+    /// The seat key a checkout by `user`, `host` on `workstation` shares
+    /// under the policy's `group` (none: it takes a seat of its own; so does
+    /// a checkout without the label the group needs).
+    pub fn seat_key(&self, user: Option<&str>, host: Option<&str>, workstation: &str) -> Option<String> {
+        match self.group? {
+            Group::User => user.map(|u| format!("user:{u}")),
+            Group::Host => host.map(|h| format!("host:{h}")),
+            Group::Workstation => Some(format!("workstation:{workstation}")),
+        }
     }
 
     /// Whether it limits the seats one user holds (only then are they counted).

@@ -290,6 +290,7 @@ impl Lender {
             since: now,
             until,
             holder_key: req.holder_key.clone(),
+            seat: None,
         };
         Ok(PreparedCheckout {
             borrow_days: (req.mode == LeaseMode::Borrowed).then_some(req.days),
@@ -383,9 +384,20 @@ impl Lender {
         if let Some(id) = tx.lease_for_request(&p.lease.request_nonce)? {
             return granted_again(tx, served, &id, return_on_reconnect);
         }
-        tx.lapse(&product, now)?;
         let (in_use, borrowed) = tx.count_held(&product, now)?;
-        if in_use >= seats as usize {
+        // Grouped by the policy (online checkouts only): a group that
+        // already holds a seat shares it, and takes no other.
+        let mut row = p.row;
+        if p.lease.mode == LeaseMode::Online {
+            row.seat = policy.and_then(|policy| {
+                policy.seat_key(row.user.as_deref(), row.host.as_deref(), &row.workstation_id)
+            });
+        }
+        let shares = match &row.seat {
+            Some(seat) => tx.group_holds(&product, seat)?,
+            None => false,
+        };
+        if !shares && in_use >= seats as usize {
             // Who holds them, for the sentence (read only when full).
             let held = tx.held(&product, now)?;
             let mut holders: Vec<String> = held.iter().take(MAX_NAMED).map(holder_label).collect();
@@ -404,17 +416,20 @@ impl Lender {
             });
         }
         if let Some(policy) = policy {
-            let held_by_user = match &p.row.user {
-                Some(user) if policy.limits_per_user() => tx.count_held_by(&product, user, now)?,
+            // A checkout that shares its group's seat takes none, so the
+            // rules that count seats (max_per_user, reserved) do not apply.
+            let held_by_user = match &row.user {
+                Some(user) if policy.limits_per_user() && !shares => tx.count_held_by(&product, user, now)?,
                 _ => 0,
             };
             let asker = Asker {
-                user: p.row.user.as_deref(),
-                host: p.row.host.as_deref(),
+                user: row.user.as_deref(),
+                host: row.host.as_deref(),
                 address: p.address,
             };
+            let counted = if shares { 0 } else { in_use };
             policy
-                .admits(&asker, in_use, held_by_user, seats, p.borrow_days)
+                .admits(&asker, counted, held_by_user, seats, p.borrow_days)
                 .map_err(PoolError::PolicyDenied)?;
         }
         if p.lease.mode == LeaseMode::Borrowed && borrowed >= terms.borrow_seats as usize {
@@ -423,7 +438,7 @@ impl Lender {
                 terms.borrow_seats
             )));
         }
-        tx.insert(&p.row, &p.lease.request_nonce, now, &p.text)?;
+        tx.insert(&row, &p.lease.request_nonce, now, &p.text)?;
         let event = match p.lease.mode {
             LeaseMode::Online => "granted",
             LeaseMode::Borrowed => "borrowed",
@@ -433,8 +448,8 @@ impl Lender {
             &product,
             event,
             Some(&p.lease.id),
-            in_use + 1,
-            &holder_label(&p.row),
+            if shares { in_use } else { in_use + 1 },
+            &holder_label(&row),
         )?;
         Ok(Granted {
             lease_id: p.lease.id,
@@ -512,7 +527,11 @@ impl Lender {
         for served in self.served.values() {
             let lic = served.license.license();
             let leases = reader.held(&lic.product, now)?;
-            let in_use = u32::try_from(leases.len()).unwrap_or(u32::MAX);
+            // Seats, not leases: the leases of one group share a seat.
+            let groups: std::collections::BTreeSet<&str> =
+                leases.iter().filter_map(|l| l.seat.as_deref()).collect();
+            let alone = leases.iter().filter(|l| l.seat.is_none()).count();
+            let in_use = u32::try_from(alone + groups.len()).unwrap_or(u32::MAX);
             let seats = served.seats();
             products.push(ProductStatus {
                 product: lic.product.clone(),
