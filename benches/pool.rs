@@ -91,6 +91,26 @@ fn benches(c: &mut Criterion) {
             .unwrap()
             .1
     };
+    // What a server's worker does per checkout before the writer: verify
+    // the request, sign the lease (one verify, one sign: the raw pair).
+    let lender = nodelock::pool::Lender::new(
+        vec![Served {
+            license: license::verify(pool_text.as_bytes(), &ring).unwrap(),
+            install: PrivateKey::generate().unwrap(),
+            armored: pool_text.clone(),
+        }],
+        Arc::new(OsRandom),
+    );
+    c.bench_function("pool_prepare_checkout", |b| {
+        b.iter_batched(
+            || request(LeaseMode::Online, 0),
+            |text| {
+                let verified = lease::open_lease_request(text.as_bytes()).unwrap();
+                lender.prepare_checkout(&verified, None, NOW).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
     c.bench_function("pool_checkout", |b| {
         b.iter_batched(
             || request(LeaseMode::Online, 0),
@@ -147,6 +167,13 @@ fn ratios() {
                 ns / sign_verify,
                 sign_verify / 1000.0,
                 100.0 * sign_verify / ns
+            );
+        }
+        if let Some(ns) = estimate_ns("pool_prepare_checkout") {
+            println!(
+                "  pool_prepare_checkout   {:>9.1} µs  {:.2}× raw sign+verify (a worker's share of a checkout)",
+                ns / 1000.0,
+                ns / sign_verify,
             );
         }
         if let Some(ns) = estimate_ns("check_borrowed_license") {

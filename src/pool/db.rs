@@ -85,8 +85,6 @@ BEGIN
     UPDATE held SET leases = leases - 1, borrowed = borrowed - (old.mode = 'borrowed')
     WHERE product = old.product;
 END;
--- The seats one user holds, for the policy's max_per_user.
-CREATE INDEX leases_by_user ON leases(product, user, ended_at, expires_at);
 "#,
     r#"
 -- Checkouts the policy groups into one seat (FlexNet's DUP_GROUP): leases
