@@ -3,21 +3,24 @@
 //! store, leases their seats to clients, lends seats for offline use, and
 //! keeps the seat count, the leases and a usage log in one SQLite file.
 //!
-//! `rules.rs` decides who gets a seat, `db.rs` keeps the state,
+//! `rules.rs` decides who gets a seat, `local.rs` judges on the caller's
+//! thread, `db.rs` keeps the state,
 //! `writer.rs` commits a server's changes in batches, `http.rs` is the HTTP
 //! face (API, status page, admin), `policy.rs` the admin's rules on who may
 //! take a seat, `report.rs` the usage report.
 
 pub mod db;
 pub mod http;
+pub mod local;
 pub mod policy;
 pub mod report;
 pub mod rules;
 pub mod writer;
 
 pub use db::{LeaseRow, PoolDb};
+pub use local::Pool;
 pub use rules::{
-    Change, Granted, Lender, Outcome, POOL_CLOCK_TOLERANCE, Pool, ProductStatus, Served, Status, Updated,
+    Change, Granted, Lender, Outcome, POOL_CLOCK_TOLERANCE, ProductStatus, Served, Status, Updated,
 };
 
 use crate::base::clock::{self, Timestamp};

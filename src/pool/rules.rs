@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::PoolError;
-use super::db::{LeaseRow, PoolDb, Timed, Tx};
-use super::policy::{Asker, Policy, PolicyFile};
+use super::db::{LeaseRow, Timed, Tx};
+use super::policy::{Asker, Policy};
 use crate::base::clock::{self, DAY, Timestamp};
 use crate::base::random::{self, Random};
 use crate::documents::lease::{self, Lease, LeaseMode, LeaseOp, UnverifiedLeaseUpdate, VerifiedLeaseRequest};
@@ -560,110 +560,6 @@ fn commit_remove(tx: &Tx<'_>, id: &str, now: Timestamp) -> Result<bool, PoolErro
     Ok(freed)
 }
 
-/// A pool with its database, judged one change at a time on the caller's
-/// thread: for the CLI's own commands (`pool import-return`), tests and
-/// benchmarks. The server splits it into its parts (see `http.rs`).
-pub struct Pool {
-    lender: Lender,
-    db: PoolDb,
-    policy: Option<PolicyFile>,
-}
-
-impl Pool {
-    /// A pool serving `served` (one pool license per product) from `db`.
-    pub fn new(served: Vec<Served>, db: PoolDb, random: std::sync::Arc<dyn Random>) -> Pool {
-        Pool {
-            lender: Lender::new(served, random),
-            db,
-            policy: None,
-        }
-    }
-
-    /// This pool with the admin's policy file in force.
-    pub fn with_policy(mut self, policy: PolicyFile) -> Pool {
-        self.policy = Some(policy);
-        self
-    }
-
-    /// The products served.
-    pub fn products(&self) -> impl Iterator<Item = &Served> {
-        self.lender.products()
-    }
-
-    /// Its parts: the lender, the database, the policy file.
-    pub fn into_parts(self) -> (Lender, PoolDb, Option<PolicyFile>) {
-        (self.lender, self.db, self.policy)
-    }
-
-    fn apply(&mut self, change: Change) -> Result<Outcome, PoolError> {
-        let policy = self.policy.as_mut().map(|file| {
-            file.refresh_logged();
-            &*file
-        });
-        let lender = &self.lender;
-        let mut outcomes = self.db.write_batch(
-            vec![change],
-            |tx, change| lender.commit(tx, change, policy.map(PolicyFile::policy)),
-            |tx, error, now| lender.refused(tx, error, now),
-        )?;
-        outcomes
-            .pop()
-            .unwrap_or_else(|| Err(PoolError::Unavailable("no outcome".into())))
-    }
-
-    /// Grants a seat to a verified lease request, or says why not (every
-    /// seat held: by whom, and when the next borrow comes back).
-    pub fn checkout(
-        &mut self,
-        request: &VerifiedLeaseRequest,
-        address: Option<std::net::IpAddr>,
-        now: Timestamp,
-    ) -> Result<Granted, PoolError> {
-        let prepared = self.lender.prepare_checkout(request, address, now)?;
-        match self.apply(Change::Checkout(Box::new(prepared)))? {
-            Outcome::Granted(g) => Ok(g),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Renews, checks in or returns a lease, for its holder only.
-    pub fn update(&mut self, update: UnverifiedLeaseUpdate, now: Timestamp) -> Result<Updated, PoolError> {
-        let prepared = self.lender.prepare_update(&self.db.read(), update, now)?;
-        match self.apply(Change::Update(Box::new(prepared)))? {
-            Outcome::Updated(u) => Ok(u),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Frees a stuck seat (the admin's `pool remove`), logged.
-    pub fn remove(&mut self, id: &str, now: Timestamp) -> Result<bool, PoolError> {
-        match self.apply(Change::Remove {
-            id: id.to_owned(),
-            now,
-        })? {
-            Outcome::Removed(freed) => Ok(freed),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Seats, holders and borrows of every product served.
-    pub fn status(&self, now: Timestamp) -> Result<Status, PoolError> {
-        self.lender.status(&self.db.read(), now)
-    }
-
-    /// The database, for reports.
-    pub fn db(&self) -> &PoolDb {
-        &self.db
-    }
-}
-
-/// An outcome of another kind than the change asked for (a bug, said as such).
-pub fn unexpected(outcome: &Outcome) -> PoolError {
-    PoolError::Unavailable(format!(
-        "the pool answered with the wrong kind of outcome: {outcome:?}"
-    ))
-}
-
 fn holder_label(row: &LeaseRow) -> String {
     match (&row.user, &row.host) {
         (Some(u), Some(h)) => format!("{u}@{h}"),
@@ -711,3 +607,13 @@ fn granted_again(
         return_on_reconnect: return_on_reconnect && row.mode == "borrowed",
     })
 }
+
+/// An outcome of another kind than the change asked for (a bug, said as such).
+pub fn unexpected(outcome: &Outcome) -> PoolError {
+    PoolError::Unavailable(format!(
+        "the pool answered with the wrong kind of outcome: {outcome:?}"
+    ))
+}
+
+#[cfg(test)]
+mod tests;
