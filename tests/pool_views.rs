@@ -162,6 +162,15 @@ fn the_admin_removes_a_stuck_seat_with_the_token_only() {
     assert_eq!(agree(&ws, &server.url)["products"][0]["in_use"], 0);
     let out = ws.run_store(&["lease", "renew", &id, "--server", &server.url]);
     assert_eq!(code(&out), 36, "{}", stderr(&out));
+    server.kill();
+
+    // An emptied token file would let anyone who sends no token in: the
+    // server does not start on one.
+    std::fs::write(site.server.store().join("pool-admin.token"), "\n").unwrap();
+    let refused = PoolServer::try_start(&site.server, "", &[])
+        .err()
+        .unwrap_or_default();
+    assert!(refused.contains("shorter than 16 characters"), "{refused}");
 }
 
 #[test]

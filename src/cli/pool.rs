@@ -263,7 +263,18 @@ fn read_token(path: &Path) -> Result<String, CliError> {
 fn admin_token(store: &Store) -> Result<String, CliError> {
     let path = store.root().join("pool-admin.token");
     if path.exists() {
-        return read_token(&path);
+        let token = read_token(&path)?;
+        // An empty token would let anyone who sends none remove leases.
+        if token.len() < 16 {
+            return Err(CliError::new(
+                Exit::BadInput,
+                format!(
+                    "the admin token in {} is empty or shorter than 16 characters; delete the file and start the server again to make a new one",
+                    path.display()
+                ),
+            ));
+        }
+        return Ok(token);
     }
     let bytes = random::bytes::<20>(&OsRandom).map_err(|e| CliError::new(Exit::Io, e.to_string()))?;
     let token = typeable::base32(&bytes, 32);

@@ -100,7 +100,8 @@ impl PoolService {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        constant_time_eq(given.as_bytes(), self.admin_token.as_bytes())
+        // No token configured opens nothing.
+        !self.admin_token.is_empty() && constant_time_eq(given.as_bytes(), self.admin_token.as_bytes())
     }
 }
 
