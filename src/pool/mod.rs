@@ -62,7 +62,7 @@ pub enum PoolError {
     #[error("the pool license for '{0}' has expired; the pool's owner must renew it with the vendor")]
     PoolExpired(String),
     /// Every seat is held.
-    #[error("all {seats} seat(s) of {product} are in use ({}){}", holders.join(", "), next_free.map(|t| format!("; a borrowed seat comes back {}", clock::format(t))).unwrap_or_default())]
+    #[error("all {seats} seat(s) of {product} are in use ({}){}", if holders.is_empty() { "the pool's admin does not show by whom".to_owned() } else { holders.join(", ") }, next_free.map(|t| format!("; a borrowed seat comes back {}", clock::format(t))).unwrap_or_default())]
     AllSeatsInUse {
         product: String,
         seats: u32,

@@ -12,6 +12,7 @@
 //! max_per_user = 2                   # seats one user may hold at once
 //! borrow_max_days = 3                # never more than the pool license allows
 //! return_on_reconnect = true         # borrows go back when the laptop is back
+//! show_holders = false               # a full pool does not name who holds its seats
 //! group = "user"                     # one seat per user, however many checkouts
 //!                                    # ("host", "workstation"; absent: one per checkout)
 //! [reserved]
@@ -50,6 +51,7 @@ pub struct Policy {
     borrow_max_days: Option<u32>,
     #[serde(default)]
     return_on_reconnect: bool,
+    show_holders: Option<bool>,
     group: Option<Group>,
     reserved: Option<Reserved>,
 }
@@ -157,6 +159,12 @@ impl Policy {
             Group::Host => host.map(|h| format!("host:{h}")),
             Group::Workstation => Some(format!("workstation:{workstation}")),
         }
+    }
+
+    /// Whether a refusal for a full pool names who holds the seats (the
+    /// default; an admin may keep the names to the status view).
+    pub fn shows_holders(&self) -> bool {
+        self.show_holders.unwrap_or(true)
     }
 
     /// Whether it limits the seats one user holds (only then are they counted).

@@ -400,9 +400,12 @@ impl Lender {
         if !shares && in_use >= seats as usize {
             // Who holds them, for the sentence (read only when full).
             let held = tx.held(&product, now)?;
-            let mut holders: Vec<String> = held.iter().take(MAX_NAMED).map(holder_label).collect();
-            if held.len() > MAX_NAMED {
-                holders.push(format!("and {} more", held.len() - MAX_NAMED));
+            let mut holders: Vec<String> = Vec::new();
+            if policy.is_none_or(Policy::shows_holders) {
+                holders = held.iter().take(MAX_NAMED).map(holder_label).collect();
+                if held.len() > MAX_NAMED {
+                    holders.push(format!("and {} more", held.len() - MAX_NAMED));
+                }
             }
             return Err(PoolError::AllSeatsInUse {
                 product,

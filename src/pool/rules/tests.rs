@@ -374,3 +374,14 @@ fn the_policy_s_rules_refuse_with_their_name() {
     s.take(&client("boss"), NOW).unwrap();
     assert_eq!(s.events("denied"), 0, "a policy refusal is not a full pool");
 }
+
+#[test]
+fn the_admin_may_keep_the_holders_names_out_of_a_refusal() {
+    let mut s = site(1, terms(15, 0, 0), None, "show_holders = false\n");
+    s.take(&client("anna"), NOW).unwrap();
+    let refused = s.take(&client("bob"), NOW).unwrap_err();
+    assert!(matches!(&refused, PoolError::AllSeatsInUse { holders, .. } if holders.is_empty()));
+    let sentence = refused.to_string();
+    assert!(!sentence.contains("anna"), "{sentence}");
+    assert!(sentence.contains("does not show by whom"), "{sentence}");
+}
