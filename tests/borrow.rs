@@ -6,6 +6,10 @@ mod common;
 
 use common::pool::*;
 use common::*;
+use nodelock::base::clock::{FixedClock, parse_start};
+use nodelock::machine::facts::{Facts, Snapshot};
+use nodelock::workstation::check::Denial;
+use nodelock::workstation::store::StoreError;
 
 const T0: &str = "2026-06-01T10:00:00Z";
 
@@ -69,6 +73,24 @@ fn a_borrow_works_offline_on_its_laptop_only_and_ends_by_itself() {
     let out = check(&two_days);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(json(&out)["grant"]["kind"], "borrowed");
+    // The application's own check, through the library, grants the same;
+    // the library on another machine, with this store, does not.
+    let library = |machine: &str| {
+        nodelock::Checker::new(include_str!("../fixtures/keys/TEST-ONLY-vendor.pub"))
+            .unwrap()
+            .store(two_days.store())
+            .facts_from(Snapshot(Facts::load(&common::machine(machine)).unwrap()))
+            .clock(FixedClock(parse_start("2026-06-03T10:00:00Z").unwrap()))
+            .check("surveyor")
+    };
+    let grant = library("laptop.json").unwrap();
+    assert_eq!(grant.kind, nodelock::documents::license::LicenseKind::Borrowed);
+    assert!(matches!(
+        library("laptop-same-model.json"),
+        Err(nodelock::CheckError::Store(StoreError::Denied(
+            Denial::OtherMachine { .. }
+        )))
+    ));
     // A copy of the store on another machine does not hold.
     let copy = Env::new().on("laptop-same-model.json").at("2026-06-03T10:00:00Z");
     std::process::Command::new("cp")
