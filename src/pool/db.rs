@@ -321,8 +321,12 @@ impl Tx<'_> {
             .optional()?)
     }
 
-    /// Moves the watermark forward to `now`.
+    /// Moves the watermark forward to `now` (written only when it moves:
+    /// most changes of a batch share its second).
     pub fn observe(&self, now: Timestamp) -> Result<(), PoolError> {
+        if self.watermark()?.is_some_and(|w| now <= w) {
+            return Ok(());
+        }
         self.0
             .prepare_cached(
                 "INSERT INTO clock (id, watermark) VALUES (1, ?1)
@@ -334,7 +338,11 @@ impl Tx<'_> {
 
     /// Ends the product's leases whose time is up (they lapse by themselves;
     /// this only writes it down), each logged. Bounded by the pool's seats.
+    /// The watermark moves to `now` first: leases lapsed by a clock that ran
+    /// ahead must not be granted again once the clock is set back, whatever
+    /// change (a check-in, a removal) wrote the lapse down.
     pub fn lapse(&self, product: &str, now: Timestamp) -> Result<(), PoolError> {
+        self.observe(now)?;
         let lapsed: Vec<(String, Timestamp)> = self
             .0
             .prepare_cached(

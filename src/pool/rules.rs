@@ -201,11 +201,7 @@ fn clock_ok(tx: &Tx<'_>, now: Timestamp) -> Result<(), PoolError> {
     {
         return Err(PoolError::ClockBehind { now, watermark: w });
     }
-    // Written only when it moves: most changes of a batch share its second.
-    if watermark.is_none_or(|w| now > w) {
-        tx.observe(now)?;
-    }
-    Ok(())
+    tx.observe(now)
 }
 
 impl Lender {

@@ -212,6 +212,22 @@ fn a_clock_set_back_beyond_the_tolerance_grants_nothing() {
 }
 
 #[test]
+fn leases_lapsed_by_a_clock_ahead_are_not_granted_again_once_it_is_set_back() {
+    let mut s = site(2, terms(15, 0, 0), None, "");
+    let anna = client("anna");
+    let a = s.take(&anna, NOW).unwrap();
+    s.take(&client("bob"), NOW).unwrap();
+    // The clock jumps a day ahead; only a check-in is handled then, and it
+    // writes Bob's lease down as lapsed.
+    s.update(&anna, &a.lease_id, LeaseOp::Checkin, NOW + DAY).unwrap();
+    // Set right again: Bob's lease still runs, so no seat is granted twice.
+    assert!(matches!(
+        s.take(&client("carl"), NOW + MINUTE),
+        Err(PoolError::ClockBehind { watermark, .. }) if watermark == NOW + DAY
+    ));
+}
+
+#[test]
 fn borrows_keep_to_the_pool_s_days_and_seats_and_end_with_the_pool() {
     let mut none = site(5, terms(15, 0, 0), None, "");
     assert!(
