@@ -243,6 +243,9 @@ impl Policy {
     }
 }
 
+/// How long after its last change a policy file counts as written.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The policy file, read again when it changes. A file that stops parsing
 /// keeps the last good policy in force (and says so in the log).
 pub struct PolicyFile {
@@ -272,7 +275,17 @@ impl PolicyFile {
         if modified == self.seen {
             return None;
         }
-        self.seen = modified;
+        // A file changed within the last moments may still be being written
+        // (and a second write can keep its time): read it again next time,
+        // until its time has settled.
+        let settled = modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= SETTLE);
+        self.seen = if settled || modified.is_none() {
+            modified
+        } else {
+            None
+        };
         if modified.is_none() {
             self.policy = Policy::default();
             return None;
@@ -345,6 +358,39 @@ mod tests {
         assert!(no(p.admits(&asker("bob", "10.1.2.3"), 0, 0, 3, Some(3))).contains("borrow_max_days"));
         assert!(no(p.admits(&asker("bob", "10.1.2.3"), 2, 0, 3, None)).contains("reserved"));
         assert!(p.admits(&asker("anna", "10.1.2.3"), 2, 0, 3, None).is_ok());
+    }
+
+    #[test]
+    fn a_second_write_that_keeps_the_file_s_time_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pool-policy.toml");
+        std::fs::write(&path, "deny_users = [\"anna\"]\n").unwrap();
+        let time = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut file = PolicyFile::load(path.clone()).unwrap();
+        assert!(
+            file.policy()
+                .admits(&asker("anna", "10.0.0.1"), 0, 0, 3, None)
+                .is_err()
+        );
+        // Rewritten within the same tick of the file system's clock.
+        std::fs::write(&path, "deny_users = [\"bob\"]\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+        assert!(file.refresh().is_none());
+        assert!(
+            file.policy()
+                .admits(&asker("anna", "10.0.0.1"), 0, 0, 3, None)
+                .is_ok()
+        );
+        assert!(
+            file.policy()
+                .admits(&asker("bob", "10.0.0.1"), 0, 0, 3, None)
+                .is_err()
+        );
     }
 
     #[test]
