@@ -167,8 +167,8 @@ pub struct BorrowArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=365))]
     days: u32,
     /// Give it back by itself the first time this laptop reaches the pool
-    /// again after being away from it (`nodelock check` and `lease checkout`
-    /// try, at most every 5 minutes).
+    /// again after being away from it for more than an hour (`nodelock
+    /// check` and `lease checkout` try, at most every 5 minutes).
     #[arg(long)]
     return_on_reconnect: bool,
     #[command(flatten)]
@@ -635,6 +635,23 @@ pub fn borrow(args: &BorrowArgs) -> Result<Outcome, CliError> {
     let fp = current_fingerprint()?;
     let holder = PrivateKey::generate()?;
     let now = overrides::now()?;
+    // A second borrow would replace the first one's holder key, and the
+    // first could then never be given back: it would hold its seat to its end.
+    if let Some(kept) = store.borrow(&args.product, &ring)?
+        && kept.local_end() > now
+    {
+        return Err(CliError::new(
+            Exit::Exists,
+            format!(
+                "a borrow of {} is kept here until {}; give it back first: nodelock return {} --server {}{}",
+                args.product,
+                clock::format(kept.local_end()),
+                shell_word(&args.product),
+                shell_word(&args.server.server),
+                args.store.flag()
+            ),
+        ));
+    }
     let checkout = Checkout {
         product: &args.product,
         mode: LeaseMode::Borrowed,
@@ -656,7 +673,9 @@ pub fn borrow(args: &BorrowArgs) -> Result<Outcome, CliError> {
             &args.product,
             &Reconnect {
                 server: args.server.server.clone(),
+                lease_id: granted.lease_id.clone(),
                 away: false,
+                first_failure: None,
                 probed_at: Some(now),
             },
         )?;

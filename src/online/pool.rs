@@ -73,6 +73,9 @@ pub struct GrantedAnswer {
     pub return_on_reconnect: bool,
 }
 
+/// How often a checkout is sent when its answer is lost on the way.
+const CHECKOUT_TRIES: u32 = 3;
+
 /// The client of one pool server.
 pub struct PoolClient {
     client: Client,
@@ -104,7 +107,22 @@ impl PoolClient {
         now: i64,
     ) -> Result<(GrantedAnswer, VerifiedLease), LeaseError> {
         let (_, request) = lease::make_lease_request(checkout, holder, nonce()?, now)?;
-        let answer = self.client.post_to("/v1/leases", request.as_bytes())?;
+        // An answer lost on the way back (a timeout, a reset) may follow a
+        // seat the server did grant: the same request again gets that lease
+        // back, where a new one would take a second seat.
+        let mut tries = 0;
+        let answer = loop {
+            tries += 1;
+            match self.client.post_to("/v1/leases", request.as_bytes()) {
+                Err(e @ (ClientError::Timeout { .. } | ClientError::Network { .. }))
+                    if tries < CHECKOUT_TRIES =>
+                {
+                    tracing::debug!(target: "nodelock::pool", error = %e, "checkout answer lost; asking again");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                other => break other?,
+            }
+        };
         let granted: GrantedAnswer =
             serde_json::from_str(&answer).map_err(|e| LeaseError::Answer(e.to_string()))?;
         let verified =
@@ -255,6 +273,14 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// The length a lease document states, from the server's two signed times.
+fn signed_length(armored: &str) -> Option<Duration> {
+    let doc = crate::format::envelope::parse(armored.as_bytes(), crate::format::DocumentKind::Lease).ok()?;
+    let lease: lease::Lease = crate::format::codec::decode(doc.untrusted_payload()).ok()?;
+    let secs = lease.expires_at.checked_sub(lease.issued_at).filter(|s| *s > 0)?;
+    Some(Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
 fn lease_length(verified: &VerifiedLease) -> Duration {
     let lease = verified.lease();
     Duration::from_secs(u64::try_from(lease.expires_at.saturating_sub(lease.issued_at)).unwrap_or(60))
@@ -290,13 +316,13 @@ fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut len
         }
         match client.update(&lease_id, LeaseOp::Renew, holder, now) {
             Ok(answer) => {
-                if let Ok(granted) = serde_json::from_str::<GrantedAnswer>(&answer) {
-                    let secs = crate::base::clock::parse_start(&granted.expires_at)
-                        .ok()
-                        .map(|end| end.saturating_sub(now).max(1));
-                    if let Some(secs) = secs {
-                        length = Duration::from_secs(u64::try_from(secs).unwrap_or(60));
-                    }
+                // The new length is the server's own (its signed expires_at
+                // less its issued_at): this machine's clock may be off.
+                if let Some(renewed) = serde_json::from_str::<GrantedAnswer>(&answer)
+                    .ok()
+                    .and_then(|granted| signed_length(&granted.lease))
+                {
+                    length = renewed;
                 }
                 if let Ok(mut state) = shared.state.lock() {
                     state.ends = Some(Instant::now() + length);
@@ -332,6 +358,11 @@ fn renew_loop(client: &PoolClient, holder: &PrivateKey, shared: &Shared, mut len
 /// network waits for a failed connection at most once in this time.
 pub const PROBE_EVERY: i64 = 300;
 
+/// How long the pool must stay out of reach (failed tries, none reaching it
+/// in between) before the laptop counts as away: a server restart, a Wi-Fi
+/// drop or a slow DNS at the desk is not a trip.
+pub const AWAY_AFTER: i64 = 3600;
+
 /// What [`return_on_reconnect`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reconnected {
@@ -339,12 +370,12 @@ pub enum Reconnected {
     NotSet,
     /// The pool was tried less than [`PROBE_EVERY`] ago.
     NotYet,
-    /// The pool cannot be reached: the laptop is away (and now noted so).
+    /// The pool cannot be reached (the laptop is away, or may be).
     Away,
     /// The pool answers and the laptop has not been away: the borrow stays.
     Here,
-    /// Back after being away: the borrow was given back to the pool and is
-    /// gone from this store.
+    /// Back after being away: the borrow is gone from this store and the
+    /// pool has taken its seat back.
     Returned {
         /// The borrow's lease.
         lease_id: String,
@@ -356,12 +387,17 @@ pub enum Reconnected {
 /// Gives the borrow of `product` back to its pool the first time the pool
 /// is reached after the laptop has been away from it, when the borrow was
 /// set to return on reconnect (`nodelock borrow --return-on-reconnect`, or
-/// the pool's policy). "Away" means one attempt to reach the pool failed
-/// since the borrow: a laptop that never leaves the network keeps its borrow
-/// to the end. `nodelock check` and `nodelock lease checkout` call this; an
-/// application that checks through the library calls it where it wants the
-/// same (it waits up to `timeout` when the pool cannot be reached, at most
-/// once per [`PROBE_EVERY`]).
+/// the pool's policy). "Away" means the pool could not be reached for
+/// [`AWAY_AFTER`], with no try reaching it in between: a laptop that never
+/// leaves the network keeps its borrow to the end. `nodelock check` and
+/// `nodelock lease checkout` call this; an application that checks through
+/// the library calls it where it wants the same (it waits up to `timeout`
+/// when the pool cannot be reached, at most once per [`PROBE_EVERY`]).
+///
+/// The borrow leaves the store before its return is sent, as an offline
+/// return does; the signed return is kept and sent again until the pool
+/// answers, so a lost answer neither keeps a borrow the pool has freed nor
+/// frees a seat a borrow still uses.
 pub fn return_on_reconnect(
     store: &crate::workstation::store::Store,
     product: &str,
@@ -369,10 +405,15 @@ pub fn return_on_reconnect(
     now: i64,
     timeout: Duration,
 ) -> Result<Reconnected, LeaseError> {
-    let Some(mut reconnect) = store.reconnect(product) else {
+    use crate::workstation::store::PendingReturn;
+    if let Some(pending) = store.pending_return(product) {
+        return send_return(store, product, pending, timeout);
+    }
+    let Some(borrow) = store.borrow(product, keyring)? else {
         return Ok(Reconnected::NotSet);
     };
-    let Some(borrow) = store.borrow(product, keyring)? else {
+    let lease_id = borrow.lease.lease().id.clone();
+    let Some(mut reconnect) = store.reconnect(product).filter(|r| r.lease_id == lease_id) else {
         return Ok(Reconnected::NotSet);
     };
     if reconnect
@@ -392,31 +433,74 @@ pub fn return_on_reconnect(
         .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
         .is_some_and(|v| v["status"] == "ok");
     if !reached {
-        reconnect.away = true;
+        let since = *reconnect.first_failure.get_or_insert(now);
+        if now.saturating_sub(since) >= AWAY_AFTER {
+            reconnect.away = true;
+        }
         store.set_reconnect(product, &reconnect)?;
         return Ok(Reconnected::Away);
     }
     if !reconnect.away {
+        reconnect.first_failure = None;
         store.set_reconnect(product, &reconnect)?;
         return Ok(Reconnected::Here);
     }
-    let lease_id = borrow.lease.lease().id.clone();
     let holder = store.borrow_holder(product)?;
-    match client.update(&lease_id, LeaseOp::Return, &holder, now) {
-        Ok(_) => {}
-        // The pool no longer holds it (it ended, or was removed): nothing
-        // to give back, and the borrow goes all the same.
-        Err(LeaseError::Server(ClientError::Refused { code, .. }))
-            if code == "lease-ended" || code == "unknown-lease" => {}
-        Err(LeaseError::Server(e)) if e.is_network() => {
-            store.set_reconnect(product, &reconnect)?;
-            return Ok(Reconnected::Away);
-        }
-        Err(e) => return Err(e),
-    }
-    store.drop_borrow(product)?;
-    Ok(Reconnected::Returned {
-        lease_id,
+    let (_, update) = lease::make_lease_update(&lease_id, LeaseOp::Return, &holder, nonce()?, now)?;
+    let pending = PendingReturn {
         server: reconnect.server,
+        lease_id: lease_id.clone(),
+        update,
+    };
+    store.keep_pending_return(product, &pending)?;
+    if !store.drop_borrow_of(product, &lease_id)? {
+        // Another borrow was kept meanwhile: this one was given back already.
+        store.drop_pending_return(product)?;
+        return Ok(Reconnected::NotSet);
+    }
+    send_return(store, product, pending, timeout)
+}
+
+/// Sends a kept return; forgets it once the pool has answered it.
+fn send_return(
+    store: &crate::workstation::store::Store,
+    product: &str,
+    pending: crate::workstation::store::PendingReturn,
+    timeout: Duration,
+) -> Result<Reconnected, LeaseError> {
+    let client = PoolClient::new(&pending.server, timeout)?;
+    match client
+        .client
+        .post_to("/v1/leases/update", pending.update.as_bytes())
+    {
+        Ok(_) => {}
+        // Answered before (the answer was lost), or the pool no longer holds
+        // the lease (it ended, or the admin removed it): the seat is free.
+        Err(ClientError::Refused { code, .. })
+            if code == "replayed" || code == "lease-ended" || code == "unknown-lease" => {}
+        Err(e) if e.is_network() => return Ok(Reconnected::Away),
+        Err(e) => {
+            // The pool refuses this return for good (it is not this pool's
+            // lease): keeping it would retry forever.
+            store.drop_pending_return(product)?;
+            return Err(e.into());
+        }
+    }
+    store.drop_pending_return(product)?;
+    Ok(Reconnected::Returned {
+        lease_id: pending.lease_id,
+        server: pending.server,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renewed_lease_lasts_what_the_server_signed_whatever_this_clock_says() {
+        let vector = include_str!("../../fixtures/documents/lease.lease");
+        assert_eq!(signed_length(vector), Some(Duration::from_secs(900)));
+        assert_eq!(signed_length("not a lease"), None);
+    }
 }

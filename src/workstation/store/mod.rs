@@ -32,7 +32,7 @@ mod pools;
 mod requests;
 mod time;
 
-pub use pools::{Borrow, PoolLicense, Reconnect};
+pub use pools::{Borrow, PendingReturn, PoolLicense, Reconnect};
 pub use time::{ClockRequestMade, ClockSynced, StaleTime};
 
 use std::fs::File;

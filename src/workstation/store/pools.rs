@@ -58,11 +58,28 @@ impl Borrow {
 pub struct Reconnect {
     /// The pool server it was borrowed from (and goes back to).
     pub server: String,
-    /// Whether the pool server could not be reached once since the borrow:
-    /// the laptop left, so reaching the pool again means it is back.
+    /// The borrow's lease: a record left from an earlier borrow is ignored.
+    pub lease_id: String,
+    /// Whether the laptop has been away: the pool could not be reached for
+    /// a while, so reaching it again means it is back.
     pub away: bool,
+    /// The first failed try since the last one that reached the pool.
+    pub first_failure: Option<Timestamp>,
     /// When this store last tried to reach it (its own clock).
     pub probed_at: Option<Timestamp>,
+}
+
+/// A borrow's return, signed and sent but not yet acknowledged: the borrow
+/// is already gone from the store, and the return is sent again until the
+/// pool answers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PendingReturn {
+    /// The pool server.
+    pub server: String,
+    /// The borrow's lease.
+    pub lease_id: String,
+    /// The signed lease update (`return`), armored.
+    pub update: String,
 }
 
 impl Store {
@@ -144,6 +161,29 @@ impl Store {
         // A new borrow starts with no return on reconnect until it is set.
         remove_if_there(&self.borrow_path(product, "reconnect"))?;
         Ok(borrow)
+    }
+
+    /// Keeps a return to send again until the pool acknowledges it.
+    pub fn keep_pending_return(&self, product: &str, pending: &PendingReturn) -> Result<(), StoreError> {
+        let path = self.borrow_path(product, "return");
+        let text = serde_json::to_vec(pending).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+        let _lock = self.lock()?;
+        fsio::write_file(&path, &text, false, false).map_err(io_err(&path))
+    }
+
+    /// The return of `product` not yet acknowledged, if any.
+    pub fn pending_return(&self, product: &str) -> Option<PendingReturn> {
+        if !license::valid_product(product) {
+            return None;
+        }
+        let bytes = std::fs::read(self.borrow_path(product, "return")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Forgets the pending return of `product` (the pool answered it).
+    pub fn drop_pending_return(&self, product: &str) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        remove_if_there(&self.borrow_path(product, "return"))
     }
 
     /// Sets (or updates) the return on reconnect of the borrow of `product`.
@@ -257,6 +297,26 @@ impl Store {
     /// holder key go, so the borrow stops working here at once.
     pub fn drop_borrow(&self, product: &str) -> Result<(), StoreError> {
         let _lock = self.lock()?;
+        self.drop_borrow_locked(product)
+    }
+
+    /// [`drop_borrow`](Self::drop_borrow), only if the borrow kept is still
+    /// the one with lease `lease_id` (not one taken since); true if dropped.
+    pub fn drop_borrow_of(&self, product: &str, lease_id: &str) -> Result<bool, StoreError> {
+        let _lock = self.lock()?;
+        let path = self.borrow_path(product, "lease");
+        let kept = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| envelope::parse(&bytes, DocumentKind::Lease).ok())
+            .and_then(|doc| crate::format::codec::decode::<lease::Lease>(doc.untrusted_payload()).ok());
+        if kept.is_none_or(|l| l.id != lease_id) {
+            return Ok(false);
+        }
+        self.drop_borrow_locked(product)?;
+        Ok(true)
+    }
+
+    fn drop_borrow_locked(&self, product: &str) -> Result<(), StoreError> {
         for ext in ["lease", "pool", "received", "key", "reconnect"] {
             remove_if_there(&self.borrow_path(product, ext))?;
         }
