@@ -3,6 +3,7 @@
 //! exit codes (exit.rs).
 
 mod activation;
+mod borrow;
 mod clock;
 mod config;
 mod exit;
@@ -89,9 +90,9 @@ enum Command {
     #[command(subcommand)]
     Lease(pool::LeaseCommand),
     /// Take a seat of a floating pool out for offline use, for --days N.
-    Borrow(pool::BorrowArgs),
+    Borrow(borrow::BorrowArgs),
     /// Give a borrowed seat back early: online (--server) or as a file (--offline -o FILE).
-    Return(pool::ReturnArgs),
+    Return(borrow::ReturnArgs),
     /// Recover from a wrong clock: ask the vendor for its signed time (online, or as a file).
     #[command(subcommand)]
     Clock(ClockCommand),
@@ -676,8 +677,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Clock(command) => clock::run(&command),
         Command::Pool(command) => pool::run(&command, cli.json),
         Command::Lease(command) => pool::lease_command(&command),
-        Command::Borrow(args) => pool::borrow(&args),
-        Command::Return(args) => pool::give_back(&args),
+        Command::Borrow(args) => borrow::borrow(&args),
+        Command::Return(args) => borrow::give_back(&args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { out } => manual::man(out.as_deref()),
     };
