@@ -62,11 +62,12 @@ pub fn find_block(input: &[u8]) -> Result<Option<Block>, ArmorError> {
         if line.contains(':') {
             continue; // an RFC 1421 header line; nodelock writes none
         }
-        // Byte by byte: base64 is ASCII, and anything else is refused later.
-        if line.bytes().any(|b| b.is_ascii_whitespace()) {
-            body.extend(line.chars().filter(|c| !c.is_whitespace()));
-        } else {
+        // The common line (plain ASCII, no spaces) is copied whole; any
+        // other has its whitespace, Unicode's included, taken out.
+        if line.is_ascii() && !line.bytes().any(|b| b.is_ascii_whitespace()) {
             body.push_str(line);
+        } else {
+            body.extend(line.chars().filter(|c| !c.is_whitespace()));
         }
     }
     if !ended {
