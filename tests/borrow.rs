@@ -229,12 +229,7 @@ fn printed_step(text: &str, verb: &str) -> Vec<String> {
 #[test]
 fn a_borrow_set_to_return_on_reconnect_goes_back_once_the_laptop_is_back() {
     let site = pool_site(2, &["--borrow-max-days", "7"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen();
     let server = PoolServer::try_start_on(&site.server, T0, &listen, &[]).unwrap();
     let url = server.url.clone();
     let ws = laptop(T0);

@@ -217,27 +217,6 @@ fn the_admin_s_policy_file_says_who_may_take_a_seat_and_applies_without_a_restar
     );
 }
 
-/// `lease checkout` as `user`, on `ws`'s machine and store.
-fn checkout_as(ws: &Env, url: &str, user: &str) -> std::process::Output {
-    let store = ws.store();
-    ws.std_cmd()
-        .env("USER", user)
-        .args([
-            "lease",
-            "checkout",
-            "surveyor",
-            "--server",
-            url,
-            "--pubkey",
-            fixture(VENDOR_PUB).to_str().unwrap(),
-            "--json",
-            "--store",
-            store.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_policy_can_group_a_user_s_checkouts_into_one_seat() {
     let site = pool_site(1, &[]);
@@ -247,9 +226,9 @@ fn a_policy_can_group_a_user_s_checkouts_into_one_seat() {
     // Anna's two applications on two machines share one seat …
     let first = client("laptop.json");
     let second = client("kvm-guest.json");
-    let a = checkout_as(&first, &server.url, "anna");
+    let a = checkout_as(&first, &server.url, Some("anna"));
     assert_eq!(code(&a), 0, "{}", stderr(&a));
-    let b = checkout_as(&second, &server.url, "anna");
+    let b = checkout_as(&second, &server.url, Some("anna"));
     assert_eq!(code(&b), 0, "{}", stderr(&b));
     let status = pool_status(&first, &server.url);
     assert_eq!(status["products"][0]["in_use"], 1);
@@ -257,7 +236,7 @@ fn a_policy_can_group_a_user_s_checkouts_into_one_seat() {
     assert_eq!(status["products"][0]["leases"].as_array().unwrap().len(), 2);
     // … which is not Bob's.
     let bob = client("laptop-same-model.json");
-    let out = checkout_as(&bob, &server.url, "bob");
+    let out = checkout_as(&bob, &server.url, Some("bob"));
     assert_eq!(code(&out), 23, "{}", stderr(&out));
     // The seat stays Anna's while either of her leases runs.
     let lease_a = json(&a)["lease_id"].as_str().unwrap().to_owned();
@@ -265,17 +244,17 @@ fn a_policy_can_group_a_user_s_checkouts_into_one_seat() {
     let out = first.run_store(&["lease", "checkin", &lease_a, "--server", &server.url]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(pool_status(&first, &server.url)["products"][0]["in_use"], 1);
-    assert_eq!(code(&checkout_as(&bob, &server.url, "bob")), 23);
+    assert_eq!(code(&checkout_as(&bob, &server.url, Some("bob"))), 23);
     let out = second.run_store(&["lease", "checkin", &lease_b, "--server", &server.url]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(pool_status(&first, &server.url)["products"][0]["in_use"], 0);
-    let out = checkout_as(&bob, &server.url, "bob");
+    let out = checkout_as(&bob, &server.url, Some("bob"));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 
     // Off by default: without the policy, each checkout takes a seat.
     std::fs::write(&policy, "").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(&policy, "# no grouping\n").unwrap();
-    let out = checkout_as(&bob, &server.url, "bob");
+    let out = checkout_as(&bob, &server.url, Some("bob"));
     assert_eq!(code(&out), 23, "{}", stderr(&out));
 }

@@ -339,12 +339,7 @@ fn doctor_checks_a_pool_server_and_the_clock_against_it() {
 #[test]
 fn the_application_keeps_its_seat_through_a_pool_server_restart() {
     let site = pool_site(1, &["--lease-minutes", "1"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_listen();
     let server = PoolServer::try_start_on(&site.server, "", &listen, &[]).unwrap();
     let url = server.url.clone();
     let app = std::process::Command::new(example("floating_app"))

@@ -117,14 +117,30 @@ pub fn pool_status(env: &Env, url: &str) -> serde_json::Value {
 
 /// `lease checkout surveyor --json` from `ws` against the pool at `url`.
 pub fn checkout(ws: &Env, url: &str) -> std::process::Output {
-    ws.run_store(&[
-        "lease",
-        "checkout",
-        "surveyor",
-        "--server",
-        url,
-        "--pubkey",
-        fixture(VENDOR_PUB).to_str().unwrap(),
-        "--json",
-    ])
+    checkout_as(ws, url, None)
+}
+
+/// The same as the user `user` (the label the client sends), when given.
+pub fn checkout_as(ws: &Env, url: &str, user: Option<&str>) -> std::process::Output {
+    let store = ws.store();
+    let mut cmd = ws.std_cmd();
+    if let Some(user) = user {
+        cmd.env("USER", user);
+    }
+    cmd.args(["lease", "checkout", "surveyor", "--server", url, "--pubkey"])
+        .arg(fixture(VENDOR_PUB))
+        .args(["--json", "--store", store.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// An address on loopback no one listens on yet, for a server that must
+/// restart on the same port.
+pub fn free_listen() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
 }
