@@ -11,7 +11,7 @@ use serde_json::json;
 use nodelock::base::clock;
 use nodelock::base::random::{self, OsRandom};
 use nodelock::documents::lease::{self, Checkout, LeaseMode, LeaseOp};
-use nodelock::format::{Keyring, PrivateKey};
+use nodelock::format::PrivateKey;
 use nodelock::online::pool::{PoolClient, Reconnected, return_on_reconnect};
 use nodelock::workstation::store::{Reconnect, Store};
 
@@ -191,13 +191,9 @@ pub fn give_back(args: &ReturnArgs) -> Result<Outcome, CliError> {
 /// laptop is back on the pool's network (`online::pool::return_on_reconnect`,
 /// waiting at most 2 s for an unreachable pool): the sentence that says so,
 /// and the pool server.
-pub fn reconnect_before(
-    store: &Store,
-    product: &str,
-    ring: &Keyring,
-) -> Result<Option<(String, String)>, CliError> {
+pub fn reconnect_before(store: &Store, product: &str) -> Result<Option<(String, String)>, CliError> {
     let now = overrides::now()?;
-    match return_on_reconnect(store, product, ring, now, Duration::from_secs(2)) {
+    match return_on_reconnect(store, product, now, Duration::from_secs(2)) {
         Ok(Reconnected::Returned { lease_id, server }) => Ok(Some((
             format!(
                 "the borrow of {product} (lease {lease_id}) went back to the pool at {server}, now that this laptop reaches it again (it was set to return on reconnect)"

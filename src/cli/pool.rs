@@ -510,7 +510,7 @@ pub fn lease_command(command: &LeaseCommand) -> Result<Outcome, CliError> {
             let store = store_arg.open()?;
             workstation::keep_given_keys(&store, keys)?;
             let ring = workstation::keyring(keys, Some(&store))?;
-            let returned = super::borrow::reconnect_before(&store, product, &ring)?;
+            let returned = super::borrow::reconnect_before(&store, product)?;
             let fp = current_fingerprint()?;
             let holder = PrivateKey::generate()?;
             let checkout = Checkout {

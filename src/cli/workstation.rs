@@ -392,7 +392,7 @@ pub fn check(args: &CheckArgs) -> Result<Outcome, CliError> {
     let ring = keyring(&args.keys, Some(&store))?;
     // A borrow set to return on reconnect goes back first when this laptop
     // is back on the pool's network; the check then says so.
-    if let Some((returned, server)) = super::borrow::reconnect_before(&store, &args.product, &ring)? {
+    if let Some((returned, server)) = super::borrow::reconnect_before(&store, &args.product)? {
         return Err(CliError::new(
             Exit::NotFound,
             format!(

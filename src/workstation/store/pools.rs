@@ -53,6 +53,10 @@ impl Borrow {
     }
 }
 
+/// The most a borrow's JSON record may hold (a return carries a signed
+/// update of well under 2 KiB).
+const RECORD_LIMIT: u64 = 16 * 1024;
+
 /// What a borrow set to return on reconnect remembers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reconnect {
@@ -165,19 +169,12 @@ impl Store {
 
     /// Keeps a return to send again until the pool acknowledges it.
     pub fn keep_pending_return(&self, product: &str, pending: &PendingReturn) -> Result<(), StoreError> {
-        let path = self.borrow_path(product, "return");
-        let text = serde_json::to_vec(pending).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
-        let _lock = self.lock()?;
-        fsio::write_file(&path, &text, false, false).map_err(io_err(&path))
+        self.write_borrow_record(product, "return", pending)
     }
 
     /// The return of `product` not yet acknowledged, if any.
     pub fn pending_return(&self, product: &str) -> Option<PendingReturn> {
-        if !license::valid_product(product) {
-            return None;
-        }
-        let bytes = std::fs::read(self.borrow_path(product, "return")).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        self.read_borrow_record(product, "return")
     }
 
     /// Forgets the pending return of `product` (the pool answered it).
@@ -188,21 +185,40 @@ impl Store {
 
     /// Sets (or updates) the return on reconnect of the borrow of `product`.
     pub fn set_reconnect(&self, product: &str, reconnect: &Reconnect) -> Result<(), StoreError> {
-        let path = self.borrow_path(product, "reconnect");
-        let text = serde_json::to_vec(reconnect).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
-        let _lock = self.lock()?;
-        fsio::write_file(&path, &text, false, false).map_err(io_err(&path))
+        self.write_borrow_record(product, "reconnect", reconnect)
     }
 
     /// The return on reconnect of the borrow of `product`, if one is set
     /// (a file that does not read is treated as none: the borrow then runs
     /// to its end, as without the option).
     pub fn reconnect(&self, product: &str) -> Option<Reconnect> {
+        self.read_borrow_record(product, "reconnect")
+    }
+
+    /// Writes a small JSON record beside the borrow of `product`.
+    fn write_borrow_record(
+        &self,
+        product: &str,
+        ext: &str,
+        record: &impl serde::Serialize,
+    ) -> Result<(), StoreError> {
+        let path = self.borrow_path(product, ext);
+        let text = serde_json::to_vec(record).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+        let _lock = self.lock()?;
+        fsio::write_file(&path, &text, false, false).map_err(io_err(&path))
+    }
+
+    /// Reads a record [`write_borrow_record`](Self::write_borrow_record)
+    /// wrote (as the store reads its records: capped, no links); none when
+    /// absent or unreadable.
+    fn read_borrow_record<T: serde::de::DeserializeOwned>(&self, product: &str, ext: &str) -> Option<T> {
         if !license::valid_product(product) {
             return None;
         }
-        let bytes = std::fs::read(self.borrow_path(product, "reconnect")).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let text = self
+            .read_record(&self.borrow_path(product, ext), RECORD_LIMIT)
+            .ok()??;
+        serde_json::from_str(&text).ok()
     }
 
     /// The borrow of `product` kept here, verified (not yet checked).
@@ -304,16 +320,26 @@ impl Store {
     /// the one with lease `lease_id` (not one taken since); true if dropped.
     pub fn drop_borrow_of(&self, product: &str, lease_id: &str) -> Result<bool, StoreError> {
         let _lock = self.lock()?;
-        let path = self.borrow_path(product, "lease");
-        let kept = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| envelope::parse(&bytes, DocumentKind::Lease).ok())
-            .and_then(|doc| crate::format::codec::decode::<lease::Lease>(doc.untrusted_payload()).ok());
-        if kept.is_none_or(|l| l.id != lease_id) {
+        if self.borrow_lease_id(product).as_deref() != Some(lease_id) {
             return Ok(false);
         }
         self.drop_borrow_locked(product)?;
         Ok(true)
+    }
+
+    /// The lease id of the borrow of `product` kept here, read without
+    /// verifying anything: enough to tell one borrow from another (to name
+    /// the lease a return gives back), never to grant.
+    pub fn borrow_lease_id(&self, product: &str) -> Option<String> {
+        if !license::valid_product(product) {
+            return None;
+        }
+        let path = self.borrow_path(product, "lease");
+        let bytes = envelope::read_file(&path, DocumentKind::Lease, fsio::Links::Refuse).ok()?;
+        let doc = envelope::parse(&bytes, DocumentKind::Lease).ok()?;
+        crate::format::codec::decode::<lease::Lease>(doc.untrusted_payload())
+            .ok()
+            .map(|l| l.id)
     }
 
     fn drop_borrow_locked(&self, product: &str) -> Result<(), StoreError> {
