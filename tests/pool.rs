@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::desk::Vendor;
 use common::pool::*;
 use common::*;
 
@@ -109,25 +110,9 @@ fn pool_serve_refuses_a_pool_license_it_cannot_serve() {
 
 #[test]
 fn a_pool_license_activated_online_serves_too() {
-    let vendor = Env::new();
-    let ledger = vendor.path("ledger.sqlite");
-    let out = vendor.run(&[
-        "vendor",
-        "entitlement",
-        "create",
-        "--ledger",
-        ledger.to_str().unwrap(),
-        "--product",
-        "surveyor",
-        "--kind",
-        "floating",
-        "--seats",
-        "5",
-        "--json",
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let key = json(&out)["activation_key"].as_str().unwrap().to_owned();
-    let activation = Server::start(&ledger);
+    let vendor = Vendor::new();
+    let key = vendor.entitlement(5, &["--kind", "floating"]);
+    let activation = Server::start(&vendor.ledger());
     let site = Env::new().on(SERVER_MACHINE).real_clock();
     let out = site.run_store(&[
         "activate",
@@ -177,24 +162,7 @@ fn the_admin_s_policy_file_says_who_may_take_a_seat_and_applies_without_a_restar
     let policy = site.server.store().join("pool-policy.toml");
     std::fs::write(&policy, "deny_users = [\"mallory\"]\nmax_per_user = 1\n").unwrap();
     let server = PoolServer::start(&site.server, "");
-    let take = |user: &str, machine: &str| {
-        let ws = client(machine);
-        ws.std_cmd()
-            .env("USER", user)
-            .args([
-                "lease",
-                "checkout",
-                "surveyor",
-                "--server",
-                &server.url,
-                "--pubkey",
-                fixture(VENDOR_PUB).to_str().unwrap(),
-                "--store",
-                ws.store().to_str().unwrap(),
-            ])
-            .output()
-            .unwrap()
-    };
+    let take = |user: &str, machine: &str| checkout_as(&client(machine), &server.url, Some(user));
     let out = take("mallory", "laptop.json");
     assert_eq!(code(&out), 37, "{}", stderr(&out));
     assert!(stderr(&out).contains("deny_users"), "{}", stderr(&out));

@@ -22,11 +22,9 @@ pub struct PoolSite {
 /// activates it on the server machine.
 pub fn pool_site(seats: u32, extra: &[&str]) -> PoolSite {
     let vendor = Vendor::new();
-    let seats_s = seats.to_string();
     let mut args = vec!["--kind", "floating"];
     args.extend(extra);
     let key = vendor.entitlement(seats, &args);
-    let _ = seats_s;
     let server = Env::new().on(SERVER_MACHINE).at("2026-06-01");
     let license = activate_offline(&vendor, &server, &key, "pool");
     PoolSite {
