@@ -14,18 +14,17 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, criterion_group};
 use nodelock::base::random::OsRandom;
 use nodelock::documents::lease::{self, Checkout, LeaseMode};
-use nodelock::documents::license::{self, LicenseKind, PoolTerms, Requester, Terms};
 use nodelock::format::{Keyring, PrivateKey};
 use nodelock::machine::facts::Facts;
 use nodelock::machine::fingerprint::Fingerprint;
-use nodelock::pool::{Pool, PoolDb, Served};
+use nodelock::pool::{Pool, PoolDb};
 use nodelock::workstation::store::Store;
 
 const NOW: i64 = 1_780_000_000;
 
-fn fixture(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::fixture;
 
 fn benches(c: &mut Criterion) {
     let vendor = PrivateKey::load(&fixture("keys/TEST-ONLY-vendor.key")).unwrap();
@@ -42,33 +41,8 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    // A pool of ten million seats, so the measured checkouts never fill it.
     let ring: Keyring = [public.clone()].into_iter().collect();
-    let install = PrivateKey::generate().unwrap();
-    let server_fp =
-        Fingerprint::from_facts(&Facts::load(&fixture("machines/vmware-guest.json")).unwrap()).unwrap();
-    let terms = Terms {
-        pool: Some((
-            10_000_000,
-            PoolTerms {
-                lease_minutes: 15,
-                borrow_days: 7,
-                borrow_seats: 10_000_000,
-            },
-        )),
-        ..Terms::new("surveyor", LicenseKind::FloatingPool)
-    };
-    let requester = Requester {
-        install_key: &install.public(),
-        nonce: &[1; 16],
-    };
-    let (_, pool_text) =
-        license::issue(&terms, &server_fp, Some(requester), NOW - 60, &vendor, &OsRandom).unwrap();
-    let served = Served {
-        license: license::verify(pool_text.as_bytes(), &ring).unwrap(),
-        install,
-        armored: pool_text.clone(),
-    };
+    let served = support::served_pool(&vendor, 10_000_000, NOW - 60);
     let dir = tempfile::tempdir().unwrap();
     let db = PoolDb::open(&dir.path().join("pool.sqlite")).unwrap();
     let mut pool = Pool::new(vec![served], db, Arc::new(OsRandom));
@@ -94,11 +68,7 @@ fn benches(c: &mut Criterion) {
     // What a server's worker does per checkout before the writer: verify
     // the request, sign the lease (one verify, one sign: the raw pair).
     let lender = nodelock::pool::Lender::new(
-        vec![Served {
-            license: license::verify(pool_text.as_bytes(), &ring).unwrap(),
-            install: PrivateKey::generate().unwrap(),
-            armored: pool_text.clone(),
-        }],
+        vec![support::served_pool(&vendor, 10, NOW - 60)],
         Arc::new(OsRandom),
     );
     c.bench_function("pool_prepare_checkout", |b| {

@@ -15,18 +15,16 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodelock::base::random::OsRandom;
 use nodelock::documents::lease::{self, Checkout, LeaseMode, LeaseOp};
-use nodelock::documents::license::{self, LicenseKind, PoolTerms, Terms};
-use nodelock::format::{Keyring, PrivateKey};
+use nodelock::format::PrivateKey;
 use nodelock::machine::facts::Facts;
 use nodelock::machine::fingerprint::Fingerprint;
 use nodelock::pool::http::{self, PoolService, Views};
-use nodelock::pool::{Pool, PoolDb, Served};
+use nodelock::pool::{Pool, PoolDb};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -35,9 +33,7 @@ mod support;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn fixture(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
-}
+use support::fixture;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -97,41 +93,8 @@ fn main() {
     let rounds = env_or("LOAD_ROUNDS", 8);
     let every = Duration::from_millis(env_or("LOAD_EVERY_MS", 3000) as u64);
     let vendor = PrivateKey::load(&fixture("keys/TEST-ONLY-vendor.key")).unwrap();
-    let ring: Keyring = [vendor.public()].into_iter().collect();
 
-    // A pool of ten million seats, so the measured checkouts never fill it.
-    let install = PrivateKey::generate().unwrap();
-    let server_fp =
-        Fingerprint::from_facts(&Facts::load(&fixture("machines/vmware-guest.json")).unwrap()).unwrap();
-    let terms = Terms {
-        pool: Some((
-            10_000_000,
-            PoolTerms {
-                lease_minutes: 15,
-                borrow_days: 7,
-                borrow_seats: 10,
-            },
-        )),
-        ..Terms::new("surveyor", LicenseKind::FloatingPool)
-    };
-    let requester = license::Requester {
-        install_key: &install.public(),
-        nonce: &[1; 16],
-    };
-    let (_, pool_text) = license::issue(
-        &terms,
-        &server_fp,
-        Some(requester),
-        now() - 60,
-        &vendor,
-        &OsRandom,
-    )
-    .unwrap();
-    let served = Served {
-        license: license::verify(pool_text.as_bytes(), &ring).unwrap(),
-        install,
-        armored: pool_text,
-    };
+    let served = support::served_pool(&vendor, 10, now() - 60);
 
     eprintln!("preparing {n_clients} clients × {rounds} checkouts …");
     let client_fp = Fingerprint::from_facts(&Facts::load(&fixture("machines/laptop.json")).unwrap()).unwrap();
@@ -140,44 +103,33 @@ fn main() {
         n += 1;
         nonce(n)
     };
+    // An online checkout by `holder` with these labels, as the client sends it.
+    let mut online_request = |holder: &PrivateKey, user: String, host: Option<String>| {
+        let checkout = Checkout {
+            product: "surveyor",
+            mode: LeaseMode::Online,
+            days: 0,
+            fingerprint: &client_fp,
+            user: Some(user),
+            host,
+        };
+        lease::make_lease_request(&checkout, holder, next_nonce(), now())
+            .unwrap()
+            .1
+            .into_bytes()
+    };
     let clients: Vec<Client> = (0..n_clients)
         .map(|i| {
             let holder = PrivateKey::generate().unwrap();
             let checkouts = (0..rounds)
-                .map(|_| {
-                    let checkout = Checkout {
-                        product: "surveyor",
-                        mode: LeaseMode::Online,
-                        days: 0,
-                        fingerprint: &client_fp,
-                        user: Some(format!("user{i}")),
-                        host: Some(format!("host{i}")),
-                    };
-                    lease::make_lease_request(&checkout, &holder, next_nonce(), now())
-                        .unwrap()
-                        .1
-                        .into_bytes()
-                })
+                .map(|_| online_request(&holder, format!("user{i}"), Some(format!("host{i}"))))
                 .collect();
             Client { holder, checkouts }
         })
         .collect();
     let probe_holder = PrivateKey::generate().unwrap();
     let probes: Vec<Vec<u8>> = (0..4000)
-        .map(|_| {
-            let checkout = Checkout {
-                product: "surveyor",
-                mode: LeaseMode::Online,
-                days: 0,
-                fingerprint: &client_fp,
-                user: Some("probe".into()),
-                host: None,
-            };
-            lease::make_lease_request(&checkout, &probe_holder, next_nonce(), now())
-                .unwrap()
-                .1
-                .into_bytes()
-        })
+        .map(|_| online_request(&probe_holder, "probe".into(), None))
         .collect();
 
     // Log as `pool serve` does, into a sink.

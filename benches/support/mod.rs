@@ -154,3 +154,52 @@ pub fn cpu_between(
         .filter(|(_, t)| *t > 0.0)
         .collect()
 }
+
+/// A fixture file of this repository.
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+/// A pool license for `surveyor` of ten million seats (so measured
+/// checkouts never fill it), 15-minute leases and borrows of up to 7 days
+/// (`borrow_seats` at once), issued at `issued_at` by `vendor` to the
+/// vmware-guest fixture machine, served with a fresh install key.
+pub fn served_pool(vendor: &PrivateKey, borrow_seats: u32, issued_at: i64) -> nodelock::pool::Served {
+    use nodelock::documents::license::{self, LicenseKind, PoolTerms, Requester, Terms};
+    use nodelock::machine::{facts::Facts, fingerprint::Fingerprint};
+    let ring: nodelock::format::Keyring = [vendor.public()].into_iter().collect();
+    let install = PrivateKey::generate().unwrap();
+    let server =
+        Fingerprint::from_facts(&Facts::load(&fixture("machines/vmware-guest.json")).unwrap()).unwrap();
+    let terms = Terms {
+        pool: Some((
+            10_000_000,
+            PoolTerms {
+                lease_minutes: 15,
+                borrow_days: 7,
+                borrow_seats,
+            },
+        )),
+        ..Terms::new("surveyor", LicenseKind::FloatingPool)
+    };
+    let requester = Requester {
+        install_key: &install.public(),
+        nonce: &[1; 16],
+    };
+    let (_, text) = license::issue(
+        &terms,
+        &server,
+        Some(requester),
+        issued_at,
+        vendor,
+        &nodelock::base::random::OsRandom,
+    )
+    .unwrap();
+    nodelock::pool::Served {
+        license: license::verify(text.as_bytes(), &ring).unwrap(),
+        install,
+        armored: text,
+    }
+}
