@@ -5,7 +5,7 @@
 //! on the runtime's workers in parallel; the changes are committed by the
 //! pool's writer thread (`writer.rs`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -25,6 +25,7 @@ use crate::base::text::printable;
 use crate::documents::lease;
 use crate::vendor::server::ServerError;
 use crate::vendor::server::limits::{self, Limits};
+use crate::vendor::server::readers::Readers;
 
 /// Largest request body the pool reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -43,7 +44,7 @@ pub enum Views {
 pub struct PoolService {
     lender: Arc<Lender>,
     db_path: std::path::PathBuf,
-    readers: Mutex<Vec<PoolDb>>,
+    readers: Readers<PoolDb>,
     writer: Writer,
     clock: Arc<dyn Clock + Send + Sync>,
     admin_token: String,
@@ -66,7 +67,7 @@ impl PoolService {
         Ok(PoolService {
             lender,
             db_path,
-            readers: Mutex::new(Vec::new()),
+            readers: Readers::default(),
             writer,
             clock,
             admin_token,
@@ -76,16 +77,7 @@ impl PoolService {
 
     /// Runs `f` on a read connection from the service's pool of them.
     fn with_reader<T>(&self, f: impl FnOnce(&PoolDb) -> Result<T, PoolError>) -> Result<T, PoolError> {
-        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
-        let reader = match pooled {
-            Some(r) => r,
-            None => PoolDb::open_reader(&self.db_path)?,
-        };
-        let out = f(&reader);
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.push(reader);
-        }
-        out
+        self.readers.with(|| PoolDb::open_reader(&self.db_path), f)
     }
 
     /// The status now.

@@ -16,6 +16,7 @@ mod api;
 pub mod limits;
 pub mod listen;
 mod portal;
+pub mod readers;
 pub mod writer;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ use crate::documents::activation::{self, ActivationError};
 use crate::format::PrivateKey;
 use crate::format::envelope::MAX_DOCUMENT_BYTES;
 use crate::vendor::ledger::{Answered, Deactivated, Ledger, LedgerError, Method, Refreshed};
+use readers::Readers;
 use writer::Writer;
 
 pub use limits::{Limits, RateLimit};
@@ -68,7 +70,7 @@ pub enum ServerError {
 /// vendor key.
 pub struct Service {
     writer: Writer,
-    readers: Mutex<Vec<Ledger>>,
+    readers: Readers<Ledger>,
     ledger_path: PathBuf,
     vendor: Arc<PrivateKey>,
     clock: Arc<dyn Clock + Send + Sync>,
@@ -108,7 +110,7 @@ impl Service {
         let writer = Writer::start(ledger, vendor.clone(), clock.clone())?;
         Ok(Service {
             writer,
-            readers: Mutex::new(Vec::new()),
+            readers: Readers::default(),
             ledger_path,
             vendor,
             clock,
@@ -118,16 +120,10 @@ impl Service {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Ledger) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
-        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
-        let reader = match pooled {
-            Some(r) => r,
-            None => Ledger::open(&self.ledger_path)?.with_random(self.random.clone()),
-        };
-        let out = f(&reader);
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.push(reader);
-        }
-        out
+        self.readers.with(
+            || Ok(Ledger::open(&self.ledger_path)?.with_random(self.random.clone())),
+            f,
+        )
     }
 
     /// Answers an activation request document with a license.
